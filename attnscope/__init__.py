@@ -1,0 +1,40 @@
+"""attnscope: capture, store, analyse and show the attention weights of any PyTorch model.
+
+Example:
+    >>> import attnscope
+    >>> with attnscope.capture(model) as rec:
+    ...     model(x)
+    >>> rec.maps[0].weights.shape   # (batch, head, query, key)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from attnscope.capture import Strategy, capture, list_strategies, register_strategy
+from attnscope.errors import AttnscopeError, NoAttentionFoundError, SelectionError
+from attnscope.maps import AttentionMap, Recording
+
+__version__ = "0.1.0"
+
+
+def open_store(path: Any) -> Any:
+    """Open an attention store written by ``capture(..., store=path)``."""
+    from attnscope.store import open_store as _open
+
+    return _open(path)
+
+
+__all__ = [
+    "AttentionMap",
+    "AttnscopeError",
+    "NoAttentionFoundError",
+    "Recording",
+    "SelectionError",
+    "Strategy",
+    "capture",
+    "list_strategies",
+    "open_store",
+    "register_strategy",
+    "__version__",
+]

@@ -1,0 +1,15 @@
+"""Exceptions users are expected to catch; each message is one line that says what to do."""
+
+from __future__ import annotations
+
+
+class AttnscopeError(Exception):
+    """Base of every error attnscope raises on purpose."""
+
+
+class NoAttentionFoundError(AttnscopeError):
+    """A capture ended normally without recording a single attention map."""
+
+
+class SelectionError(AttnscopeError, ValueError):
+    """A head, sample or module selection that the model cannot satisfy."""

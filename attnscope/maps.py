@@ -1,0 +1,132 @@
+"""The two objects a capture hands back: one `AttentionMap` per attention call, and the
+`Recording` that collects them in call order.
+
+Shapes use the fixed dimension names of the project:
+
+* dense maps: ``weights`` is ``(batch, head, query, key)``; the key axis is the softmax
+  axis, so every row sums to 1 (rows whose keys were all masked are zeros);
+* graph maps: ``weights`` is ``(edge, head)`` or ``(..., edge, head)``, with ``edge_index``
+  the ``(2, edge)`` connectivity the layer actually used (self loops included).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+KINDS = ("self", "cross", "graph")
+
+
+@dataclass(eq=False)
+class AttentionMap:
+    """Attention probabilities of one call of one module.
+
+    Attributes:
+        module: qualified name of the module that computed it (``""`` is the root).
+        kind: ``"self"``, ``"cross"`` or ``"graph"``.
+        weights: CPU tensor, ``(batch, head, query, key)`` or ``(..., edge, head)``.
+        edge_index: ``(2, edge)`` LongTensor for graph maps, else ``None``.
+        forward_index: which call of the captured model (0, 1, ...) produced it.
+        call_index: which call of ``module`` inside that model call (modules run in a
+            loop, e.g. once per epoch or channel, give 0, 1, ...).
+        source: the strategy that found it (``"sdpa"``, ``"mha"``, ``"softmax"`` ...).
+        heads: original head indices kept by the selection (``None``: all, in order).
+        samples: original batch indices kept by the selection (``None``: all).
+        reduced: ``"mean"`` when heads were averaged into one.
+        effective: for dense maps whose probabilities are changed after the softmax and
+            before they multiply the values (e.g. a relative position bias added after
+            the softmax), the matrix that really multiplies V, same shape as ``weights``.
+    """
+
+    module: str
+    kind: str
+    weights: torch.Tensor
+    edge_index: torch.Tensor | None = None
+    forward_index: int = 0
+    call_index: int = 0
+    source: str = ""
+    heads: list[int] | None = None
+    samples: list[int] | None = None
+    reduced: str | None = None
+    effective: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def is_graph(self) -> bool:
+        return self.edge_index is not None
+
+    @property
+    def num_heads(self) -> int:
+        return int(self.weights.shape[-1] if self.is_graph else self.weights.shape[1])
+
+    def to_dense(self, num_nodes: int | None = None) -> torch.Tensor:
+        """Dense ``(..., head, query, key)`` matrix of a graph map.
+
+        The destination node is the query and the source node the key, so row ``i``
+        holds the weights node ``i`` gave to its neighbours; missing edges are 0.
+        """
+        if self.edge_index is None:
+            return self.weights
+        src, dst = self.edge_index
+        n = int(num_nodes if num_nodes is not None else int(self.edge_index.max()) + 1)
+        w = self.weights  # (..., edge, head)
+        lead = w.shape[:-2]
+        dense = torch.zeros(*lead, w.shape[-1], n * n, dtype=w.dtype)
+        flat = (dst * n + src).expand(*lead, w.shape[-1], -1)
+        dense.scatter_add_(-1, flat, w.transpose(-1, -2))
+        return dense.reshape(*lead, w.shape[-1], n, n)
+
+    def __repr__(self) -> str:
+        shape = "x".join(str(s) for s in self.weights.shape)
+        return (
+            f"AttentionMap(module={self.module!r}, kind={self.kind!r}, weights=[{shape}], "
+            f"source={self.source!r}, forward={self.forward_index}, call={self.call_index})"
+        )
+
+
+class Recording:
+    """What ``attnscope.capture`` collected, in call order.
+
+    Example:
+        >>> with attnscope.capture(model) as rec:
+        ...     model(x)
+        >>> rec.modules                 # names, in first-call order
+        >>> rec["encoder.layers.0.self_attn"]   # its maps, one per call
+    """
+
+    def __init__(self) -> None:
+        self.maps: list[AttentionMap] = []
+        self.num_recorded = 0
+
+    @property
+    def modules(self) -> list[str]:
+        return list(dict.fromkeys(m.module for m in self.maps))
+
+    def __getitem__(self, module: str) -> list[AttentionMap]:
+        found = [m for m in self.maps if m.module == module]
+        if not found:
+            raise KeyError(f"no maps from module {module!r}; captured: {self.modules}")
+        return found
+
+    def stacked(self, module: str) -> torch.Tensor:
+        """All calls of one dense module concatenated along the batch axis."""
+        found = self[module]
+        if found[0].is_graph:
+            raise ValueError(f"{module!r} holds graph maps; read them one by one")
+        shapes = {tuple(m.weights.shape[1:]) for m in found}
+        if len(shapes) > 1:
+            raise ValueError(
+                f"{module!r} maps have different (head, query, key) shapes {sorted(shapes)}; "
+                "read them one by one"
+            )
+        return torch.cat([m.weights for m in found], dim=0)
+
+    def __iter__(self) -> Iterator[AttentionMap]:
+        return iter(self.maps)
+
+    def __len__(self) -> int:
+        return len(self.maps)
+
+    def __repr__(self) -> str:
+        return f"Recording({len(self.maps)} maps from {len(self.modules)} modules)"
