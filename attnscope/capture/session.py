@@ -261,7 +261,7 @@ class CaptureSession:
         """A CPU tensor the model can no longer change (by in-place ops on its own
         tensors) and that outlives ``inference_mode``."""
         t = t.detach()
-        if torch.is_inference_mode_enabled() or t.is_inference():
+        if t.is_inference():
             with torch.inference_mode(False):
                 return t.to("cpu").clone()
         if t.device.type != "cpu":

@@ -49,9 +49,8 @@ def _default_dim(func: Any) -> int:
 def _edge_softmax_names(namespace: dict, pyg_softmax: Any) -> list[str]:
     names = []
     for name, obj in list(namespace.items()):
-        if obj is pyg_softmax:
-            names.append(name)
-        elif isinstance(obj, torch.jit.ScriptFunction) and "softmax" in name.lower():
+        scripted = isinstance(obj, torch.jit.ScriptFunction) and "softmax" in name.lower()
+        if obj is pyg_softmax or scripted:
             names.append(name)
     return names
 

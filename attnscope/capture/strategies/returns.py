@@ -101,7 +101,7 @@ class ReturnsStrategy(Strategy):
                 return
             if isinstance(where, int):
                 value = output[where] if isinstance(output, (tuple, list)) else None
-            elif hasattr(output, "keys") and where in output.keys():
+            elif hasattr(output, "keys") and where in output:
                 value = output[where]
             else:
                 value = getattr(module, where, None)

