@@ -7,7 +7,8 @@ Variants, each a full forward of a batch of 8 at 128 and 512 tokens on 2 threads
   one       attnscope.capture of layer 0 only (include=)
 Timings are interleaved round-robin (the machine is shared and noisy) and reported as
 the median of --repeats runs after warm-up, as ratios to the baseline of the same run.
-Peak RSS is measured per variant in a fresh subprocess.
+Peak RSS growth during one forward (the maps it keeps included) is measured per
+variant in a fresh subprocess.
 
     python benchmarks/capture_overhead.py [--repeats 7] [--lengths 128 512]
 """
@@ -17,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -83,20 +83,35 @@ def time_all(lengths: list[int], repeats: int) -> dict:
 
 
 def peak_rss(variant: str, length: int) -> float:
-    """Peak RSS (MB) of a fresh process that loads the models and runs one variant."""
-    code = (
-        "import sys, resource, torch; sys.argv=['x'];"
-        "import benchmarks.capture_overhead as b; torch.set_num_threads(2);"
-        f"m={{'sdpa': b.load('sdpa'), 'eager': b.load('eager')}}; batch=b.inputs({length});"
-        f"fn=b.runner({variant!r}, m, batch);"
-        "before=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "with torch.inference_mode(): fn()\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
-    )
+    """Peak RSS growth (MB) during one run of ``variant``, in a fresh process that loads
+    only the model it needs, sampled every 2 ms (ru_maxrss would be the loading peak)."""
+    model = "eager" if variant == "eager" else "sdpa"
+    code = f"""
+import sys, threading, time, psutil, torch
+import benchmarks.capture_overhead as b
+torch.set_num_threads(2)
+models = {{{model!r}: b.load({model!r})}}
+fn = b.runner({variant!r}, models, b.inputs({length}))
+proc, peak, done = psutil.Process(), [0], threading.Event()
+def sample():
+    while not done.is_set():
+        peak[0] = max(peak[0], proc.memory_info().rss)
+        time.sleep(0.002)
+with torch.inference_mode():
+    fn()  # warm-up: allocator pools and lazy initialisation
+    base = proc.memory_info().rss
+    watcher = threading.Thread(target=sample)
+    watcher.start()
+    result = fn()
+    peak[0] = max(peak[0], proc.memory_info().rss)
+    done.set()
+    watcher.join()
+print((peak[0] - base) / 2**20)
+"""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
                          text=True, check=True)
-    return int(out.stdout.strip().splitlines()[-1]) / 1024
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -113,7 +128,7 @@ def main() -> None:
         (v, n): peak_rss(v, n) for n in args.lengths for v in VARIANTS}
     print(f"MiniLM-L6, batch {BATCH}, {args.threads} threads, median of {args.repeats}; "
           "ratio = time / plain sdpa forward of the same run")
-    print("| tokens | variant | seconds | ratio | peak RSS MB |")
+    print("| tokens | variant | seconds | ratio | peak RSS growth MB |")
     print("|---:|---|---:|---:|---:|")
     for n in args.lengths:
         base = times[n]["sdpa"]
@@ -123,7 +138,7 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"times": times, "rss": {f"{v}@{n}": r for (v, n), r in rss.items()},
-                       "maxrss_self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}, f)
+                       }, f)
 
 
 if __name__ == "__main__":

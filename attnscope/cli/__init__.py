@@ -15,17 +15,15 @@ def main(argv: list[str] | None = None) -> int:
         app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
     except typer.Exit as stop:
         return stop.exit_code
-    except SystemExit as stop:  # click's usage errors
-        return int(stop.code or 0)
-    except Exception as err:  # click.UsageError and friends
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
-            err.show()
-            return 2
-        if isinstance(err, click.exceptions.Abort):
-            return 1
-        raise
+    except typer.Abort:
+        return 1
+    except typer.TyperException as err:  # usage errors: one line, exit code 2
+        show = getattr(err, "show", None)
+        if callable(show):
+            show()
+        else:
+            print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

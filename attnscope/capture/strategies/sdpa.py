@@ -109,6 +109,9 @@ def sdpa_probabilities(
         k4 = k4[:, key_heads] if k4.shape[1] > 1 else k4
         v4 = v4[:, key_heads] if v4 is not None and v4.shape[1] > 1 else v4
 
+    # batched matmuls run faster on dense operands (HF hands over transposed views)
+    k4 = k4.contiguous()
+    v4 = None if v4 is None else v4.contiguous()
     compute = torch.promote_types(query.dtype, torch.float32)
     scale = 1.0 / math.sqrt(dim) if scale is None else scale
     n, h = q4.shape[0], q4.shape[1]
