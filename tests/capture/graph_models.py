@@ -65,3 +65,22 @@ def causal_time_graph(steps: int) -> torch.Tensor:
     """Edges j -> i for every j <= i (src row 0, dst row 1)."""
     rows, cols = torch.tril_indices(steps, steps)  # row i = destination, col j <= i
     return torch.stack([cols, rows])
+
+
+class PackageSoftmaxAttention(MessagePassing):
+    """Calls ``torch_geometric.utils.softmax`` through the package, inside ``message``."""
+
+    def __init__(self, channels: int = 6) -> None:
+        super().__init__(aggr="add")
+        self.score = nn.Linear(2 * channels, 2)
+
+    def forward(self, x, edge_index):
+        return self.propagate(edge_index, x=x)
+
+    def message(self, x_i, x_j, index, ptr, size_i):
+        import torch_geometric.utils
+
+        alpha = torch_geometric.utils.softmax(self.score(torch.cat([x_i, x_j], -1)), index,
+                                              ptr, size_i)
+        self.last_alpha = alpha
+        return (alpha.mean(-1, keepdim=True) * x_j)

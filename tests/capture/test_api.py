@@ -278,3 +278,20 @@ def test_sdpa_inside_a_module_not_named_attention_is_captured_by_default():
     with attnscope.capture(model) as rec:
         model(torch.randn(2, 3, 4))
     assert rec.modules == ["1"] and rec.maps[0].weights.shape == (2, 1, 3, 3)
+
+
+def test_custom_message_passing_through_the_utils_package(assert_untouched):
+    from tests.capture.graph_models import PackageSoftmaxAttention
+
+    torch.manual_seed(0)
+    layer = PackageSoftmaxAttention()
+    x, edge_index = torch.randn(4, 6), torch.tensor([[0, 1, 2, 3, 1], [1, 2, 3, 0, 0]])
+    assert_untouched(layer)
+    with attnscope.capture(layer) as rec:
+        layer(x, edge_index)
+    m = rec.maps[0]
+    assert m.kind == "graph" and m.weights.shape == (5, 2)
+    assert torch.equal(m.edge_index, edge_index)
+    assert torch.allclose(m.weights, layer.last_alpha, atol=1e-6)
+    del layer.last_alpha
+    assert_untouched(layer)

@@ -67,23 +67,25 @@ class PygStrategy(Strategy):
         from torch_geometric.utils import softmax as pyg_softmax
 
         layers = [m for m in session.names if isinstance(m, MessagePassing)]
+        if not layers:
+            return []
         handles: list[Removable] = []
         for layer in layers:
             handles.append(layer.register_propagate_forward_pre_hook(self._edge_hook(session)))
             handles.append(layer.register_edge_update_forward_pre_hook(self._edge_hook(session)))
-        patched: set[tuple[int, str]] = set()
+        # the modules defining the layer classes (and their bases), plus
+        # torch_geometric.utils for code that calls ``utils.softmax(...)``
+        module_names = {"torch_geometric.utils"}
         for cls in {type(m) for m in layers}:
-            for base in cls.__mro__:
-                module = sys.modules.get(base.__module__)
-                if module is None or base.__module__.startswith(("torch.", "builtins")):
-                    continue
-                namespace = vars(module)
-                for name in _edge_softmax_names(namespace, pyg_softmax):
-                    if (id(namespace), name) in patched:
-                        continue
-                    patched.add((id(namespace), name))
-                    wrapper = self._softmax_wrapper(session, namespace[name], MessagePassing)
-                    handles.append(_GlobalPatch(namespace, name, wrapper))
+            module_names.update(base.__module__ for base in cls.__mro__)
+        for module_name in sorted(module_names):
+            module = sys.modules.get(module_name)
+            if module is None or module_name.startswith(("torch.", "builtins")):
+                continue
+            namespace = vars(module)
+            for name in _edge_softmax_names(namespace, pyg_softmax):
+                wrapper = self._softmax_wrapper(session, namespace[name], MessagePassing)
+                handles.append(_GlobalPatch(namespace, name, wrapper))
         return handles
 
     @staticmethod

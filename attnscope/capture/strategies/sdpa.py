@@ -176,8 +176,10 @@ class SdpaStrategy(Strategy):
             batch = query.shape[0] if query.ndim >= 3 else 1
             num_heads = query.shape[-3] if query.ndim >= 3 else 1
             kv_heads = key.shape[-3] if key.ndim >= 3 else 1
-            if kv_heads != num_heads and not bound.get("enable_gqa", False):
-                return func(*args, **kwargs)  # invalid call: let torch raise its own error
+            invalid = (kv_heads != num_heads and not bound.get("enable_gqa", False)) or (
+                bound.get("is_causal", False) and bound.get("attn_mask") is not None)
+            if invalid:
+                return func(*args, **kwargs)  # let torch raise its own error
             sel = session.selection
             samples = sel.sample_index(batch)
             if samples == []:
