@@ -114,7 +114,9 @@ def capture(
             one method (e.g. ``{"*.temporal": "normalize_weights"}``).
         kinds: ``{module glob: "self"|"cross"}`` when the automatic guess is wrong.
         strategies: restrict to these strategy names (see ``list_strategies()``).
-        store: a store path; every map is streamed there (see ``attnscope.open_store``).
+        store: a store path (every model call becomes one committed batch there; see
+            ``attnscope.open_store``), or a writer from ``attnscope.store.open_writer``
+            for labels, disk-space checks and lossy options; the caller closes it.
         step: the store step name, e.g. ``"epoch_003"`` or ``"test"``.
         keep: keep maps in memory too (default: only without a store).
 
@@ -137,13 +139,16 @@ def capture(
     session.methods = dict(methods or {})
     instances = [available[n]() for n in names]
 
-    sink = None
-    if store is not None:
+    sink, own_sink = None, False
+    if store is not None and hasattr(store, "write") and hasattr(store, "commit"):
+        sink = store  # an open writer: the caller decides when it closes
+    elif store is not None:
         from attnscope.store import open_writer
 
-        sink = open_writer(store, step=step or "default", model=root,
-                           dtype=str(selection.dtype or torch.float16).replace("torch.", ""))
-        session.sink = sink
+        sink, own_sink = open_writer(
+            store, step=step or "default", model=root,
+            dtype=str(selection.dtype or torch.float16).replace("torch.", "")), True
+    session.sink = sink
 
     handles: list[Removable] = []
     handlers = {}
@@ -169,6 +174,11 @@ def capture(
             handle.remove()
         session.stack.clear()
         if sink is not None:
-            sink.close() if ok else sink.abort()
+            if ok:
+                session.flush(commit=not own_sink)
+                if own_sink:
+                    sink.close()
+            elif own_sink:
+                sink.abort()
     if session.recording.num_recorded == 0:
         raise NoAttentionFoundError(_no_attention_message(session, names))

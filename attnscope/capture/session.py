@@ -95,6 +95,7 @@ class CaptureSession:
         self._wanted: dict[tuple[str, bool], bool] = {}
         self.claimed: set[str] = set()  # modules whose maps come from a declared strategy
         self.ignored_softmax: dict[str, int] = {}  # softmax owners that are not attention
+        self._unsent: list[AttentionMap] = []
 
     # -- module stack --------------------------------------------------------------
     def push(self, module: nn.Module, kwargs: dict[str, Any]) -> None:
@@ -113,8 +114,8 @@ class CaptureSession:
             frame = self.stack.pop()
             if frame.module is module:
                 break
-        if module is self.root and self.sink is not None and not self.stack:
-            self.sink.commit()
+        if module is self.root and not self.stack:
+            self.flush(commit=True)
 
     def owner(self) -> Frame | None:
         """The innermost module call that is not a pure wrapper."""
@@ -234,8 +235,19 @@ class CaptureSession:
         if self.keep:
             self.recording.maps.append(m)
         if self.sink is not None:
-            self.sink.write(m)
+            self._unsent.append(m)  # sent at the end of the model call: see flush()
         return m
+
+    def flush(self, commit: bool) -> None:
+        """Hand the maps of the finished model call to the sink, as one batch. They wait
+        until then because a map can still gain its ``effective`` matrix."""
+        if self.sink is None:
+            return
+        unsent, self._unsent = self._unsent, []
+        for m in unsent:
+            self.sink.write(m)
+        if commit:
+            self.sink.commit()
 
     def select(self, weights: torch.Tensor, module: str, graph: bool):
         """Apply the sample and head selection to a full map (a view where possible)."""

@@ -11,6 +11,14 @@ from attnscope.errors import AttnscopeError
 app = typer.Typer(help="Capture, store, analyse and show attention weights of PyTorch models.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 console = Console()
+
+
+def _register_subcommands() -> None:
+    from attnscope.cli.store_commands import export, store_app
+
+    app.add_typer(store_app, name="store")
+    app.command("export")(export)
+
 err_console = Console(stderr=True)
 
 
@@ -55,3 +63,6 @@ def demo() -> None:
         table.add_row(m.module, m.kind, m.source, " x ".join(map(str, w.shape)),
                       f"{sums.min():.4f}..{sums.max():.4f}", f"{entropy:.3f}")
     console.print(table)
+
+
+_register_subcommands()

@@ -1,0 +1,86 @@
+"""``attnscope store info`` and ``attnscope export``: thin typed wrappers over
+:mod:`attnscope.store`. Bad input prints one line on stderr and exits with code 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+store_app = typer.Typer(help="Inspect attention stores.", no_args_is_help=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+@store_app.command()
+def info(path: Path = typer.Argument(..., help="store directory")) -> None:
+    """Show modules, steps, shapes and sizes of a store."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from attnscope.store import StoreError, open_store
+    from attnscope.store.estimate import human
+
+    try:
+        store = open_store(path)
+        table = Table(title=f"{path}  (model: {store.model or '?'})")
+        for col in ("module", "kind", "step", "samples", "shape (head, query, key)", "on disk"):
+            table.add_column(col)
+        for module in store.modules:
+            kind = store.module_info(module)["kind"]
+            for step in store.steps:
+                segs = store.segments(module, step)
+                if not segs:
+                    continue
+                shapes = sorted({tuple(s.shape[1:]) for s in segs})
+                shape = " | ".join("x".join(map(str, s)) for s in shapes[:3])
+                table.add_row(module, kind, step, str(store.num_samples(module, step)),
+                              shape + (" ..." if len(shapes) > 3 else ""),
+                              human(store.nbytes(module, step)))
+    except StoreError as e:
+        raise _fail(str(e)) from None
+    Console().print(table)
+
+
+def export(
+    path: Path = typer.Argument(..., help="store directory"),
+    format: str = typer.Option("npz", "--format", "-f", help="npy | npz | csv"),
+    out: Path = typer.Option(..., "--out", "-o", help="output directory"),
+    module: list[str] = typer.Option(None, "--module", "-m", help="module (repeatable)"),
+    step: list[str] = typer.Option(None, "--step", "-s", help="step (repeatable)"),
+    samples: str = typer.Option(None, "--samples", help="e.g. 0:10 or 3,5,8"),
+    heads: str = typer.Option(None, "--heads", help="e.g. 0 or 0,2"),
+    max_rows: int = typer.Option(5_000_000, "--max-rows", help="CSV size guard"),
+    squeeze: bool = typer.Option(True, help="1-D attention as (sample, key)"),
+) -> None:
+    """Export a store to .npy per step, one .npz of all steps, or a long-form CSV."""
+    from attnscope.store import StoreError, open_store
+    from attnscope.store import export as run_export
+
+    try:
+        store = open_store(path)
+        files = run_export(store, out, format, modules=module or None, steps=step or None,
+                           samples=_parse(samples, "--samples"), heads=_parse(heads, "--heads"),
+                           squeeze=squeeze, max_rows=max_rows)
+    except StoreError as e:
+        raise _fail(str(e)) from None
+    for f in files:
+        typer.echo(str(f))
+
+
+def _parse(text: str | None, flag: str) -> slice | list[int] | None:
+    """``"0:10"`` -> slice, ``"3,5"`` -> [3, 5]."""
+    from attnscope.store import StoreError
+
+    if text is None:
+        return None
+    try:
+        if ":" in text:
+            parts = [int(p) if p else None for p in text.split(":")]
+            return slice(*parts)
+        return [int(p) for p in text.split(",")]
+    except (TypeError, ValueError):
+        raise StoreError(f"{flag} {text!r} is not a slice like 0:10 or a list like 3,5") from None

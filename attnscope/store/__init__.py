@@ -1,0 +1,80 @@
+"""The attention store: captured maps streamed to disk batch by batch (zarr v3), read
+back as NumPy or xarray/dask, exported to ``.npy``/``.npz``/``.csv``.
+
+Example:
+    >>> with attnscope.capture(model, store="runs/attn", step="epoch_000"):
+    ...     for x in loader:
+    ...         model(x)
+    >>> store = open_store("runs/attn")
+    >>> store.read(store.modules[0], step="epoch_000", samples=[0], heads=[3])
+
+Left out on purpose: remote object stores (local directories only), in-place edits of
+committed batches, and cross-process writers on one step (one writer per step).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from attnscope.store.errors import (
+    DiskSpaceError,
+    ExportTooLargeError,
+    NotAStoreError,
+    StoreBusyError,
+    StoreError,
+)
+from attnscope.store.export import export
+from attnscope.store.reader import Store
+from attnscope.store.writer import StoreWriter, init_root
+
+__all__ = [
+    "DiskSpaceError", "ExportTooLargeError", "NotAStoreError", "Store", "StoreBusyError",
+    "StoreError", "StoreWriter", "create_store", "export", "open_store", "open_writer",
+]
+
+
+def open_writer(store: str | os.PathLike, *, step: str, model: torch.nn.Module | None = None,
+                dtype: str = "float16", expected_samples: int | None = None,
+                labels: dict | None = None, keepbits: int | None = None,
+                if_exists: str = "append", durable: bool = True) -> StoreWriter:
+    """Open ``step`` of the store at ``store`` for streaming writes (created if missing).
+
+    Args:
+        step: step name, e.g. ``"epoch_003"`` or ``"test"``.
+        model: recorded by class name in the metadata.
+        dtype: ``"float16"`` (default) or ``"float32"``.
+        expected_samples: dataset length; after the first batch the writer estimates the
+            total size and raises :class:`DiskSpaceError` when the disk cannot hold it.
+        labels: axis labels kept with the step (``tokens``, ``time_steps``,
+            ``channels``, ``classes`` such as ``["W->W", "N1->N2"]`` ...).
+        keepbits: opt-in lossy mode: keep this many mantissa bits (float16 has 10);
+            relative error <= 2**-(keepbits+1). ``None``: the store's default (lossless).
+        if_exists: an existing step is appended to (default), ``"overwrite"``-n or an
+            ``"error"``.
+        durable: fsync every committed batch (survives power loss, not only crashes).
+    """
+    return StoreWriter(Path(store), step, model=model, dtype=dtype,
+                       expected_samples=expected_samples, labels=labels, keepbits=keepbits,
+                       if_exists=if_exists, durable=durable)
+
+
+def create_store(path: str | os.PathLike, *, keepbits: int | None = None) -> Store:
+    """Create an empty store whose writers default to lossy ``keepbits`` (None: lossless).
+
+    Useful because ``capture(store=path)`` passes no codec options: create the store
+    first, then capture into it.
+    """
+    init_root(Path(path), keepbits)
+    return Store(path)
+
+
+def open_store(path: str | os.PathLike) -> Store:
+    """Open a store for reading; a missing, foreign or corrupt directory raises
+    :class:`StoreError` with a one-line reason."""
+    try:
+        return Store(Path(path))
+    except StoreError as e:
+        raise NotAStoreError(str(e)) from None

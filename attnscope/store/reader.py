@@ -1,0 +1,201 @@
+"""Reading a store: NumPy arrays of any (sample, head) selection, with only the chunks
+needed touched. The xarray/dask view lives in :mod:`attnscope.store.xview`.
+
+A store opened while another process writes shows the batches committed when it was
+opened; :meth:`Store.refresh` picks up newer ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from attnscope.store import codec, layout
+from attnscope.store.errors import StoreError
+
+
+@dataclass
+class Segment:
+    """One committed batch of one entry: a zarr array of ``shape`` at ``path``."""
+
+    path: Path
+    shape: tuple[int, ...]
+    batch: int
+    rows: list[int] | None
+
+    def array(self) -> zarr.Array:
+        try:
+            graph = (self.path / "weights").exists()
+            return zarr.open_array(str(self.path / "weights" if graph else self.path), mode="r")
+        except Exception as e:  # missing or damaged files of a committed batch
+            raise StoreError(f"segment '{self.path}' is unreadable ({type(e).__name__}); "
+                             "the store is damaged, re-capture this step") from None
+
+
+class Store:
+    """An attnscope store on disk.
+
+    Example:
+        >>> store = open_store("runs/attn")
+        >>> store.steps, store.modules
+        >>> x = store.read("encoder.layers.0.self_attn", step="epoch_000", heads=[0])
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read metadata and journals (see batches committed since opening)."""
+        self.meta: dict[str, Any] = layout.read_meta(self.root)
+        self._segments: dict[tuple[str, str], list[Segment]] = {}
+        by_key = {info["key"]: name for name, info in self.meta["modules"].items()}
+        for step in self.meta["steps"]:
+            for entry in layout.read_journal(layout.step_dir(self.root, step) / layout.JOURNAL):
+                for rec in entry.get("maps", []):
+                    name = by_key.get(rec["key"])
+                    if name is None:
+                        raise StoreError(f"store '{self.root}' is inconsistent: journal of "
+                                         f"step {step!r} names unknown entry {rec['key']}")
+                    seg = Segment(layout.step_dir(self.root, step) / rec["key"] / rec["seg"],
+                                  tuple(rec["shape"]), entry["batch"], rec.get("rows"))
+                    self._segments.setdefault((step, name), []).append(seg)
+
+    @property
+    def steps(self) -> list[str]:
+        """Step names with at least one committed batch, in the order first written."""
+        return [s for s in self.meta["steps"] if any(k[0] == s for k in self._segments)]
+
+    @property
+    def modules(self) -> list[str]:
+        """Stored entries in capture order (``name[1]`` for later calls of one module)."""
+        return [n for n in self.meta["modules"] if any(k[1] == n for k in self._segments)]
+
+    @property
+    def model(self) -> str | None:
+        return self.meta.get("model")
+
+    def module_info(self, module: str) -> dict[str, Any]:
+        """Kind, head count, original head ids, source strategy ... of one entry."""
+        if module not in self.meta["modules"]:
+            names = ", ".join(self.modules[:8]) + (" ..." if len(self.modules) > 8 else "")
+            raise StoreError(f"no module {module!r} in store '{self.root}'; stored: {names}")
+        return dict(self.meta["modules"][module])
+
+    def labels(self, step: str) -> dict[str, Any]:
+        """Axis labels given to the writer of ``step`` (tokens, time_steps, channels ...)."""
+        return dict(self.meta["steps"].get(step, {}).get("labels", {}))
+
+    def segments(self, module: str, step: str | None = None) -> list[Segment]:
+        step = self._step(module, step)
+        return self._segments.get((step, module), [])
+
+    def num_samples(self, module: str, step: str | None = None) -> int:
+        return sum(s.shape[0] for s in self.segments(module, step))
+
+    def samples(self, module: str, step: str | None = None) -> list[tuple[int, int]]:
+        """``(batch, row)`` of every stored sample: the forward call it came from (counted
+        within the step) and its index in that call's batch (selection-aware)."""
+        return [(s.batch, r) for s in self.segments(module, step)
+                for r in (s.rows if s.rows is not None else range(s.shape[0]))]
+
+    def lengths(self, module: str, step: str | None = None) -> np.ndarray:
+        """True ``(query, key)`` size per sample (``(edge,)`` for graphs); ``read`` pads to
+        the longest with NaN when batches differ."""
+        graph = self.module_info(module)["graph"]
+        return np.array([s.shape[-2:-1] if graph else s.shape[2:4]
+                         for s in self.segments(module, step) for _ in range(s.shape[0])])
+
+    def read(self, module: str, step: str | None = None, samples: Any = None,
+             heads: Any = None) -> np.ndarray:
+        """Weights as float32: dense ``(sample, head, query, key)``; graph
+        ``(sample, ..., edge, head)``. ``samples``/``heads`` are positions (int, list,
+        slice or None for all); batches of different lengths are NaN-padded."""
+        segs = self.segments(module, step)
+        if not segs:
+            raise StoreError(f"{module!r} has no committed batches in step {step!r}")
+        graph = self.module_info(module)["graph"]
+        total = sum(s.shape[0] for s in segs)
+        rows = _positions(samples, total, "sample")
+        hax = -1 if graph else 1
+        nheads = max((s.shape[hax] for s in segs), default=0)
+        hsel = _positions(heads, nheads, "head")
+        tail = [max(s.shape[i] for s in segs) for i in range(1, len(segs[0].shape))]
+        tail[-1 if graph else 0] = len(hsel)
+        out = np.full((len(rows), *tail), np.nan, dtype=np.float32)
+        start = 0
+        for seg in segs:
+            n = seg.shape[0]
+            mask = (rows >= start) & (rows < start + n)
+            if mask.any():
+                local = rows[mask] - start
+                hs = hsel[hsel < seg.shape[hax]]
+                try:
+                    block = None if graph else codec.read_heads(seg.path, local, hs)
+                except (OSError, ValueError) as e:
+                    raise StoreError(f"segment '{seg.path}' is unreadable ({type(e).__name__});"
+                                     " the store is damaged, re-capture this step") from None
+                if block is None:
+                    z, sel = seg.array(), (local[0] if len(local) == 1 else local)
+                    block = np.asarray(z.oindex[(sel, Ellipsis, hs)] if graph
+                                       else z.oindex[sel, hs])
+                    block = block[None] if len(local) == 1 else block
+                block = block.astype(np.float32)
+                where = np.nonzero(mask)[0]
+                idx = (where, *[slice(0, d) for d in block.shape[1:]])
+                out[idx] = block
+            start += n
+        return out
+
+    def edge_index(self, module: str, step: str | None = None, sample: int = 0) -> np.ndarray:
+        """``(2, edge)`` connectivity used for ``sample`` of a graph entry."""
+        if not self.module_info(module)["graph"]:
+            raise StoreError(f"{module!r} holds dense maps; edge_index is only for graph maps")
+        start = 0
+        for seg in self.segments(module, step):
+            if sample < start + seg.shape[0]:
+                return np.asarray(zarr.open_array(str(seg.path / "edge_index"), mode="r")[...])
+            start += seg.shape[0]
+        raise StoreError(f"sample {sample} out of range: {module!r} has {start} samples")
+
+    def nbytes(self, module: str, step: str | None = None) -> int:
+        """Bytes on disk of one entry in one step."""
+        return sum(f.stat().st_size for s in self.segments(module, step)
+                   for f in s.path.rglob("*") if f.is_file())
+
+    def to_xarray(self, module: str, steps: list[str] | None = None) -> Any:
+        """Lazy ``xarray.DataArray`` with dims (step, sample, head, query, key)."""
+        from attnscope.store.xview import to_xarray
+
+        return to_xarray(self, module, steps)
+
+    def _step(self, module: str, step: str | None) -> str:
+        self.module_info(module)
+        have = [s for s in self.steps if (s, module) in self._segments]
+        if step is None:
+            if len(have) != 1:
+                raise StoreError(f"{module!r} is stored for steps {have}; pass step=")
+            return have[0]
+        if step not in self.meta["steps"]:
+            raise StoreError(f"no step {step!r} in store '{self.root}'; steps: {self.steps}")
+        return step
+
+    def __repr__(self) -> str:
+        return f"Store('{self.root}', steps={self.steps}, modules={len(self.modules)})"
+
+
+def _positions(sel: Any, n: int, what: str) -> np.ndarray:
+    """int / list / slice / None -> sorted-as-given int array, checked against ``n``."""
+    if sel is None:
+        return np.arange(n)
+    if isinstance(sel, slice):
+        return np.arange(n)[sel]
+    idx = np.atleast_1d(np.asarray(sel, dtype=np.int64))
+    idx = np.where(idx < 0, idx + n, idx)
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise StoreError(f"{what} index out of range: {np.asarray(sel).tolist()} (have {n})")
+    return idx
