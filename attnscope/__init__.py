@@ -25,7 +25,17 @@ def open_store(path: Any) -> Any:
     return _open(path)
 
 
+def __getattr__(name: str) -> Any:
+    # Lightning is heavy and optional: imported on first use of the callback only
+    if name == "AttentionCallback":
+        from attnscope.integrations.lightning import AttentionCallback
+
+        return AttentionCallback
+    raise AttributeError(f"module 'attnscope' has no attribute {name!r}")
+
+
 __all__ = [
+    "AttentionCallback",
     "AttentionMap",
     "AttnscopeError",
     "NoAttentionFoundError",

@@ -28,11 +28,12 @@ from attnscope.store.errors import (
 )
 from attnscope.store.export import export
 from attnscope.store.reader import Store
-from attnscope.store.writer import StoreWriter, init_root
+from attnscope.store.writer import StoreWriter, delete_step, init_root
 
 __all__ = [
     "DiskSpaceError", "ExportTooLargeError", "NotAStoreError", "Store", "StoreBusyError",
-    "StoreError", "StoreWriter", "create_store", "export", "open_store", "open_writer",
+    "StoreError", "StoreWriter", "create_store", "delete_step", "export", "open_store",
+    "open_writer",
 ]
 
 

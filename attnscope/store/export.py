@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -24,8 +25,13 @@ FORMATS = ("npy", "npz", "csv")
 
 def export(store: Store, out: str | Path, fmt: str, *, modules: list[str] | None = None,
            steps: list[str] | None = None, samples: Any = None, heads: Any = None,
-           squeeze: bool = True, max_rows: int = MAX_CSV_ROWS) -> list[Path]:
-    """Write ``fmt`` files for the selected modules and steps under ``out``; return them."""
+           squeeze: bool = True, max_rows: int = MAX_CSV_ROWS,
+           npz_keys: Mapping[str, str] | None = None,
+           csv_name: str = "attention.csv") -> list[Path]:
+    """Write ``fmt`` files for the selected modules and steps under ``out``; return them.
+
+    ``npz_keys`` renames steps inside the ``.npz`` (e.g. ``{"epoch_000": "epoch_0"}``, the
+    keys training scripts already read); ``csv_name`` names the CSV file."""
     if fmt not in FORMATS:
         raise StoreError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
     modules = modules or store.modules
@@ -38,7 +44,7 @@ def export(store: Store, out: str | Path, fmt: str, *, modules: list[str] | None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
-        return [_csv(store, out, modules, steps, samples, heads, max_rows)]
+        return [_csv(store, out / csv_name, modules, steps, samples, heads, max_rows)]
     written = []
     for m in modules:
         target = out if len(modules) == 1 else out / _safe(m)
@@ -54,7 +60,8 @@ def export(store: Store, out: str | Path, fmt: str, *, modules: list[str] | None
             labels = next((store.labels(s)["time_steps"] for s in arrays
                            if len(store.labels(s).get("time_steps", [])) == keys), None)
             time_steps = np.asarray(labels) if labels is not None else np.arange(keys)
-            np.savez(target / "attention_all_epochs.npz", **arrays, time_steps=time_steps)
+            renamed = {(npz_keys or {}).get(s, s): a for s, a in arrays.items()}
+            np.savez(target / "attention_all_epochs.npz", **renamed, time_steps=time_steps)
             written.append(target / "attention_all_epochs.npz")
     return written
 
@@ -78,7 +85,7 @@ def csv_rows(store: Store, modules: list[str], steps: list[str], samples: Any,
     return rows
 
 
-def _csv(store: Store, out: Path, modules: list[str], steps: list[str], samples: Any,
+def _csv(store: Store, path: Path, modules: list[str], steps: list[str], samples: Any,
          heads: Any, max_rows: int) -> Path:
     if any(store.module_info(m)["graph"] for m in modules):
         raise StoreError("CSV export is for dense maps; export graph maps with --format npz")
@@ -88,7 +95,6 @@ def _csv(store: Store, out: Path, modules: list[str], steps: list[str], samples:
             f"CSV would have {rows:,} rows (~{human(rows * 40)}), over the limit of "
             f"{max_rows:,}; slice with --module/--step/--samples/--heads, raise --max-rows, "
             "or use --format npz")
-    path = out / "attention.csv"
     with open(path, "w", encoding="utf-8") as f:
         f.write("step,sample,module,head,query,key,weight\n")
         for s in steps:

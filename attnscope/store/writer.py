@@ -106,6 +106,13 @@ class StoreWriter:
         self._checked = False
         self.closed = False
 
+    def write_entry(self, name: str, m: AttentionMap, weights: torch.Tensor) -> None:
+        """Store ``weights`` under the entry ``name`` as they are (merging parts of a
+        step written by several processes); ``m`` supplies the entry's metadata."""
+        if self.closed:
+            raise StoreError("this store writer is closed; open a new one with open_writer")
+        self._write_one(name, m, weights)
+
     def write(self, m: AttentionMap) -> None:
         """Store one captured map under the current (uncommitted) batch."""
         if self.closed:
@@ -240,3 +247,14 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def delete_step(root: str | Path, step: str) -> None:
+    """Remove a step and its data (e.g. the per-process parts once merged)."""
+    root = Path(root)
+    directory = layout.step_dir(root, layout.check_step(step))
+    with layout.locked(root / ".lock"):
+        meta = layout.read_meta(root)
+        if meta["steps"].pop(step, None) is not None:
+            layout.write_json_atomic(root / layout.META, meta)
+    shutil.rmtree(directory, ignore_errors=True)

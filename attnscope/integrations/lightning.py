@@ -1,0 +1,321 @@
+"""Attention captured while a Lightning model trains: a fixed subset of validation
+samples every N epochs (steps ``epoch_000``, ``epoch_001`` ...) and the test set
+(step ``test``), streamed into an attention store, exported at the end of fit/test in
+the layout existing scripts read, and drawn into the trainer's logger.
+
+Left out on purpose: capture on training batches (the weights change within an epoch;
+use ``attnscope.capture`` in your own loop for that) and non-rank-zero exports.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from lightning.pytorch.callbacks import Callback
+
+import attnscope
+from attnscope.integrations.config import AttentionConfig
+
+
+class AttentionCallback(Callback):
+    """Capture attention on validation and test batches.
+
+    Example:
+        >>> trainer = Trainer(callbacks=[AttentionCallback(every_n_epochs=1, samples=32)])
+        >>> trainer.fit(model, datamodule)   # <log_dir>/attention/store, attention_*.npy ...
+        >>> trainer.test(model, datamodule)
+
+    Args:
+        every_n_epochs: capture the validation set every this many epochs.
+        samples: the first this many validation samples (dataset order), the same every
+            epoch so epochs compare; ``None`` for all. The test set is always complete.
+        modules: include globs passed to ``attnscope.capture`` (``None``: all attention).
+        heads, reduce, dtype: selection, as in ``attnscope.capture``.
+        dir: output folder; default ``<trainer.log_dir>/attention``.
+        export: write ``attention_<step>.npy``, ``attention_all_epochs.npz`` and
+            ``attention_all_epochs.csv`` at the end of fit and test.
+        log_images: add a heatmap (bar plot for 1-D attention) per epoch to the logger
+            when it takes figures (TensorBoard).
+        capture_options: any other ``attnscope.capture`` keyword (``returns=`` ...).
+
+    Batches that are not captured run with no hook at all. DDP: each rank writes its own
+    part of a step; rank zero merges the parts in dataset order, each sample once.
+    """
+
+    def __init__(
+        self,
+        every_n_epochs: int = 1,
+        samples: int | None = 32,
+        modules: Sequence[str] | None = None,
+        heads: Sequence[int] | None = None,
+        reduce: str | None = None,
+        dtype: str = "float16",
+        dir: str | Path | None = None,
+        export: bool = True,
+        log_images: bool = True,
+        **capture_options: Any,
+    ) -> None:
+        AttentionConfig(every_n_epochs=every_n_epochs, samples=samples, dtype=dtype)  # checks
+        self.every_n_epochs, self.samples = every_n_epochs, samples
+        self.capture_options = dict(capture_options, heads=heads, reduce=reduce, dtype=dtype,
+                                    include=list(modules) if modules else None)
+        self.dtype, self.dir = dtype, None if dir is None else Path(dir)
+        self.export, self.log_images = export, log_images
+        self._writer: Any = None
+        self._capture: Any = None
+        self._batches: list[list[int]] | None = None
+        self._step = ""
+
+    @classmethod
+    def from_config(cls, config: AttentionConfig, **kwargs: Any) -> AttentionCallback | None:
+        """The callback a config asks for, or ``None`` when ``enabled`` is false."""
+        if not config.enabled:
+            return None
+        return cls(every_n_epochs=config.every_n_epochs, samples=config.samples,
+                   modules=config.modules, heads=config.heads, dtype=config.dtype,
+                   dir=config.dir, **kwargs)
+
+    # -- where things go -------------------------------------------------------------
+    def output_dir(self, trainer: Any) -> Path:
+        if self.dir is not None:
+            return self.dir
+        base = trainer.log_dir or trainer.default_root_dir
+        return Path(base) / "attention"
+
+    def store_path(self, trainer: Any) -> Path:
+        return self.output_dir(trainer) / "store"
+
+    def _part(self, trainer: Any, step: str) -> str:
+        return step if trainer.world_size == 1 else f"{step}.rank{trainer.global_rank}"
+
+    # -- validation ------------------------------------------------------------------
+    def on_validation_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
+            return
+        self._begin(trainer, pl_module, f"epoch_{trainer.current_epoch:03d}",
+                    trainer.val_dataloaders, self.samples)
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx,
+                                  dataloader_idx=0) -> None:
+        self._enter(pl_module, batch, batch_idx, dataloader_idx)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx,
+                                dataloader_idx=0) -> None:
+        self._exit()
+
+    def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        self._end(trainer, pl_module)
+
+    # -- test --------------------------------------------------------------------------
+    def on_test_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        self._begin(trainer, pl_module, "test", trainer.test_dataloaders, None)
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx,
+                            dataloader_idx=0) -> None:
+        self._enter(pl_module, batch, batch_idx, dataloader_idx)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx,
+                          dataloader_idx=0) -> None:
+        self._exit()
+
+    def on_test_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        self._end(trainer, pl_module)
+
+    def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
+        if self.export and trainer.is_global_zero and self._has_store(trainer):
+            self.write_exports(trainer)
+
+    def on_test_end(self, trainer: Any, pl_module: Any) -> None:
+        self.on_fit_end(trainer, pl_module)
+
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        if self._capture is not None:
+            ctx, self._capture = self._capture, None
+            try:
+                ctx.__exit__(type(exception), exception, exception.__traceback__)
+            except BaseException:  # noqa: BLE001  the original exception is what matters
+                pass
+        if self._writer is not None:
+            self._writer.abort()
+            self._writer = None
+
+    # -- the work ----------------------------------------------------------------------
+    def _begin(self, trainer, pl_module, step: str, loaders: Any, limit: int | None) -> None:
+        from attnscope.store import open_writer
+
+        loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
+        self._batches = _batch_indices(loader)
+        ids = None
+        if self._batches is not None:
+            ids = [i for b in self._batches for i in b if limit is None or i < limit]
+        self._limit, self._step, self._seen = limit, step, 0
+        self._writer = open_writer(self.store_path(trainer), step=self._part(trainer, step),
+                                   model=pl_module, dtype=self.dtype, if_exists="overwrite",
+                                   labels=None if ids is None else {"sample_ids": ids})
+
+    def _rows(self, batch: Any, batch_idx: int, dataloader_idx: int) -> list[int]:
+        """Rows of this batch inside the fixed subset."""
+        if dataloader_idx != 0:
+            return []
+        if self._batches is not None and batch_idx < len(self._batches):
+            ids = self._batches[batch_idx]
+        else:  # iterable datasets: position in the stream
+            size = _batch_size(batch)
+            ids = list(range(self._seen, self._seen + size))
+            self._seen += size
+        return [r for r, i in enumerate(ids) if self._limit is None or i < self._limit]
+
+    def _enter(self, pl_module, batch, batch_idx, dataloader_idx) -> None:
+        if self._writer is None:
+            return
+        rows = self._rows(batch, batch_idx, dataloader_idx)
+        if not rows:
+            return  # not captured: no hook, no mode, no cost
+        options = dict(self.capture_options)
+        options["samples"] = rows
+        self._capture = attnscope.capture(pl_module, store=self._writer, keep=False, **options)
+        self._capture.__enter__()
+
+    def _exit(self) -> None:
+        if self._capture is not None:
+            ctx, self._capture = self._capture, None
+            ctx.__exit__(None, None, None)
+
+    def _end(self, trainer, pl_module) -> None:
+        if self._writer is None:
+            return
+        self._writer.close()
+        self._writer = None
+        if trainer.world_size > 1:
+            trainer.strategy.barrier("attnscope-merge")
+            if trainer.is_global_zero:
+                merge_parts(self.store_path(trainer), self._step, trainer.world_size)
+            trainer.strategy.barrier("attnscope-merged")
+        if self.log_images and trainer.is_global_zero and trainer.logger is not None:
+            self.log_figure(trainer, self._step)
+
+    def _has_store(self, trainer: Any) -> bool:
+        return (self.store_path(trainer) / "attnscope.json").exists()
+
+    # -- overridable outputs ---------------------------------------------------------
+    def write_exports(self, trainer: Any) -> list[Path]:
+        """``attention_<step>.npy``, ``attention_all_epochs.npz`` (keys ``epoch_0`` ...,
+        ``test``, ``time_steps``) and ``attention_all_epochs.csv`` beside the store."""
+        from attnscope.store import ExportTooLargeError, export, open_store
+
+        store = open_store(self.store_path(trainer))
+        out = self.output_dir(trainer)
+        keys = {s: f"epoch_{int(s[6:])}" for s in store.steps
+                if s.startswith("epoch_") and s[6:].isdigit()}
+        written = export(store, out, "npy") + export(store, out, "npz", npz_keys=keys)
+        try:
+            written += export(store, out, "csv", csv_name="attention_all_epochs.csv")
+        except (ExportTooLargeError, attnscope.AttnscopeError) as err:
+            warnings.warn(f"attention CSV not written: {err}", stacklevel=2)
+        return written
+
+    def log_figure(self, trainer: Any, step: str) -> None:
+        """Heatmap (bar plot for 1-D attention) of the first captured sample, head mean,
+        into loggers that take matplotlib figures (TensorBoard)."""
+        experiment = getattr(trainer.logger, "experiment", None)
+        if not hasattr(experiment, "add_figure"):
+            return
+        from attnscope.store import open_store
+
+        store = open_store(self.store_path(trainer))
+        module = store.modules[0]
+        weights = store.read(module, step=step, samples=[0])[0]  # (head, query, key)
+        figure = attention_figure(np.nanmean(weights, axis=0), f"{module} - {step}")
+        experiment.add_figure(f"attention/{module}", figure, global_step=trainer.global_step)
+
+
+def attention_figure(weights: np.ndarray, title: str) -> Any:
+    """A head-mean map as a heatmap, or as bars when it is 1-D (one query)."""
+    from attnscope import plot
+
+    if weights.shape[0] == 1:
+        return plot.bars(weights[0], title=title)
+    return plot.heatmap(weights, title=title)
+
+
+def merge_parts(store_path: Path, step: str, world_size: int) -> None:
+    """Join the per-rank parts of ``step`` into ``step``, in dataset order, dropping the
+    samples DistributedSampler repeats to even out the ranks."""
+    import torch
+
+    from attnscope.maps import AttentionMap
+    from attnscope.store import delete_step, open_store, open_writer
+
+    store = open_store(store_path)
+    parts = [f"{step}.rank{r}" for r in range(world_size) if f"{step}.rank{r}" in store.steps]
+    ids = [store.labels(p).get("sample_ids") for p in parts]
+    writer = open_writer(store_path, step=step, if_exists="overwrite",
+                         labels={"sample_ids": sorted({i for part in ids for i in part or []})})
+    try:
+        for name in store.modules:
+            info = store.module_info(name)
+            chunks, order = [], []
+            for part, part_ids in zip(parts, ids):
+                if store.segments(name, part):
+                    a = store.read(name, step=part)
+                    chunks.append(a)
+                    order += list(part_ids) if part_ids and len(part_ids) == len(a) \
+                        else [None] * len(a)
+            if not chunks:
+                continue
+            data = np.concatenate(chunks)
+            keep = _first_occurrence_in_order(order)
+            weights = torch.from_numpy(data[keep])
+            m = AttentionMap(module=info["module"], kind=info["kind"], weights=weights,
+                             call_index=info["call_index"], source=info["source"],
+                             heads=info["heads"], reduced=info["reduced"])
+            if info["graph"]:
+                m.edge_index = torch.from_numpy(store.edge_index(name, step=parts[0]))
+            writer.write_entry(name, m, weights)
+        writer.commit()
+    finally:
+        writer.close()
+    for part in parts:
+        delete_step(store_path, part)
+
+
+def _first_occurrence_in_order(ids: list[int | None]) -> list[int]:
+    """Positions to keep: sorted by sample id, each id once (unknown ids kept in order)."""
+    seen: set[int] = set()
+    known = []
+    unknown = []
+    for pos, i in enumerate(ids):
+        if i is None:
+            unknown.append(pos)
+        elif i not in seen:
+            seen.add(i)
+            known.append((i, pos))
+    return [pos for _, pos in sorted(known)] + unknown
+
+
+def _batch_indices(loader: Any) -> list[list[int]] | None:
+    """Dataset indices of every batch, in order, from the loader's batch sampler (a
+    DistributedSampler inside gives this rank's share)."""
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    if batch_sampler is None:
+        return None
+    try:
+        return [list(b) for b in batch_sampler]
+    except TypeError:
+        return None
+
+
+def _batch_size(batch: Any) -> int:
+    import torch
+
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0])
+    if isinstance(batch, dict):
+        return _batch_size(next(iter(batch.values())))
+    if isinstance(batch, (list, tuple)) and batch:
+        return _batch_size(batch[0])
+    return 1
