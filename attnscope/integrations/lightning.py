@@ -9,6 +9,7 @@ use ``attnscope.capture`` in your own loop for that) and non-rank-zero exports.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -135,10 +136,9 @@ class AttentionCallback(Callback):
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         if self._capture is not None:
             ctx, self._capture = self._capture, None
-            try:
+            # the training error is what matters; a capture error on top would hide it
+            with contextlib.suppress(Exception):
                 ctx.__exit__(type(exception), exception, exception.__traceback__)
-            except BaseException:  # noqa: BLE001  the original exception is what matters
-                pass
         if self._writer is not None:
             self._writer.abort()
             self._writer = None

@@ -9,8 +9,8 @@ The CSV has one row per weight, so it refuses above ``max_rows`` and says how to
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
