@@ -31,22 +31,21 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             return model
 
 
-class _Hooks:
-    """Module-stack hooks on every submodule, returned as removable handles."""
+def _attach_module_stack(session: CaptureSession) -> list[Removable]:
+    """Pre/post forward hooks on every submodule that keep ``session.stack``; the post
+    hook runs even when the forward raised."""
 
-    @staticmethod
-    def attach(session: CaptureSession) -> list[Removable]:
-        def pre(module: nn.Module, args: tuple, kwargs: dict) -> None:
-            session.push(module, kwargs)
+    def pre(module: nn.Module, args: tuple, kwargs: dict) -> None:
+        session.push(module, kwargs)
 
-        def post(module: nn.Module, args: tuple, output: Any) -> None:
-            session.pop(module)
+    def post(module: nn.Module, args: tuple, output: Any) -> None:
+        session.pop(module)
 
-        handles: list[Removable] = []
-        for module in session.names:
-            handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
-            handles.append(module.register_forward_hook(post, always_call=True))
-        return handles
+    handles: list[Removable] = []
+    for module in session.names:
+        handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
+        handles.append(module.register_forward_hook(post, always_call=True))
+    return handles
 
 
 def _no_attention_message(session: CaptureSession, strategies: Sequence[str]) -> str:
@@ -156,7 +155,7 @@ def capture(
     stance = contextlib.ExitStack()
     ok = False
     try:
-        handles += _Hooks.attach(session)
+        handles += _attach_module_stack(session)
         for strategy in instances:
             handles += strategy.attach(session)
             handlers.update(strategy.handlers(session))

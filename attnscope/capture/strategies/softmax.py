@@ -97,10 +97,6 @@ class SoftmaxStrategy(Strategy):
     @staticmethod
     def _keep_effective(session: CaptureSession, pending: _Pending, used: torch.Tensor) -> None:
         m = pending.record
-        eff = to_dense_layout(used.detach(), pending.key_dim)
-        if m.samples is not None:
-            eff = eff[m.samples]
-        if m.heads is not None:
-            eff = eff[:, m.heads]
-        eff = session.selection.finish(eff, 1)
-        m.effective = session.detach_copy(eff, (used,))
+        eff, _, _ = session.select(to_dense_layout(used.detach(), pending.key_dim), m.module,
+                                   graph=False)
+        m.effective = session.detach_copy(session.selection.finish(eff, 1), (used,))
