@@ -12,7 +12,8 @@ from attnscope.cli.app import app
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (2 on bad input) instead of exiting."""
     try:
-        app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
+        # without standalone mode, click returns the code of a typer.Exit instead of raising
+        code = app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
     except typer.Exit as stop:
         return stop.exit_code
     except typer.Abort:
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"error: {err}", file=sys.stderr)
         return 2
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 __all__ = ["app", "main"]

@@ -18,3 +18,12 @@ def test_unknown_command_is_exit_code_2_without_traceback(capsys):
     assert main(["no-such-command"]) == 2
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err + captured.out
+
+
+def test_store_errors_are_one_line_and_exit_code_2(tmp_path, capsys):
+    assert main(["store", "info", str(tmp_path / "missing")]) == 2
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "data.txt").write_text("x")
+    assert main(["store", "info", str(tmp_path / "foreign")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("error:") for line in err)
