@@ -13,12 +13,6 @@ app = typer.Typer(help="Capture, store, analyse and show attention weights of Py
 console = Console()
 
 
-def _register_subcommands() -> None:
-    from attnscope.cli.store_commands import export, store_app
-
-    app.add_typer(store_app, name="store")
-    app.command("export")(export)
-
 err_console = Console(stderr=True)
 
 
@@ -39,30 +33,15 @@ def strategies() -> None:
     console.print(table)
 
 
-@app.command()
-def demo() -> None:
-    """Capture every attention map of a small built-in transformer and summarise them."""
-    import torch
+def _register_subcommands() -> None:
+    from attnscope.cli.demo_command import demo
+    from attnscope.cli.plot_command import plot
+    from attnscope.cli.store_commands import export, store_app
 
-    import attnscope
-    from attnscope.zoo import build_tiny_translator
-
-    model, batch = build_tiny_translator()
-    try:
-        with torch.no_grad(), attnscope.capture(model) as rec:
-            model(*batch)
-    except AttnscopeError as err:
-        raise fail(str(err)) from None
-    table = Table("module", "kind", "source", "shape (batch, head, query, key)",
-                  "row sums", "mean entropy (nats)", title=f"{len(rec)} attention maps "
-                  f"of {type(model).__name__}")
-    for m in rec:
-        w = m.weights.float()
-        sums = w.sum(-1)
-        entropy = -(w.clamp_min(1e-12).log() * w).sum(-1).mean()
-        table.add_row(m.module, m.kind, m.source, " x ".join(map(str, w.shape)),
-                      f"{sums.min():.4f}..{sums.max():.4f}", f"{entropy:.3f}")
-    console.print(table)
+    app.command("demo")(demo)
+    app.command("plot")(plot)
+    app.add_typer(store_app, name="store")
+    app.command("export")(export)
 
 
 _register_subcommands()

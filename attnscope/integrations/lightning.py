@@ -224,22 +224,16 @@ class AttentionCallback(Callback):
         experiment = getattr(trainer.logger, "experiment", None)
         if not hasattr(experiment, "add_figure"):
             return
+        from attnscope.plot import plot_bars, plot_heatmap
         from attnscope.store import open_store
 
         store = open_store(self.store_path(trainer))
         module = store.modules[0]
-        weights = store.read(module, step=step, samples=[0])[0]  # (head, query, key)
-        figure = attention_figure(np.nanmean(weights, axis=0), f"{module} - {step}")
+        one_query = store.read(module, step=step, samples=[0]).shape[2] == 1
+        draw = plot_bars if one_query else plot_heatmap
+        figure = draw(store, module=module, step=step, sample=0, head="mean" if not one_query
+                      else 0, title=f"{module} - {step}")
         experiment.add_figure(f"attention/{module}", figure, global_step=trainer.global_step)
-
-
-def attention_figure(weights: np.ndarray, title: str) -> Any:
-    """A head-mean map as a heatmap, or as bars when it is 1-D (one query)."""
-    from attnscope import plot
-
-    if weights.shape[0] == 1:
-        return plot.bars(weights[0], title=title)
-    return plot.heatmap(weights, title=title)
 
 
 def merge_parts(store_path: Path, step: str, world_size: int) -> None:

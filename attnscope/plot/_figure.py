@@ -59,9 +59,7 @@ def colormap(name: str | Colormap | None) -> Colormap:
     import matplotlib
 
     cmap = matplotlib.colormaps[name or DEFAULT_CMAP] if not hasattr(name, "set_bad") else name
-    cmap = cmap.copy()
-    cmap.set_bad((0, 0, 0, 0))
-    return cmap
+    return cmap.with_extremes(bad=(0, 0, 0, 0))
 
 
 def make_norm(norm: str | Normalize, vmin: float, vmax: float) -> Normalize:

@@ -66,8 +66,9 @@ def plot_bars(source: Any, *, module: str | int | None = None, step: str | None 
     if top_k:
         for i in np.argsort(np.nan_to_num(row, nan=-1))[::-1][:top_k]:
             ax.annotate(f"{row[i]:.3g}", (x[i], row[i]), xytext=(0, 2),
-                        textcoords="offset points", ha="center", fontsize=7)
-    ax.set_ylim(0, float(np.nanmax(row)) * (1.15 if top_k else 1.05))
+                        textcoords="offset points", ha="center", va="bottom",
+                        rotation=90, fontsize=6)
+    ax.set_ylim(0, float(np.nanmax(row)) * (1.25 if top_k else 1.05))
     ax.set_xlim(x[0] - 0.6 * (x[1] - x[0] if keys > 1 else 1),
                 x[-1] + 0.6 * (x[1] - x[0] if keys > 1 else 1))
     ax.set_ylabel("attention weight")

@@ -1,0 +1,181 @@
+"""How attention changes over training: one map at several steps side by side, and
+per-head statistics (entropy, max weight ...) as lines across steps."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from attnscope.plot import _figure, _matrix, _ticks
+from attnscope.plot._source import is_store, read_dense
+from attnscope.plot.heatmap import axis_labels, head_matrix
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def _rows(w: np.ndarray) -> np.ndarray:
+    """Rows that carry weight: drops NaN padding and fully masked queries."""
+    ok = np.isfinite(w).all(-1) & (np.nan_to_num(w).sum(-1) > 0)
+    return w[ok]
+
+
+def _entropy(w: np.ndarray) -> float:
+    r = _rows(w)
+    return float(-(r * np.log(np.clip(r, 1e-12, None))).sum(-1).mean()) if len(r) else np.nan
+
+
+def _distance(w: np.ndarray) -> float:
+    q, k = w.shape
+    dist = np.abs(np.arange(q)[:, None] - np.arange(k)[None, :])
+    return float(np.nansum(w * dist, axis=-1).mean())
+
+
+HEAD_STATS: dict[str, tuple[Callable[[np.ndarray], float], str]] = {
+    "entropy": (_entropy, "entropy (nats)"),
+    "max": (lambda w: float(np.nanmax(_rows(w), -1).mean()) if len(_rows(w)) else np.nan,
+            "max weight per query"),
+    "diagonal": (lambda w: float(np.nanmean(np.diagonal(w))), "weight on own position"),
+    "distance": (_distance, "mean attention distance"),
+}
+
+
+def _steps(source: Any, module: str, steps: Sequence[str] | None, limit: int) -> list[str]:
+    if steps is not None:
+        return list(steps)
+    have = ([s for s in source.steps if source.segments(module, s)] if is_store(source)
+            else list(source))
+    if len(have) <= limit:
+        return have
+    pick = np.unique(np.linspace(0, len(have) - 1, limit).round().astype(int))
+    return [have[i] for i in pick]
+
+
+def _read(source: Any, module: str | None, step: str, sample: int, heads: Any) -> Any:
+    if is_store(source):
+        return read_dense(source, module, step, sample, heads)
+    if step not in source:
+        raise KeyError(f"no step {step!r}; have {list(source)}")
+    return read_dense(source[step], module, None, sample, heads)
+
+
+def plot_evolution(source: Any, module: str | None = None, *,
+                   steps: Sequence[str] | None = None, sample: int = 0, head: int | str = 0,
+                   labels: Sequence[Any] | None = None, max_steps: int = 6,
+                   cmap: Any = "viridis", norm: Any = "linear", mask: Any = "auto",
+                   reduce: str = "mean", panel_size: float = 2.6, title: str | None = None,
+                   dpi: float = 150, path: str | os.PathLike | None = None) -> Figure:
+    """The same map (module, head, sample) at several training steps, one colour scale.
+
+    Example:
+        >>> store = attnscope.open_store("runs/attn")
+        >>> fig = plot_evolution(store, "encoder.layers.0.self_attn", head="mean")
+
+    Args:
+        source: a store with steps such as ``epoch_000``, or ``{step: map or array}``.
+        steps: which steps (default: up to ``max_steps`` evenly spaced, first and last
+            included).
+    """
+    names = _steps(source, module, steps, max_steps)
+    sel = "mean" if head == "mean" else [head]
+    dense = [_read(source, module, s, sample, sel) for s in names]
+    mats = [head_matrix(d, head)[0] for d in dense]
+    q, k = mats[0].shape
+    qlab = axis_labels(dense[0], q, "query", labels)
+    klab = axis_labels(dense[0], k, "key", labels)
+    px = int(panel_size * dpi)
+    ready = [_matrix.prepare(m, mask, (px, px), reduce) for m in mats]
+    vmax = max(p.vmax for p in ready)
+    fig = _figure.new_figure((panel_size * len(names) + 1.4, panel_size + 1.4), dpi)
+    axes = fig.subplots(1, len(names), squeeze=False)[0]
+    for i, (ax, p) in enumerate(zip(axes, ready)):
+        im = _matrix.draw_matrix(ax, p, cmap=cmap, norm=norm, vmax=vmax)
+        ax.set_title(names[i], fontsize=9)
+        small = max(q, k) <= 40
+        _ticks.set_labels(ax, "x", klab if small else None, k, panel_size * 0.8)
+        _ticks.set_labels(ax, "y", qlab if small else None, q, panel_size * 0.8)
+        ax.tick_params(labelleft=i == 0)
+    fig.colorbar(im, ax=list(axes), shrink=0.8, label="attention weight")
+    what = head_matrix(dense[0], head)[1]
+    note = _matrix.block_note(ready[0].block, (q, k), reduce)
+    line = " \u00b7 ".join(x for x in (dense[0].module or module, f"sample {sample}", what) if x)
+    fig.suptitle((title or line) + (f"\n{note}" if note else ""), fontsize=10)
+    return _figure.save(fig, path, dpi)
+
+
+def head_stats(source: Any, module: str | None = None, *, steps: Sequence[str] | None = None,
+               samples: Sequence[int] | None = None, stats: Sequence[str] = ("entropy", "max")
+               ) -> tuple[list[str], dict[str, np.ndarray]]:
+    """``{stat: (step, head)}`` averaged over samples and queries, with the step names.
+
+    Example:
+        >>> steps, values = head_stats(store, "encoder.layers.0.self_attn")
+        >>> values["entropy"].shape      # (step, head)
+    """
+    unknown = [s for s in stats if s not in HEAD_STATS]
+    if unknown:
+        raise ValueError(f"unknown stats {unknown}; available: {sorted(HEAD_STATS)}")
+    names = _steps(source, module, steps, 10**9)
+    out = {s: [] for s in stats}
+    for step in names:
+        if samples is not None:
+            picks = list(samples)
+        elif is_store(source):
+            picks = list(range(source.num_samples(module, step)))
+        else:
+            picks = [0]
+        per = {s: [] for s in stats}
+        for i in picks:  # one sample at a time keeps memory flat
+            w = _read(source, module, step, i, "all").weights  # (head, query, key)
+            for s in stats:
+                per[s].append([HEAD_STATS[s][0](h) for h in w])
+        for s in stats:
+            out[s].append(np.nanmean(np.array(per[s]), axis=0))
+    return names, {s: np.array(v) for s, v in out.items()}
+
+
+def plot_head_stats(source: Any, module: str | None = None, *,
+                    steps: Sequence[str] | None = None, samples: Sequence[int] | None = None,
+                    stats: Sequence[str] = ("entropy", "max"), cmap: str | None = None,
+                    title: str | None = None, dpi: float = 150,
+                    path: str | os.PathLike | None = None) -> Figure:
+    """Per-head statistics across training steps, one panel per statistic.
+
+    Example:
+        >>> fig = plot_head_stats(store, "encoder.layers.0.self_attn",
+        ...                       stats=("entropy", "max", "distance"))
+
+    Statistics (see ``HEAD_STATS``): ``entropy`` (nats, low = focused), ``max`` (largest
+    weight per query), ``diagonal`` (weight on its own position), ``distance`` (mean
+    |query - key|), each averaged over queries and samples.
+    """
+    import matplotlib
+
+    if isinstance(source, Mapping) and not source:
+        raise ValueError("no steps to plot")
+    names, values = head_stats(source, module, steps=steps, samples=samples, stats=stats)
+    fig = _figure.new_figure((4.2 * len(stats) + 1.2, 3.4), dpi)
+    axes = fig.subplots(1, len(stats), squeeze=False)[0]
+    x = np.arange(len(names))
+    nheads = values[stats[0]].shape[1]
+    cmap = cmap or ("tab10" if nheads <= 10 else "viridis")  # distinct hues per head
+    colors = matplotlib.colormaps[cmap].resampled(max(nheads, 2))
+    for ax, s in zip(axes, stats):
+        v = values[s]  # (step, head)
+        for h in range(nheads):
+            ax.plot(x, v[:, h], marker="o", ms=3, lw=1.2, color=colors(h), label=f"head {h}")
+        ax.plot(x, np.nanmean(v, axis=1), color="black", ls="--", lw=1.4, label="mean")
+        ax.set_title(HEAD_STATS[s][1], fontsize=10)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        every = max(1, int(np.ceil(len(names) / 8)))
+        ax.set_xticks(x[::every], [_ticks.clean(n) for n in names[::every]], rotation=30,
+                      ha="right", fontsize=7)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", fontsize=7, frameon=False)
+    head = f"{module or ''} \u00b7 per-head statistics across steps".strip(" \u00b7")
+    fig.suptitle(title or head, fontsize=10)
+    return _figure.save(fig, path, dpi)
