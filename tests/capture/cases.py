@@ -242,6 +242,47 @@ def _spin_expected(model, inputs):
     return [Expected(alpha.unsqueeze(-1), "graph", edge_index=edge_index)]
 
 
+def _hf_case(family: str):
+    """Decoder-only (GPT-2, Llama with grouped-query heads) and T5 (relative position
+    bias in the scores): sdpa capture against the same weights on eager attention."""
+    import transformers
+
+    classes = {"gpt2": ("GPT2LMHeadModel", dict(n_embd=32, n_layer=2, n_head=4,
+                                                n_positions=32)),
+               "llama": ("LlamaForCausalLM", dict(hidden_size=32, num_hidden_layers=2,
+                                                  num_attention_heads=4, num_key_value_heads=2,
+                                                  intermediate_size=48,
+                                                  max_position_embeddings=32)),
+               "t5": ("T5Model", dict(d_model=32, d_kv=8, d_ff=48, num_layers=2, num_heads=4))}
+    name, config = classes[family]
+    cls = getattr(transformers, name)
+
+    def make(implementation: str):
+        return cls(cls.config_class(vocab_size=60, attn_implementation=implementation,
+                                    **config)).eval()
+
+    def build():
+        torch.manual_seed(0)
+        ids = torch.randint(0, 60, (2, 8))
+        inputs = (ids,) if family != "t5" else (ids, None, ids[:, :5])
+        return make("sdpa"), inputs
+
+    def expected(model, inputs):
+        eager = make("eager")
+        eager.load_state_dict(model.state_dict())
+        if family == "t5":
+            out = eager(input_ids=inputs[0], decoder_input_ids=inputs[2],
+                        output_attentions=True)
+            found = [Expected(a, "self") for a in out.encoder_attentions]
+            for self_attn, cross in zip(out.decoder_attentions, out.cross_attentions):
+                found += [Expected(self_attn, "self"), Expected(cross, "cross")]
+            return found
+        out = eager(input_ids=inputs[0], output_attentions=True)
+        return [Expected(a, "self") for a in out.attentions]
+
+    return build, expected
+
+
 CASES = [
     Case("lstm_additive", _lstm, _lstm_expected, has_dropout=False),
     Case("annotated_transformer", _annotated, _annotated_expected),
@@ -251,6 +292,9 @@ CASES = [
     Case("convtran_relative_bias", _convtran, _convtran_expected),
     Case("hf_bert_sdpa", _bert, _bert_expected),
     Case("hf_bart_sdpa", _bart, _bart_expected),
+    Case("hf_gpt2_causal", *_hf_case("gpt2"), output_view=lambda out, inputs: out.logits),
+    Case("hf_llama_gqa", *_hf_case("llama"), output_view=lambda out, inputs: out.logits),
+    Case("hf_t5_relative_bias", *_hf_case("t5")),
     Case("pyg_gat", _graph("gat"), _graph_expected),
     Case("pyg_gatv2", _graph("gatv2"), _graph_expected),
     Case("pyg_transformer_conv", _graph("transformer"), _graph_expected),

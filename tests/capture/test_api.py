@@ -295,3 +295,25 @@ def test_custom_message_passing_through_the_utils_package(assert_untouched):
     assert torch.allclose(m.weights, layer.last_alpha, atol=1e-6)
     del layer.last_alpha
     assert_untouched(layer)
+
+
+def test_left_padded_causal_lm_rows_without_any_key_are_zeros_as_sdpa_computes_them():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    config = dict(vocab_size=60, n_embd=32, n_layer=2, n_head=4, n_positions=32)
+    model = GPT2LMHeadModel(GPT2Config(**config, attn_implementation="sdpa")).eval()
+    eager = GPT2LMHeadModel(GPT2Config(**config, attn_implementation="eager")).eval()
+    eager.load_state_dict(model.state_dict())
+    ids = torch.randint(0, 60, (2, 7))
+    mask = torch.ones_like(ids)
+    mask[0, :2] = 0  # left padding: queries 0 and 1 of sample 0 may see no key
+    with torch.no_grad(), attnscope.capture(model) as rec:
+        model(input_ids=ids, attention_mask=mask)
+        reference = eager(input_ids=ids, attention_mask=mask, output_attentions=True)
+    for m, expected in zip(rec.maps, reference.attentions):
+        assert torch.all(m.weights[0, :, :2] == 0)  # eager's min-float masking: uniform
+        live = torch.ones(2, 7, dtype=torch.bool)
+        live[0, :2] = False
+        assert (m.weights.transpose(1, 2)[live] - expected.transpose(1, 2)[live]).abs().max() \
+            < 2e-5
