@@ -36,7 +36,7 @@ def _attach_module_stack(session: CaptureSession) -> list[Removable]:
     hook runs even when the forward raised."""
 
     def pre(module: nn.Module, args: tuple, kwargs: dict) -> None:
-        session.push(module, kwargs)
+        session.push(module, args, kwargs)
 
     def post(module: nn.Module, args: tuple, output: Any) -> None:
         session.pop(module)

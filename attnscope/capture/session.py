@@ -91,6 +91,7 @@ class CaptureSession:
         self.names = module_names(self.root)
         self.stack: list[Frame] = []
         self.forward_index = -1
+        self.call_batch: int | None = None  # batch size of the current model call
         self._calls: dict[str, int] = {}
         self._wanted: dict[tuple[str, bool], bool] = {}
         self.claimed: set[str] = set()  # modules whose maps come from a declared strategy
@@ -98,11 +99,14 @@ class CaptureSession:
         self._unsent: list[AttentionMap] = []
 
     # -- module stack --------------------------------------------------------------
-    def push(self, module: nn.Module, kwargs: dict[str, Any]) -> None:
+    def push(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
         name = self.names.get(module, type(module).__name__)
         if module is self.root and not any(f.module is module for f in self.stack):
             self.forward_index += 1
             self._calls.clear()
+            first = next((t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)
+                          and t.ndim > 0), None)
+            self.call_batch = None if first is None else int(first.shape[0])
         index = self._calls.get(name, 0)
         self._calls[name] = index + 1
         cross = any(isinstance(kwargs.get(k), torch.Tensor) for k in _CROSS_KWARGS)
@@ -255,10 +259,10 @@ class CaptureSession:
         samples = heads = None
         if graph:
             if weights.ndim > 2:
-                samples = sel.sample_index(weights.shape[0])
+                samples = self.sample_rows(weights.shape[0])
             heads = sel.head_index(weights.shape[-1], module)
         else:
-            samples = sel.sample_index(weights.shape[0])
+            samples = self.sample_rows(weights.shape[0])
             heads = sel.head_index(weights.shape[1], module)
         if samples is not None:
             if not samples:
@@ -267,6 +271,14 @@ class CaptureSession:
         if heads is not None:
             weights = weights[..., heads] if graph else weights[:, heads]
         return weights, heads, samples
+
+    def sample_rows(self, batch: int) -> list[int] | None:
+        """Rows to keep of a map with ``batch`` rows. A map whose batch axis is not the
+        model call's (a model that folds epochs or channels into it) is kept whole:
+        its rows are not the samples the selection names."""
+        if self.call_batch is not None and batch != self.call_batch:
+            return None
+        return self.selection.sample_index(batch)
 
     @staticmethod
     def detach_copy(t: torch.Tensor, model_tensors: tuple) -> torch.Tensor:

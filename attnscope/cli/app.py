@@ -6,8 +6,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from attnscope.errors import AttnscopeError
-
 app = typer.Typer(help="Capture, store, analyse and show attention weights of PyTorch models.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 console = Console()

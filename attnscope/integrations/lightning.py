@@ -41,6 +41,9 @@ class AttentionCallback(Callback):
             ``attention_all_epochs.csv`` at the end of fit and test.
         log_images: add a heatmap (bar plot for 1-D attention) per epoch to the logger
             when it takes figures (TensorBoard).
+        durable: fsync every captured batch (survives power loss; a killed process
+            keeps its committed batches either way). Off by default: it costs ~1 s per
+            batch with dozens of entries.
         capture_options: any other ``attnscope.capture`` keyword (``returns=`` ...).
 
     Batches that are not captured run with no hook at all. DDP: each rank writes its own
@@ -58,6 +61,7 @@ class AttentionCallback(Callback):
         dir: str | Path | None = None,
         export: bool = True,
         log_images: bool = True,
+        durable: bool = False,
         **capture_options: Any,
     ) -> None:
         AttentionConfig(every_n_epochs=every_n_epochs, samples=samples, dtype=dtype)  # checks
@@ -65,7 +69,7 @@ class AttentionCallback(Callback):
         self.capture_options = dict(capture_options, heads=heads, reduce=reduce, dtype=dtype,
                                     include=list(modules) if modules else None)
         self.dtype, self.dir = dtype, None if dir is None else Path(dir)
-        self.export, self.log_images = export, log_images
+        self.export, self.log_images, self.durable = export, log_images, durable
         self._writer: Any = None
         self._capture: Any = None
         self._batches: list[list[int]] | None = None
@@ -155,6 +159,7 @@ class AttentionCallback(Callback):
         self._limit, self._step, self._seen = limit, step, 0
         self._writer = open_writer(self.store_path(trainer), step=self._part(trainer, step),
                                    model=pl_module, dtype=self.dtype, if_exists="overwrite",
+                                   durable=self.durable,
                                    labels=None if ids is None else {"sample_ids": ids})
 
     def _rows(self, batch: Any, batch_idx: int, dataloader_idx: int) -> list[int]:

@@ -28,12 +28,12 @@ from attnscope.store.errors import (
 )
 from attnscope.store.export import export
 from attnscope.store.reader import Store
-from attnscope.store.writer import StoreWriter, delete_step, init_root
+from attnscope.store.writer import StoreWriter, delete_step, init_root, set_step_labels
 
 __all__ = [
     "DiskSpaceError", "ExportTooLargeError", "NotAStoreError", "Store", "StoreBusyError",
     "StoreError", "StoreWriter", "create_store", "delete_step", "export", "open_store",
-    "open_writer",
+    "open_writer", "set_step_labels",
 ]
 
 

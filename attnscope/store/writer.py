@@ -258,3 +258,16 @@ def delete_step(root: str | Path, step: str) -> None:
         if meta["steps"].pop(step, None) is not None:
             layout.write_json_atomic(root / layout.META, meta)
     shutil.rmtree(directory, ignore_errors=True)
+
+
+def set_step_labels(root: str | Path, step: str, labels: dict[str, Any]) -> None:
+    """Merge ``labels`` into a written step's metadata: labels known only after the
+    forward passes ran (``true->pred`` per epoch, generated tokens)."""
+    root = Path(root)
+    with layout.locked(root / ".lock"):
+        meta = layout.read_meta(root)
+        if step not in meta["steps"]:
+            raise StoreError(f"no step {step!r} in store '{root}'; steps: {sorted(meta['steps'])}")
+        entry = meta["steps"][step]
+        entry["labels"] = {**entry.get("labels", {}), **labels}
+        layout.write_json_atomic(root / layout.META, meta)

@@ -317,3 +317,27 @@ def test_left_padded_causal_lm_rows_without_any_key_are_zeros_as_sdpa_computes_t
         live[0, :2] = False
         assert (m.weights.transpose(1, 2)[live] - expected.transpose(1, 2)[live]).abs().max() \
             < 2e-5
+
+
+def test_sample_selection_leaves_maps_with_a_folded_batch_axis_whole():
+    class Folding(nn.Module):
+        """Per-epoch attention computed with epochs folded into the batch axis."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.epoch_attention = nn.MultiheadAttention(8, 2, batch_first=True)
+            self.sequence_attention = nn.MultiheadAttention(8, 2, batch_first=True)
+
+        def forward(self, x):  # (batch, epochs, time, 8)
+            b, e, t, c = x.shape
+            flat = x.reshape(b * e, t, c)
+            pooled = self.epoch_attention(flat, flat, flat)[0].mean(1).reshape(b, e, c)
+            return self.sequence_attention(pooled, pooled, pooled)[0]
+
+    torch.manual_seed(0)
+    model = Folding().eval()
+    with torch.no_grad(), attnscope.capture(model, samples=[1]) as rec:
+        model(torch.randn(3, 4, 5, 8))
+    folded, sequence = rec.maps
+    assert folded.weights.shape[0] == 12 and folded.samples is None
+    assert sequence.weights.shape[0] == 1 and sequence.samples == [1]

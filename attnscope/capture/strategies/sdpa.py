@@ -181,7 +181,7 @@ class SdpaStrategy(Strategy):
             if invalid:
                 return func(*args, **kwargs)  # let torch raise its own error
             sel = session.selection
-            samples = sel.sample_index(batch)
+            samples = session.sample_rows(batch)
             if samples == []:
                 return func(*args, **kwargs)
             heads = sel.head_index(num_heads, owner.name)
@@ -189,7 +189,7 @@ class SdpaStrategy(Strategy):
                 t.requires_grad for t in (query, key, value)
             )
             # one pass gives both when every probability is computed anyway
-            reuse = (sel.samples is None and sel.heads is None and not needs_grad
+            reuse = (samples is None and heads is None and not needs_grad
                      and dropout_p == 0.0 and query.device.type == "cpu")
             with torch.no_grad():
                 probs, out = sdpa_probabilities(

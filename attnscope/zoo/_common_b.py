@@ -1,0 +1,166 @@
+"""Plumbing shared by the translation, sleep and graph families: seeding, a generic
+Lightning wrapper around a plain ``nn.Module`` task, train-then-capture through
+:class:`~attnscope.integrations.lightning.AttentionCallback`, per-step labels written
+into the store, and ``summary.md``.
+
+Imported only inside ``run`` (it imports Lightning), so listing the families stays fast.
+Left out on purpose: anything family-specific (data, model, metric).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch import nn
+
+from attnscope.zoo.registry import DemoResult
+
+
+def seed_all(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a generator for the synthetic data."""
+    pl.seed_everything(seed, workers=True, verbose=False)
+    return torch.Generator().manual_seed(seed)
+
+
+class ZooModule(pl.LightningModule):
+    """Trains ``net.loss(batch)``; validation/test call ``net.evaluate(batch)``, which
+    returns ``(metrics, labels)``: the attention captured there is what the store holds,
+    and ``labels`` (lists with one item per sample) become the step's store labels."""
+
+    def __init__(self, net: nn.Module, lr: float) -> None:
+        super().__init__()
+        self.net, self.lr = net, lr
+        self.step_labels: dict[str, list[Any]] = {}
+
+    def forward(self, batch: Any) -> Any:
+        return self.net.evaluate(batch)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        loss = self.net.loss(batch)
+        self.log("train_loss", loss, prog_bar=False)
+        return loss
+
+    def _eval(self, batch: Any, prefix: str) -> None:
+        metrics, labels = self(batch)
+        for key, value in metrics.items():
+            self.log(f"{prefix}_{key}", value, batch_size=len(batch[0]))
+        for key, items in labels.items():
+            self.step_labels.setdefault(key, []).extend(items)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._eval(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._eval(batch, "test")
+
+    def on_validation_epoch_start(self) -> None:
+        self.step_labels = {}
+
+    def on_test_epoch_start(self) -> None:
+        self.step_labels = {}
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+
+def add_step_labels(store_path: Path, step: str, labels: dict[str, Any]) -> None:
+    """Merge ``labels`` into a step already written (no-op when it was not written)."""
+    from attnscope.store import open_store, set_step_labels
+
+    if step in open_store(store_path).steps:
+        set_step_labels(store_path, step, labels)
+
+
+class StepLabels(Callback):
+    """After the attention callback closed a step, store the labels the module gathered
+    (plus fixed ones such as channel names). Must come after ``AttentionCallback``."""
+
+    def __init__(self, store_path: Path, fixed: dict[str, Any] | None = None) -> None:
+        self.store_path, self.fixed = store_path, dict(fixed or {})
+
+    def _write(self, step: str, pl_module: ZooModule) -> None:
+        if (self.store_path / "attnscope.json").exists():
+            add_step_labels(self.store_path, step, {**self.fixed, **pl_module.step_labels})
+
+    def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        if not trainer.sanity_checking:
+            self._write(f"epoch_{trainer.current_epoch:03d}", pl_module)
+
+    def on_test_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        self._write("test", pl_module)
+
+
+def train_and_capture(net: nn.Module, loaders: tuple[Any, Any, Any], out: Path, *,
+                      epochs: int, trained: bool, lr: float,
+                      fixed_labels: dict[str, Any] | None = None) -> tuple[ZooModule, float]:
+    """Fit (validation captured every epoch) and test (captured) into ``out / "store"``;
+    returns the module and the seconds ``fit`` took.
+
+    ``trained=False`` skips fitting: one validation pass (``epoch_000``) and the test
+    pass go through the same callbacks, so the control has the same store layout.
+    """
+    from attnscope.integrations.lightning import AttentionCallback
+
+    module = ZooModule(net, lr)
+    store_path = out / "store"
+    callbacks = [AttentionCallback(every_n_epochs=1, samples=None, dir=out, export=False,
+                                   log_images=False), StepLabels(store_path, fixed_labels)]
+    train, val, test = loaders
+    seconds = 0.0
+    quiet = logging.getLogger("lightning.pytorch")
+    level, threads = quiet.level, torch.get_num_threads()
+    quiet.setLevel(logging.WARNING)
+    # models this small gain nothing from threads, and lose 10x when cores are shared
+    torch.set_num_threads(1)
+    try:
+        trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1,
+                             callbacks=callbacks, logger=False, enable_checkpointing=False,
+                             enable_progress_bar=False, enable_model_summary=False,
+                             default_root_dir=out, deterministic=True, num_sanity_val_steps=0)
+        with warnings.catch_warnings():
+            # advice about dataloader workers and logging is noise on a 2-core demo
+            warnings.filterwarnings("ignore", message=".*(num_workers|does not have many "
+                                    "workers|self.log|LightningModule.log).*")
+            if trained:
+                start = time.perf_counter()
+                trainer.fit(module, train, val)
+                seconds = time.perf_counter() - start
+            else:
+                trainer.validate(module, val, verbose=False)
+            trainer.test(module, test, verbose=False)
+    finally:
+        quiet.setLevel(level)
+        torch.set_num_threads(threads)
+    return module, seconds
+
+
+def write_summary(out: Path, result: DemoResult, *, task: str, expected: str,
+                  extra: list[str] | None = None) -> Path:
+    """``summary.md``: the task, the pattern expected, what the metric shows, timing."""
+    verdict = "shown" if result.passed else "NOT shown"
+    lines = [
+        f"# attnscope demo: {result.family}", "",
+        f"**Task.** {task}", "",
+        f"**Expected attention.** {expected}", "",
+        f"**Result.** {result.metric_name} = {result.metric:.3f} "
+        f"(threshold {result.threshold:.3f}): the pattern is {verdict}.", "",
+        f"**Training time.** {result.train_seconds:.1f} s on CPU"
+        + (" (untrained control: no training)" if result.train_seconds == 0 else "") + ".", "",
+    ]
+    if result.details:
+        lines += ["| detail | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.4g} |" for k, v in result.details.items()]
+        lines.append("")
+    lines += list(extra or [])
+    lines += ["**Files.**", ""] + [f"- `{p.name}`" for p in result.files] + [
+        "- `store/`: open with `attnscope.open_store`", ""]
+    path = out / "summary.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
