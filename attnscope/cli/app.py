@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(help="Capture, store, analyse and show attention weights of PyTorch models.",
@@ -16,7 +17,8 @@ err_console = Console(stderr=True)
 
 def fail(message: str) -> typer.Exit:
     """Print one clear line on stderr; the caller raises the returned exit (code 2)."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False,
+                      soft_wrap=True)
     return typer.Exit(2)
 
 
@@ -33,11 +35,13 @@ def strategies() -> None:
 
 def _register_subcommands() -> None:
     from attnscope.cli.demo_command import demo
+    from attnscope.cli.evaluate_command import evaluate
     from attnscope.cli.plot_command import plot
     from attnscope.cli.store_commands import export, store_app
 
     app.command("demo")(demo)
     app.command("plot")(plot)
+    app.command("evaluate")(evaluate)
     app.add_typer(store_app, name="store")
     app.command("export")(export)
 

@@ -3,10 +3,25 @@ from __future__ import annotations
 from attnscope.cli import main
 
 
-def test_demo_lists_every_map_of_the_builtin_model(capsys):
-    assert main(["demo"]) == 0
+def test_demo_list_names_every_family(capsys):
+    assert main(["demo", "--list"]) == 0
     out = capsys.readouterr().out
-    assert "6 attention maps" in out and "cross" in out and "mha" in out
+    for family in ("translation", "sleep", "graph"):
+        assert family in out
+
+
+def test_unknown_demo_is_one_line_and_exit_code_2(capsys):
+    assert main(["demo", "no-such-demo"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "available" in err[0]
+
+
+def test_error_messages_with_brackets_are_printed_verbatim(capsys):
+    from attnscope.cli.app import fail
+
+    exit_ = fail("bad path [/tmp/x] given")
+    assert exit_.exit_code == 2
+    assert "[/tmp/x]" in capsys.readouterr().err
 
 
 def test_strategies_lists_the_registry(capsys):

@@ -1,0 +1,65 @@
+"""Writing what evaluation found: the figures for the task and the results JSON
+(strict JSON: NaN from a diverged model becomes null; numeric lists on one line)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from attnscope.evaluate import class_figures, figures
+from attnscope.evaluate.predictions import Predictions
+
+
+def write_figures(pred: Predictions, metrics: dict[str, Any], out: Path, dpi: float,
+                  names: list[str] | None = None) -> dict[str, Path]:
+    """Regression: predicted vs actual, residuals, error distribution; classification:
+    confusion matrix; both: timeline. Returns ``{name: path}``."""
+    files: dict[str, Path] = {}
+    if pred.task == "regression":
+        files["predicted_vs_actual"] = out / "predicted_vs_actual.png"
+        figures.plot_predicted_vs_actual(pred, metrics, files["predicted_vs_actual"], dpi)
+        files["residuals"] = out / "residuals.png"
+        figures.plot_residuals(pred, files["residuals"], dpi)
+        files["error_distribution"] = out / "error_distribution.png"
+        figures.plot_error_distribution(pred, metrics, files["error_distribution"], dpi)
+    else:
+        files["confusion_matrix"] = out / "confusion_matrix.png"
+        class_figures.plot_confusion_matrix(metrics, files["confusion_matrix"], dpi)
+    files["timeline"] = out / "timeline.png"
+    figures.plot_timeline(pred, files["timeline"], dpi, names)
+    return files
+
+
+def write_json(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_finite(doc), indent=2, allow_nan=False)
+    # one line per innermost list of numbers (confusion-matrix rows, shapes)
+    text = re.sub(r"\[([-\d.eE,\s]+|null)\]",
+                  lambda m: "[" + ", ".join(m.group(1).split()).replace(",,", ",") + "]", text)
+    path.write_text(text + "\n")
+
+
+def _finite(value: Any) -> Any:
+    """NaN/inf (a diverged model) become null, so the file stays strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def class_names(data: Any, model: nn.Module, k: int) -> list[str] | None:
+    """Class names from the data set (``classes``) or a Hugging Face ``id2label``."""
+    dataset = getattr(data, "dataset", data)
+    names = getattr(dataset, "classes", None)
+    if names is None:
+        labels = getattr(getattr(model, "config", None), "id2label", None)
+        names = [labels[i] for i in sorted(labels)] if isinstance(labels, dict) else None
+    return [str(n) for n in names] if names is not None and len(names) == k else None
