@@ -102,3 +102,30 @@ def load_attention_config(path: str | os.PathLike | None, *, save_attention: boo
     except TypeError as err:
         raise ConfigError(f"attention section: {err}") from None
     return config.with_overrides(save_attention=save_attention, attention_dir=attention_dir)
+
+
+def add_attention_arguments(parser: Any) -> Any:
+    """Add ``--config``-independent switches to a training script's argparse parser:
+    ``--save-attention / --no-save-attention`` and ``--attention-dir``.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_attention_arguments(parser)
+        >>> args = parser.parse_args()
+        >>> config = load_attention_config(args.config, **attention_overrides(args))
+    """
+    group = parser.add_argument_group("attention capture (attnscope)")
+    switch = group.add_mutually_exclusive_group()
+    switch.add_argument("--save-attention", dest="save_attention", action="store_true",
+                        default=None, help="capture attention (wins over the config file)")
+    switch.add_argument("--no-save-attention", dest="save_attention", action="store_false",
+                        help="do not capture attention (wins over the config file)")
+    group.add_argument("--attention-dir", dest="attention_dir", default=None,
+                       help="where the store and exports go (wins over attention.dir)")
+    return parser
+
+
+def attention_overrides(args: Any) -> dict[str, Any]:
+    """The parsed switches as keyword arguments of :func:`load_attention_config`."""
+    return {"save_attention": getattr(args, "save_attention", None),
+            "attention_dir": getattr(args, "attention_dir", None)}

@@ -140,3 +140,23 @@ def test_ddp_on_cpu_each_sample_exactly_once(tmp_path):
                                _direct(model, dataset(7, 2)), atol=1e-3)
     np.testing.assert_allclose(store.read("model.attention", step="epoch_000"),
                                _direct(model, dataset(10, 1))[:7], atol=1e-3)
+
+
+def test_argparse_switches_win_over_the_file(tmp_path):
+    import argparse
+
+    from attnscope.integrations.config import add_attention_arguments, attention_overrides
+
+    config = tmp_path / "config.yaml"
+    config.write_text("attention:\n  enabled: true\n  dir: from_file\n")
+    parser = add_attention_arguments(argparse.ArgumentParser())
+    plain = load_attention_config(config, **attention_overrides(parser.parse_args([])))
+    assert plain.enabled and plain.dir == "from_file"
+    off = load_attention_config(config, **attention_overrides(
+        parser.parse_args(["--no-save-attention", "--attention-dir", "cli"])))
+    assert not off.enabled and off.dir == "cli"
+    config.write_text("attention:\n  enabled: false\n")
+    assert load_attention_config(config, **attention_overrides(
+        parser.parse_args(["--save-attention"]))).enabled
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--save-attention", "--no-save-attention"])
