@@ -3,6 +3,8 @@ captured into a store, drawn, and checked against the known pattern."""
 
 from __future__ import annotations
 
+import logging
+import warnings
 from pathlib import Path
 
 import typer
@@ -39,7 +41,9 @@ def demo(
     target = out / family.name
     console.print(f"[bold]{family.name}[/]: {family.description}")
     console.print(f"expected: {family.expected}")
-    with console.status("training, capturing and drawing ..."):
+    _quiet_frameworks()
+    with console.status("training, capturing and drawing ..."), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # framework deprecation chatter, not the user's
         try:
             result = family.run(target, seed=seed, quick=quick)
         except AttnscopeError as err:
@@ -49,3 +53,9 @@ def demo(
                   f"{result.threshold:.3f}) -> pattern {verdict}; trained in "
                   f"{result.train_seconds:.1f} s")
     console.print(f"wrote {target}/ (store/, summary.md, {len(result.files)} figures)")
+
+
+def _quiet_frameworks() -> None:
+    """Lightning's info lines (accelerator, tips) drown the demo's own summary."""
+    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
