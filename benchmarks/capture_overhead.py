@@ -4,6 +4,7 @@ Variants, each a full forward of a batch of 8 at 128 and 512 tokens on 2 threads
   sdpa      plain forward on HF's default sdpa attention (the baseline)
   eager     HF eager attention with output_attentions=True (what users do today)
   all       attnscope.capture on the sdpa model, all 6 layers
+  all16     the same, maps stored as float16 (dtype="float16")
   one       attnscope.capture of layer 0 only (include=)
 Timings are interleaved round-robin (the machine is shared and noisy) and reported as
 the median of --repeats runs after warm-up, as ratios to the baseline of the same run.
@@ -30,7 +31,7 @@ import torch  # noqa: E402
 
 import attnscope  # noqa: E402
 
-VARIANTS = ("sdpa", "eager", "all", "one")
+VARIANTS = ("sdpa", "eager", "all", "all16", "one")
 BATCH = 8
 
 
@@ -53,10 +54,11 @@ def runner(variant: str, models: dict, batch: dict):
         return lambda: models["sdpa"](**batch)
     if variant == "eager":
         return lambda: models["eager"](**batch, output_attentions=True)
-    include = None if variant == "all" else "encoder.layer.0.*"
+    include = "encoder.layer.0.*" if variant == "one" else None
+    dtype = "float16" if variant == "all16" else None
 
     def run():
-        with attnscope.capture(models["sdpa"], include=include) as rec:
+        with attnscope.capture(models["sdpa"], include=include, dtype=dtype) as rec:
             models["sdpa"](**batch)
         return rec
 
