@@ -20,14 +20,6 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
-from attnscope.zoo.registry import DemoResult
-
-
-def seed_all(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch; return a generator for the synthetic data."""
-    pl.seed_everything(seed, workers=True, verbose=False)
-    return torch.Generator().manual_seed(seed)
-
 
 class ZooModule(pl.LightningModule):
     """Trains ``net.loss(batch)``; validation/test call ``net.evaluate(batch)``, which
@@ -141,26 +133,14 @@ def train_and_capture(net: nn.Module, loaders: tuple[Any, Any, Any], out: Path, 
     return module, seconds
 
 
-def write_summary(out: Path, result: DemoResult, *, task: str, expected: str,
-                  extra: list[str] | None = None) -> Path:
-    """``summary.md``: the task, the pattern expected, what the metric shows, timing."""
-    verdict = "shown" if result.passed else "NOT shown"
-    lines = [
-        f"# attnscope demo: {result.family}", "",
-        f"**Task.** {task}", "",
-        f"**Expected attention.** {expected}", "",
-        f"**Result.** {result.metric_name} = {result.metric:.3f} "
-        f"(threshold {result.threshold:.3f}): the pattern is {verdict}.", "",
-        f"**Training time.** {result.train_seconds:.1f} s on CPU"
-        + (" (untrained control: no training)" if result.train_seconds == 0 else "") + ".", "",
-    ]
-    if result.details:
-        lines += ["| detail | value |", "|---|---|"]
-        lines += [f"| {k} | {v:.4g} |" for k, v in result.details.items()]
-        lines.append("")
-    lines += list(extra or [])
-    lines += ["**Files.**", ""] + [f"- `{p.name}`" for p in result.files] + [
-        "- `store/`: open with `attnscope.open_store`", ""]
-    path = out / "summary.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
+def make_loaders(sets: list[tuple[torch.Tensor, ...]], train_batch: int,
+                 gen: torch.Generator, eval_batch: int | None = None) -> tuple[Any, Any, Any]:
+    """Train (shuffled, seeded), validation and test loaders. Validation and test are one
+    batch each unless ``eval_batch`` says otherwise: every captured batch is one commit."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    def size(i: int, s: tuple[torch.Tensor, ...]) -> int:
+        return train_batch if i == 0 else eval_batch or len(s[0])
+
+    return tuple(DataLoader(TensorDataset(*s), batch_size=size(i, s), shuffle=i == 0,
+                            generator=gen if i == 0 else None) for i, s in enumerate(sets))

@@ -160,10 +160,9 @@ def _figures(store: Any, out: Path, drivers: np.ndarray) -> list[Path]:
                  "on a network where one in-neighbour drives each node",
                  expected="each node's top-weighted incoming edge comes from its driver")
 def run(out: Path, *, seed: int = 0, quick: bool = False, trained: bool = True) -> DemoResult:
-    from torch.utils.data import DataLoader, TensorDataset
-
     from attnscope.store import open_store
-    from attnscope.zoo._common_b import seed_all, train_and_capture, write_summary
+    from attnscope.zoo._common_a import seed_all, write_summary
+    from attnscope.zoo._common_b import make_loaders, train_and_capture
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -172,9 +171,7 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, trained: bool = True) 
     n_train, epochs = (2000, 4) if quick else (4000, 10)
     sets = [make_windows(n, drivers, gen) for n in (n_train, 8, 16)]
     # validation/test one window per batch: each stored sample is one 16-node graph
-    loaders = tuple(DataLoader(TensorDataset(*s), batch_size=32 if i == 0 else 1,
-                               shuffle=i == 0, generator=gen if i == 0 else None)
-                    for i, s in enumerate(sets))
+    loaders = make_loaders(sets, 32, gen, eval_batch=1)
     _, seconds = train_and_capture(
         STNet(edge_index), loaders, out, epochs=epochs, trained=trained, lr=5e-3,
         fixed_labels={"nodes": [f"n{i:02d}" for i in range(NODES)],
@@ -192,6 +189,6 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, trained: bool = True) 
     write_summary(out, result, task=f"predict the next value of {NODES} nodes from an "
                   f"{WINDOW}-step window; each node has {NEIGHBOURS} in-neighbours, one drives it",
                   expected="each node's strongest incoming edge is the driver's (chance "
-                  f"1/{NEIGHBOURS}); temporal attention on the latest step")
+                  f"1/{NEIGHBOURS}); temporal attention on the latest step", trained=trained)
     result.files.append(out / "summary.md")
     return result

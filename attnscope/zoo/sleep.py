@@ -151,19 +151,16 @@ def _figures(store: Any, out: Path, chan: np.ndarray, temp: np.ndarray,
                  "attention) on synthetic 3-channel EEG", expected="channel attention "
                  f"favours {CHANNELS[INFORMATIVE]}, the only channel that carries the stage")
 def run(out: Path, *, seed: int = 0, quick: bool = False, trained: bool = True) -> DemoResult:
-    from torch.utils.data import DataLoader, TensorDataset
-
     from attnscope.store import open_store
-    from attnscope.zoo._common_b import seed_all, train_and_capture, write_summary
+    from attnscope.zoo._common_a import seed_all, write_summary
+    from attnscope.zoo._common_b import make_loaders, train_and_capture
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     gen = seed_all(seed)
     n_train, epochs = (1500, 3) if quick else (3000, 8)
     sets = [make_nights(n, gen) for n in (n_train, 64, 128)]
-    loaders = tuple(DataLoader(TensorDataset(*s), batch_size=32 if i == 0 else len(s[0]),
-                               shuffle=i == 0, generator=gen if i == 0 else None)
-                    for i, s in enumerate(sets))
+    loaders = make_loaders(sets, 32, gen)
     _, seconds = train_and_capture(SleepNet(), loaders, out, epochs=epochs, trained=trained,
                                    lr=3e-3, fixed_labels={"channels": CHANNELS,
                                                           "class_names": STAGES})
@@ -182,6 +179,6 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, trained: bool = True) 
     write_summary(out, result, task="stage 6-epoch sequences of 3-channel synthetic EEG; the "
                   f"stage sets the burst frequency on {CHANNELS[INFORMATIVE]} only",
                   expected=f"channel attention on {CHANNELS[INFORMATIVE]} well above "
-                  "uniform; temporal attention on that channel inside the burst")
+                  "uniform; temporal attention on that channel inside the burst", trained=trained)
     result.files.append(out / "summary.md")
     return result

@@ -208,10 +208,9 @@ def _figures(store: Any, out: Path, layers: int, best: int) -> list[Path]:
                  "language pair (SOV -> SVO), greedy decoding captured per token",
                  expected="each generated word's cross attention peaks on its source word")
 def run(out: Path, *, seed: int = 0, quick: bool = False, trained: bool = True) -> DemoResult:
-    from torch.utils.data import DataLoader, TensorDataset
-
     from attnscope.store import open_store
-    from attnscope.zoo._common_b import seed_all, train_and_capture, write_summary
+    from attnscope.zoo._common_a import seed_all, write_summary
+    from attnscope.zoo._common_b import make_loaders, train_and_capture
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -219,9 +218,7 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, trained: bool = True) 
     n_train, epochs = (4000, 3) if quick else (8000, 8)
     sets = [make_corpus(n, gen) for n in (n_train, 64, 128)]
     # one validation and one test batch: every captured batch costs a durable commit
-    loaders = tuple(DataLoader(TensorDataset(*s), batch_size=64 if i == 0 else len(s[0]),
-                               shuffle=i == 0, generator=gen if i == 0 else None)
-                    for i, s in enumerate(sets))
+    loaders = make_loaders(sets, 64, gen)
     layers = 2
     _, seconds = train_and_capture(Translator(layers=layers), loaders, out, epochs=epochs,
                                    trained=trained, lr=3e-3)
@@ -238,6 +235,6 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, trained: bool = True) 
     write_summary(out, result, task="translate SOV sentences with particles into SVO "
                   "English (distinct words per side), greedy decoding on 128 test sentences",
                   expected="the cross attention of each generated word peaks on the source "
-                  "word it translates (chance: about 1 in 5 source words)")
+                  "word it translates (chance: about 1 in 5 source words)", trained=trained)
     result.files.append(out / "summary.md")
     return result
