@@ -128,9 +128,10 @@ def test_config_section_and_command_line_overrides(tmp_path):
 
 def test_ddp_on_cpu_each_sample_exactly_once(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    subprocess.run([sys.executable, str(ROOT / "tests/integrations/ddp_script.py"),
-                    str(tmp_path)], check=True, cwd=tmp_path, env=env, timeout=300,
-                   capture_output=True)
+    run = subprocess.run([sys.executable, str(ROOT / "tests/integrations/ddp_script.py"),
+                          str(tmp_path)], cwd=tmp_path, env=env, timeout=300,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
     store = attnscope.open_store(tmp_path / "attn" / "store")
     assert store.steps == ["epoch_000", "test"]  # the per-rank parts were merged away
     assert store.labels("epoch_000")["sample_ids"] == list(range(7))
