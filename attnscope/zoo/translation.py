@@ -159,8 +159,12 @@ class Translator(nn.Module):
 
 
 def words(ids: torch.Tensor, upto_eos: bool = False) -> list[str]:
-    """Token labels of one sentence (padding dropped, generated text kept whole)."""
-    return [VOCAB[i] for i in ids.tolist() if upto_eos or i != PAD]
+    """Token labels of one sentence: padding dropped, or (generated text) everything up
+    to and including the first ``<eos>``: greedy decoding keeps stepping after it."""
+    ids_ = ids.tolist()
+    if upto_eos:
+        return [VOCAB[i] for i in ids_[: ids_.index(EOS) + 1 if EOS in ids_ else None]]
+    return [VOCAB[i] for i in ids_ if i != PAD]
 
 
 def cross_rows(store: Any, layer: int, step: str = "test") -> np.ndarray:
@@ -183,7 +187,7 @@ def _figures(store: Any, out: Path, layers: int, best: int) -> list[Path]:
 
     labels = store.labels("test")
     src, tgt = labels["sample_source_tokens"][0], labels["sample_target_tokens"][0]
-    cross = cross_rows(store, best)[0][:, :, : len(src)]  # (head, step, source)
+    cross = cross_rows(store, best)[0][:, : len(tgt), : len(src)]  # (head, step, source)
     files = [out / "translation_cross.png", out / "translation_cross_heads.png",
              out / "translation_encoder_self.png", out / "translation_decoder_self.png"]
     plot_cross(cross.mean(0), source_labels=src, target_labels=tgt, head=0,
@@ -194,8 +198,8 @@ def _figures(store: Any, out: Path, layers: int, best: int) -> list[Path]:
     plot_heatmap(store, module=f"net.encoder.{layers - 1}.self_attn", step="test", head="mean",
                  labels=src + ["<pad>"] * (SRC_LEN - len(src)), path=files[2])
     base = f"net.decoder.{layers - 1}.self_attn"
-    causal = np.full((TGT_LEN, TGT_LEN), np.nan, dtype=np.float32)
-    for t in range(TGT_LEN):
+    causal = np.full((len(tgt), len(tgt)), np.nan, dtype=np.float32)
+    for t in range(len(tgt)):
         row = store.read(base if t == 0 else f"{base}[{t}]", step="test", samples=[0])[0]
         causal[t, : t + 1] = np.nanmean(row[:, 0, : t + 1], axis=0)
     plot_heatmap(causal, labels=["<bos>"] + tgt[:-1], query_labels=tgt, head=0,
