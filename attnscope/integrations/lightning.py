@@ -256,7 +256,7 @@ def merge_parts(store_path: Path, step: str, world_size: int) -> None:
                          labels={"sample_ids": sorted({i for part in ids for i in part or []})})
     try:
         for name in store.modules:
-            info = store.module_info(name)
+            info = store.module_info(name, step=parts[0]) if parts else store.module_info(name)
             chunks, order = [], []
             for part, part_ids in zip(parts, ids):
                 if store.segments(name, part):

@@ -79,12 +79,16 @@ class Store:
     def model(self) -> str | None:
         return self.meta.get("model")
 
-    def module_info(self, module: str) -> dict[str, Any]:
-        """Kind, head count, original head ids, source strategy ... of one entry."""
+    def module_info(self, module: str, step: str | None = None) -> dict[str, Any]:
+        """Kind, head count, original head ids, source strategy ... of one entry; with
+        ``step``, the head count, head ids and reduction that step was written with."""
         if module not in self.meta["modules"]:
             names = ", ".join(self.modules[:8]) + (" ..." if len(self.modules) > 8 else "")
             raise StoreError(f"no module {module!r} in store '{self.root}'; stored: {names}")
-        return dict(self.meta["modules"][module])
+        info = dict(self.meta["modules"][module])
+        if step is not None:
+            info.update(self.meta["steps"].get(step, {}).get("heads", {}).get(module, {}))
+        return info
 
     def labels(self, step: str) -> dict[str, Any]:
         """Axis labels given to the writer of ``step`` (tokens, time_steps, channels ...)."""

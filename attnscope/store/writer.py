@@ -99,6 +99,7 @@ class StoreWriter:
         self.batch = max((e["batch"] for e in done), default=-1) + 1
         self.keys = {name: info["key"] for name, info in meta["modules"].items()}
         self._new: dict[str, dict[str, Any]] = {}
+        self._step_heads: dict[str, dict[str, Any]] = {}
         self._pending: list[dict[str, Any]] = []
         self._paths: list[Path] = []
         self._bytes = self._samples = 0
@@ -169,6 +170,10 @@ class StoreWriter:
                                "kind": m.kind, "graph": graph, "num_heads": int(heads),
                                "heads": m.heads, "reduced": m.reduced, "source": m.source,
                                "effective": name.endswith("@effective")}
+        heads = m.weights.shape[-1] if graph else m.weights.shape[1]
+        # head selection and reduction may differ from step to step: kept per step too
+        self._step_heads[name] = {"num_heads": int(heads), "heads": m.heads,
+                                  "reduced": m.reduced}
         key = self.keys[name]
         if key not in self._groups:  # zarr group node, so zarr tools can walk the store
             zarr.open_group(str(self.dir / key), mode="a", attributes={"module": name})
@@ -213,7 +218,8 @@ class StoreWriter:
                 meta["model"], changed = self.model, True
             step = meta["steps"].setdefault(self.step, {})
             new = {"dtype": str(self.dtype).replace("torch.", ""), "keepbits": self.keepbits,
-                   "labels": {**step.get("labels", {}), **self.labels}}
+                   "labels": {**step.get("labels", {}), **self.labels},
+                   "heads": {**step.get("heads", {}), **self._step_heads}}
             if step != new:
                 step.update(new)
                 changed = True

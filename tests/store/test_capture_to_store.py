@@ -56,3 +56,22 @@ def test_the_effective_matrix_and_labels_reach_the_store(tmp_path):
     np.testing.assert_allclose(store.read("attention_layer@effective", step="test"),
                                rec.maps[0].effective.numpy(), atol=2e-3)
     assert store.labels("test")["time_steps"] == list(range(12))
+
+
+def test_head_selection_is_recorded_per_step(tmp_path):
+    model, (tgt, memory, causal) = _decoder()
+    with torch.no_grad():
+        with attnscope.capture(model, store=tmp_path / "s", step="mean", reduce="mean"):
+            model(tgt, memory, causal)
+        with attnscope.capture(model, store=tmp_path / "s", step="some", heads=[3, 1]):
+            model(tgt, memory, causal)
+        with attnscope.capture(model, store=tmp_path / "s", step="all"):
+            model(tgt, memory, causal)
+    store = attnscope.open_store(tmp_path / "s")
+    module = store.modules[0]
+    info = {step: store.module_info(module, step=step) for step in store.steps}
+    assert (info["mean"]["num_heads"], info["mean"]["reduced"]) == (1, "mean")
+    assert (info["some"]["num_heads"], info["some"]["heads"]) == (2, [3, 1])
+    assert (info["all"]["num_heads"], info["all"]["heads"], info["all"]["reduced"]) == (
+        4, None, None)
+    assert store.read(module, step="all").shape[1] == 4
