@@ -38,36 +38,56 @@ def make_trainer(out: Path, epochs: int, callbacks: list[Any]) -> Any:
                       num_sanity_val_steps=0)
 
 
+def run_trainer(module: Any, loaders: tuple[Any, Any, Any], out: Path, *, epochs: int,
+                trained: bool, callbacks: list[Any], threads: int | None = None) -> float:
+    """Fit ``module`` and test it; returns the seconds spent in ``fit``.
+
+    ``trained=False`` skips fitting: one validation pass (step ``epoch_000``) and the
+    test pass still go through the same callbacks, so the control run has the same
+    store layout as the trained one. ``threads``: torch threads while it runs (tiny
+    models gain nothing from more, and lose much when cores are shared).
+    """
+    import logging
+    import warnings
+
+    train, val, test = loaders
+    quiet = logging.getLogger("lightning.pytorch")
+    level, previous_threads = quiet.level, torch.get_num_threads()
+    quiet.setLevel(logging.WARNING)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    seconds = 0.0
+    try:
+        trainer = make_trainer(out, epochs, callbacks)
+        with warnings.catch_warnings():
+            # advice about dataloader workers and logging is noise on a 2-core demo
+            warnings.filterwarnings("ignore", message=".*(num_workers|does not have many "
+                                    "workers|number of training batches|self.log|"
+                                    "LightningModule.log).*")
+            if trained:
+                start = time.perf_counter()
+                trainer.fit(module, train, val)
+                seconds = time.perf_counter() - start
+            else:
+                trainer.validate(module, val, verbose=False)
+            trainer.test(module, test, verbose=False)
+    finally:
+        quiet.setLevel(level)
+        torch.set_num_threads(previous_threads)
+    return seconds
+
+
 def train_and_capture(module: Any, loaders: tuple[Any, Any, Any], out: Path, *, epochs: int,
                       trained: bool, samples: int | None, export: bool = True,
                       **capture_options: Any) -> float:
-    """Fit ``module`` (validation captured every epoch) and test it (captured), all into
-    ``out / "store"``; returns the seconds spent in ``fit``.
-
-    ``trained=False`` skips fitting: one validation pass (step ``epoch_000``) and the
-    test pass still go through the same callback, so the control run has the same
-    store layout as the trained one.
-    """
-    import warnings
-
+    """Fit and test ``module`` with validation (every epoch) and test captured into
+    ``out / "store"``; returns the seconds spent in ``fit``."""
     from attnscope.integrations.lightning import AttentionCallback
 
-    train, val, test = loaders
     callback = AttentionCallback(every_n_epochs=1, samples=samples, dir=out, export=export,
                                  log_images=False, **capture_options)
-    trainer = make_trainer(out, epochs, [callback])
-    with warnings.catch_warnings():
-        # Lightning's advice about dataloader workers is noise on a 2-core demo
-        warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        warnings.filterwarnings("ignore", ".*number of training batches.*")
-        start = time.perf_counter()
-        if trained:
-            trainer.fit(module, train, val)
-        else:
-            trainer.validate(module, val, verbose=False)
-        seconds = time.perf_counter() - start if trained else 0.0
-        trainer.test(module, test, verbose=False)
-    return seconds
+    return run_trainer(module, loaders, out, epochs=epochs, trained=trained,
+                       callbacks=[callback])
 
 
 def epoch_steps(store: Any) -> list[str]:

@@ -9,9 +9,6 @@ Left out on purpose: anything family-specific (data, model, metric).
 
 from __future__ import annotations
 
-import logging
-import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -92,44 +89,17 @@ class StepLabels(Callback):
 def train_and_capture(net: nn.Module, loaders: tuple[Any, Any, Any], out: Path, *,
                       epochs: int, trained: bool, lr: float,
                       fixed_labels: dict[str, Any] | None = None) -> tuple[ZooModule, float]:
-    """Fit (validation captured every epoch) and test (captured) into ``out / "store"``;
-    returns the module and the seconds ``fit`` took.
-
-    ``trained=False`` skips fitting: one validation pass (``epoch_000``) and the test
-    pass go through the same callbacks, so the control has the same store layout.
-    """
+    """Fit and test ``net`` with validation (every epoch) and test captured into
+    ``out / "store"``, their labels added to each step; returns the module and the
+    seconds ``fit`` took."""
     from attnscope.integrations.lightning import AttentionCallback
+    from attnscope.zoo._common_a import run_trainer
 
     module = ZooModule(net, lr)
-    store_path = out / "store"
     callbacks = [AttentionCallback(every_n_epochs=1, samples=None, dir=out, export=False,
-                                   log_images=False), StepLabels(store_path, fixed_labels)]
-    train, val, test = loaders
-    seconds = 0.0
-    quiet = logging.getLogger("lightning.pytorch")
-    level, threads = quiet.level, torch.get_num_threads()
-    quiet.setLevel(logging.WARNING)
-    # models this small gain nothing from threads, and lose 10x when cores are shared
-    torch.set_num_threads(1)
-    try:
-        trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1,
-                             callbacks=callbacks, logger=False, enable_checkpointing=False,
-                             enable_progress_bar=False, enable_model_summary=False,
-                             default_root_dir=out, deterministic=True, num_sanity_val_steps=0)
-        with warnings.catch_warnings():
-            # advice about dataloader workers and logging is noise on a 2-core demo
-            warnings.filterwarnings("ignore", message=".*(num_workers|does not have many "
-                                    "workers|self.log|LightningModule.log).*")
-            if trained:
-                start = time.perf_counter()
-                trainer.fit(module, train, val)
-                seconds = time.perf_counter() - start
-            else:
-                trainer.validate(module, val, verbose=False)
-            trainer.test(module, test, verbose=False)
-    finally:
-        quiet.setLevel(level)
-        torch.set_num_threads(threads)
+                                   log_images=False), StepLabels(out / "store", fixed_labels)]
+    seconds = run_trainer(module, loaders, out, epochs=epochs, trained=trained,
+                          callbacks=callbacks, threads=1)
     return module, seconds
 
 
