@@ -28,6 +28,24 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from attnscope.errors import AttnscopeError
 
 
+# where data items keep their target: never passed to the model as an input
+TARGET_KEYS = ("labels", "label", "target", "targets", "y")
+
+
+def model_inputs(batch: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """``(args, kwargs)`` to call a model with, from one batch: a tensor is the input;
+    in ``(x, y)`` / ``(x1, ..., y)`` the last item is the target; a dict is passed as
+    keywords without its target key."""
+    if isinstance(batch, torch.Tensor):
+        return (batch,), {}
+    if isinstance(batch, Mapping):
+        return (), {k: v for k, v in batch.items() if k not in TARGET_KEYS}
+    if isinstance(batch, (list, tuple)) and batch:
+        return (tuple(batch[:-1]) if len(batch) > 1 else tuple(batch)), {}
+    raise LoadError(f"cannot call a model with a batch of type {type(batch).__name__}; "
+                    "data items must be tensors, (x, y) / (x1, ..., y) tuples or dicts")
+
+
 class LoadError(AttnscopeError):
     """A model, data set or checkpoint that cannot be loaded as given."""
 

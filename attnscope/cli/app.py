@@ -34,12 +34,14 @@ def strategies() -> None:
 
 
 def _register_subcommands() -> None:
+    from attnscope.cli.capture_command import capture
     from attnscope.cli.demo_command import demo
     from attnscope.cli.evaluate_command import evaluate
     from attnscope.cli.plot_command import plot
     from attnscope.cli.store_commands import export, store_app
 
     app.command("demo")(demo)
+    app.command("capture")(capture)
     app.command("plot")(plot)
     app.command("evaluate")(evaluate)
     app.add_typer(store_app, name="store")

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from attnscope.errors import AttnscopeError
+from attnscope.loading import TARGET_KEYS
 
-TARGET_KEYS = ("labels", "label", "target", "targets", "y")
 OUTPUT_KEYS = ("logits", "prediction", "predictions", "preds", "output", "y_hat")
 
 

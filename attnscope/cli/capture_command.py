@@ -1,0 +1,70 @@
+"""``attnscope capture``: a user's model over a user's data, attention into a store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from attnscope.cli.app import console, err_console, fail
+
+
+def capture(
+    model: str = typer.Option(..., "--model", "-m",
+                              help="pkg.module:factory, or a local Hugging Face model folder"),
+    data: str = typer.Option(..., "--data", "-d", help="pkg.module:factory giving the data"),
+    store: Path = typer.Option(..., "--store", "-o", help="store directory (created)"),
+    step: str = typer.Option("capture", "--step", help="step name, e.g. epoch_003, test"),
+    checkpoint: Path = typer.Option(None, "--checkpoint", help="weights to load first"),
+    trust_checkpoint: bool = typer.Option(
+        False, "--trust-checkpoint", help="allow pickled code in the checkpoint "
+        "(weights_only=False); only for files you trust"),
+    include: list[str] = typer.Option(None, "--include", help="module glob (repeatable)"),
+    exclude: list[str] = typer.Option(None, "--exclude", help="module glob (repeatable)"),
+    heads: str = typer.Option(None, "--heads", help="comma-separated head indices"),
+    mean_heads: bool = typer.Option(False, "--mean-heads", help="average heads into one"),
+    limit: int = typer.Option(None, "--limit", min=1, help="stop after this many samples"),
+    batch_size: int = typer.Option(16, "--batch-size", min=1),
+    dtype: str = typer.Option("float16", "--dtype", help="float16 | float32"),
+) -> None:
+    """Capture the attention of a model over a dataset into an attention store."""
+    from rich.progress import Progress
+
+    from attnscope.capture.dataset import capture_dataset
+    from attnscope.errors import AttnscopeError
+    from attnscope.loading import load_data, load_model, make_loader
+    from attnscope.store import open_writer
+
+    try:
+        head_list = None if heads is None else [int(h) for h in heads.split(",")]
+    except ValueError:
+        raise fail(f"--heads {heads!r}: give comma-separated integers, e.g. 0,3") from None
+    try:
+        net = load_model(model, checkpoint, trust=trust_checkpoint)
+        loader = make_loader(load_data(data), batch_size)
+        total = limit or _length(loader)
+        writer = open_writer(store, step=step, model=net, dtype=dtype, if_exists="overwrite",
+                             expected_samples=total)
+        try:
+            with Progress(console=err_console, transient=True) as bar:
+                task = bar.add_task("capturing", total=total)
+                done = capture_dataset(net, loader, writer, step=step, limit=limit,
+                                       progress=lambda n: bar.advance(task, n),
+                                       include=include or None, exclude=exclude or None,
+                                       heads=head_list, reduce="mean" if mean_heads else None,
+                                       dtype=dtype)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
+    except AttnscopeError as err:
+        raise fail(str(err)) from None
+    console.print(f"captured {done} samples into {store} (step {step!r}); "
+                  f"see: attnscope store info {store}")
+
+
+def _length(loader: object) -> int | None:
+    try:
+        return len(loader.dataset)  # type: ignore[attr-defined]
+    except (AttributeError, TypeError):
+        return None
