@@ -27,7 +27,6 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from attnscope.errors import AttnscopeError
 
-
 # where data items keep their target: never passed to the model as an input
 TARGET_KEYS = ("labels", "label", "target", "targets", "y")
 
