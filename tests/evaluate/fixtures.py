@@ -4,40 +4,19 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from tests.capture.models import LSTMRegressor
 
 STEPS, FEATURES = 12, 2
 
 
-class AdditiveAttention(nn.Module):
-    """Bahdanau-style: one weight per time step, softmax over time."""
-
-    def __init__(self, hidden: int) -> None:
-        super().__init__()
-        self.proj = nn.Linear(hidden, hidden)
-        self.score = nn.Linear(hidden, 1, bias=False)
-
-    def forward(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        scores = self.score(torch.tanh(self.proj(states)))  # (batch, time, 1)
-        weights = F.softmax(scores, dim=1)
-        return (weights * states).sum(dim=1), weights
-
-
-class LSTMAttentionRegressor(nn.Module):
+class LSTMAttentionRegressor(LSTMRegressor):
     """Returns ``(prediction (batch, 1), attention (batch, time, 1))`` like many users' models."""
 
     def __init__(self, hidden: int = 8) -> None:
-        super().__init__()
-        self.lstm = nn.LSTM(FEATURES, hidden, batch_first=True)
-        self.attention = AdditiveAttention(hidden)
-        self.head = nn.Linear(hidden, 1)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        states, _ = self.lstm(x)
-        context, weights = self.attention(states)
-        return self.head(context), weights
+        super().__init__(FEATURES, hidden)
 
 
 class TransformerClassifier(nn.Module):
