@@ -57,8 +57,8 @@ def segment_dir(root: Path, step: str, key: str, batch: int) -> Path:
     return step_dir(root, step) / key / f"b{batch:06d}"
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a rename or a new file in ``path`` durable."""
+def fsync(path: Path) -> None:
+    """Flush a file's data, or a directory's entries (a rename, a new file), to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -74,7 +74,7 @@ def write_json_atomic(path: Path, obj: Any) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    fsync_dir(path.parent)
+    fsync(path.parent)
 
 
 def read_meta(root: Path) -> dict[str, Any]:

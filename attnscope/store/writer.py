@@ -44,8 +44,10 @@ def init_root(root: Path, keepbits: int | None = None) -> None:
         if any(p.name != ".lock" for p in root.iterdir()):
             raise StoreError(f"'{root}' is a non-empty directory that is not an attnscope "
                              "store; pass an empty or new directory")
-        zarr.open_group(str(root), mode="w", attributes={"format": layout.FORMAT})
-        zarr.open_group(str(root / "steps"), mode="w")
+        # mode "a", not "w": "w" empties the directory, deleting the .lock file that
+        # other processes (DDP ranks opening the same store) are waiting on
+        zarr.open_group(str(root), mode="a", attributes={"format": layout.FORMAT})
+        zarr.open_group(str(root / "steps"), mode="a")
         layout.write_json_atomic(root / layout.META, {
             "format": layout.FORMAT, "version": layout.VERSION, "created": time.time(),
             "model": None, "keepbits": keepbits, "modules": {}, "steps": {}})
@@ -136,9 +138,9 @@ class StoreWriter:
         if self.durable:
             for p in self._paths:
                 for f in [p, *p.rglob("*")]:
-                    _fsync(f)
+                    layout.fsync(f)
             for key_dir in {p.parent for p in self._paths}:
-                _fsync(key_dir)
+                layout.fsync(key_dir)
         self._publish_meta()
         entry = {"batch": self.batch, "time": time.time(), "maps": self._pending}
         layout.append_journal(self.dir / layout.JOURNAL, entry, self.durable)
@@ -245,14 +247,6 @@ class StoreWriter:
     def _release(self) -> None:
         self.closed = True
         os.close(self._lock)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def delete_step(root: str | Path, step: str) -> None:

@@ -131,6 +131,7 @@ def test_ddp_on_cpu_each_sample_exactly_once(tmp_path):
     run = subprocess.run([sys.executable, str(ROOT / "tests/integrations/ddp_script.py"),
                           str(tmp_path)], cwd=tmp_path, env=env, timeout=300,
                          capture_output=True, text=True)
+    (tmp_path / "stderr.txt").write_text(run.stderr)
     assert run.returncode == 0, run.stderr[-3000:]
     store = attnscope.open_store(tmp_path / "attn" / "store")
     assert store.steps == ["epoch_000", "test"]  # the per-rank parts were merged away

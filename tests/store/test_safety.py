@@ -140,3 +140,39 @@ def test_sigkill_mid_capture_keeps_committed_batches(tmp_path):
     assert open_store(path).num_samples("enc.attn", "epoch_000") == n + 4
     assert all(json.loads(line) for line in
                (path / "steps/epoch_000/journal.jsonl").read_text().splitlines())
+
+
+def _write_one_step(root: str, step: str, barrier, delay: float = 0.0) -> None:
+    import time
+
+    import torch
+
+    from attnscope.maps import AttentionMap
+    from attnscope.store import open_writer
+
+    barrier.wait()  # every process creates the store at about the same moment,
+    time.sleep(delay)  # some while another one is inside the creation
+    writer = open_writer(root, step=step, durable=False)
+    writer.write(AttentionMap("m", "self", torch.full((1, 1, 2, 2), 0.5)))
+    writer.close()
+
+
+def test_processes_creating_one_store_at_once_all_succeed(tmp_path):
+    """DDP ranks open the same new store together; creating it must not pull the lock
+    file out from under the others (it did when the root group was opened with "w")."""
+    import multiprocessing
+
+    # spawn, not fork: a forked child would inherit the store's compression thread pool
+    # without its threads and hang
+    ctx = multiprocessing.get_context("spawn")
+    for attempt in range(3):  # the race window is small: several fresh stores
+        barrier = ctx.Barrier(6)
+        root = str(tmp_path / f"shared{attempt}")
+        procs = [ctx.Process(target=_write_one_step,
+                             args=(root, f"part{i}", barrier, 0.002 * i)) for i in range(6)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(120)
+        assert [p.exitcode for p in procs] == [0] * 6
+        assert sorted(open_store(root).steps) == [f"part{i}" for i in range(6)]
