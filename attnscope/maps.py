@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -38,6 +39,9 @@ class AttentionMap:
         effective: for dense maps whose probabilities are changed after the softmax and
             before they multiply the values (e.g. a relative position bias added after
             the softmax), the matrix that really multiplies V, same shape as ``weights``.
+        qk: with a store in query/key form, the kernel inputs the probabilities are
+            computed from (:class:`attnscope.capture.qk_inputs.QkInputs`); ``weights``
+            is then a data-less ``meta`` tensor unless maps are also kept in memory.
     """
 
     module: str
@@ -51,6 +55,7 @@ class AttentionMap:
     samples: list[int] | None = None
     reduced: str | None = None
     effective: torch.Tensor | None = field(default=None, repr=False)
+    qk: Any = field(default=None, repr=False)
 
     @property
     def is_graph(self) -> bool:

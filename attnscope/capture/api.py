@@ -90,6 +90,7 @@ def capture(
     store: Any = None,
     step: str | None = None,
     keep: bool | None = None,
+    form: str | None = None,
 ) -> Iterator[Recording]:
     """Record the attention probabilities of every forward run inside the block.
 
@@ -118,6 +119,9 @@ def capture(
             for labels, disk-space checks and lossy options; the caller closes it.
         step: the store step name, e.g. ``"epoch_003"`` or ``"test"``.
         keep: keep maps in memory too (default: only without a store).
+        form: how the store keeps sdpa maps: ``"probs"`` (default), ``"qk"`` (queries,
+            keys and mask, probabilities exact on read, far smaller at long sequences)
+            or ``"qk16"`` (the same in float16); see ``attnscope.store.open_writer``.
 
     Raises:
         NoAttentionFoundError: the block ended normally and nothing was captured.
@@ -139,14 +143,23 @@ def capture(
     instances = [available[n]() for n in names]
 
     sink, own_sink = None, False
+    if form is not None:  # hook: query/key store form (capture/_qk.py)
+        from attnscope.capture._qk import check_form
+
+        check_form(form)
+        if store is None:
+            raise SelectionError(f"form={form!r} is a store form; pass store= as well")
     if store is not None and hasattr(store, "write") and hasattr(store, "commit"):
         sink = store  # an open writer: the caller decides when it closes
+        if form is not None and getattr(sink, "form", "probs") != form:
+            raise SelectionError(f"form={form!r} but the writer was opened with form="
+                                 f"{getattr(sink, 'form', 'probs')!r}; pass form to open_writer")
     elif store is not None:
         from attnscope.store import open_writer
 
         sink, own_sink = open_writer(
             store, step=step or "default", model=root,
-            dtype=str(selection.dtype or torch.float16).replace("torch.", "")), True
+            dtype=str(selection.dtype or torch.float16).replace("torch.", ""), form=form), True
     session.sink = sink
 
     handles: list[Removable] = []

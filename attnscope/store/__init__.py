@@ -40,7 +40,8 @@ __all__ = [
 def open_writer(store: str | os.PathLike, *, step: str, model: torch.nn.Module | None = None,
                 dtype: str = "float16", expected_samples: int | None = None,
                 labels: dict | None = None, keepbits: int | None = None,
-                if_exists: str = "append", durable: bool = True) -> StoreWriter:
+                if_exists: str = "append", durable: bool = True,
+                form: str | None = None) -> StoreWriter:
     """Open ``step`` of the store at ``store`` for streaming writes (created if missing).
 
     Args:
@@ -56,10 +57,20 @@ def open_writer(store: str | os.PathLike, *, step: str, model: torch.nn.Module |
         if_exists: an existing step is appended to (default), ``"overwrite"``-n or an
             ``"error"``.
         durable: fsync every committed batch (survives power loss, not only crashes).
+        form: ``"probs"`` (default) stores probabilities; ``"qk"`` stores what each sdpa
+            call received (queries, keys, compact mask, causal flag, scale) and computes
+            the probabilities on read, exactly and far smaller at long sequences;
+            ``"qk16"`` keeps queries and keys as float16 (half again, lossy). Maps whose
+            queries and keys are unreachable fall back to probabilities, with a note.
     """
-    return StoreWriter(Path(store), step, model=model, dtype=dtype,
-                       expected_samples=expected_samples, labels=labels, keepbits=keepbits,
-                       if_exists=if_exists, durable=durable)
+    from attnscope.capture._qk import check_form
+
+    form = check_form(form)
+    writer = StoreWriter(Path(store), step, model=model, dtype=dtype,
+                         expected_samples=expected_samples, labels=labels, keepbits=keepbits,
+                         if_exists=if_exists, durable=durable)
+    writer.form = form
+    return writer
 
 
 def create_store(path: str | os.PathLike, *, keepbits: int | None = None) -> Store:

@@ -155,6 +155,10 @@ def read_heads(path: Path, rows: np.ndarray, heads: np.ndarray) -> np.ndarray | 
     seek to the shard index and one read per inner chunk, ~20x less overhead than
     zarr's async path for a single head. ``None`` when the array is not laid out the
     way :func:`write_dense` writes it (then the caller asks zarr)."""
+    from attnscope.store import qk  # hook: query/key segments compute on read
+
+    if qk.is_qk(path):
+        return qk.read_heads(path, rows, heads)
     meta = json.loads((path / "zarr.json").read_text())
     try:
         (codec,) = meta["codecs"]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from attnscope.store import codec, layout
+from attnscope.store import codec, layout, qk
 from attnscope.store.errors import StoreError
 
 
@@ -28,6 +28,8 @@ class Segment:
     rows: list[int] | None
 
     def array(self) -> zarr.Array:
+        if qk.is_qk(self.path):  # hook: query/key form computes on read (store/qk.py)
+            return qk.QkArray(self.path)
         try:
             graph = (self.path / "weights").exists()
             return zarr.open_array(str(self.path / "weights" if graph else self.path), mode="r")

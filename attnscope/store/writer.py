@@ -27,7 +27,7 @@ import torch
 import zarr
 
 from attnscope.maps import AttentionMap
-from attnscope.store import codec, layout
+from attnscope.store import codec, layout, qk
 from attnscope.store.errors import StoreBusyError, StoreError
 from attnscope.store.estimate import check_disk
 
@@ -55,6 +55,8 @@ def init_root(root: Path, keepbits: int | None = None) -> None:
 
 class StoreWriter:
     """Writes the maps of one step; see :func:`attnscope.store.open_writer`."""
+
+    form = "probs"  # hook: "qk"/"qk16" store sdpa maps as queries and keys (store/qk.py)
 
     def __init__(self, root: Path, step: str, *, model: torch.nn.Module | None, dtype: str,
                  expected_samples: int | None, labels: dict | None, keepbits: int | None,
@@ -107,6 +109,7 @@ class StoreWriter:
         self._bytes = self._samples = 0
         self._groups: set[str] = set()
         self._checked = False
+        self._qk_warned: set[str] = set()
         self.closed = False
 
     def write_entry(self, name: str, m: AttentionMap, weights: torch.Tensor) -> None:
@@ -172,6 +175,7 @@ class StoreWriter:
                                "kind": m.kind, "graph": graph, "num_heads": int(heads),
                                "heads": m.heads, "reduced": m.reduced, "source": m.source,
                                "effective": name.endswith("@effective")}
+            self._new[name].update(qk.entry_info(self.form, m, self._qk_warned, name))  # hook
         heads = m.weights.shape[-1] if graph else m.weights.shape[1]
         # head selection and reduction may differ from step to step: kept per step too
         self._step_heads[name] = {"num_heads": int(heads), "heads": m.heads,
@@ -199,6 +203,9 @@ class StoreWriter:
             n = codec.write_plain(path / "weights", data, (1, *data.shape[1:]), attrs)
             edges = m.edge_index.detach().cpu().to(torch.int64).numpy()
             n += codec.write_plain(path / "edge_index", edges, edges.shape, {})
+        elif w is m.weights and qk.writes_qk(self.form, m):  # hook: qk form (store/qk.py)
+            data = m.weights
+            n = qk.write_segment(path, m.qk, attrs)
         else:
             if w.dim() != 4:
                 raise StoreError(f"{name!r}: dense weights must be (batch, head, query, key), "

@@ -187,6 +187,12 @@ class SdpaStrategy(Strategy):
             if samples == []:
                 return func(*args, **kwargs)
             heads = sel.head_index(num_heads, owner.name)
+            from attnscope.capture import _qk  # hook: query/key store form (issue 16)
+
+            if _qk.session_form(session) != "probs":
+                result = func(*args, **kwargs)
+                _qk.record_sdpa(session, owner, bound, samples, heads)
+                return result
             needs_grad = torch.is_grad_enabled() and any(
                 t.requires_grad for t in (query, key, value)
             )

@@ -1,0 +1,175 @@
+"""Segments in query/key form: the inputs of an sdpa call on disk, probabilities
+computed on read.
+
+A qk segment is a zarr group ``b000012/`` holding ``q`` ``(batch, head, query, dim)``,
+``k`` ``(batch or 1, key_head, key, dim)``, optionally ``mask`` and ``mask_values``,
+and attributes with the causal flag, scale, grouped-query layout (``kv_index``) and
+the shape of the probabilities it stands for. Masks are stored compact
+(:func:`attnscope.capture.qk_inputs.compact_mask`), bool-valued ones (also additive
+masks with two values, such as ``0``/``finfo.min``) as packed bits plus the two values,
+so they read back bit for bit.
+
+The store reader asks :func:`read_heads` (through ``codec.read_heads``) and
+:class:`QkArray` (through ``Segment.array``), so every reader built on ``Store.read``
+or the xarray view works on a qk store unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import zarr
+from zarr.codecs import BloscCodec
+
+from attnscope.capture.qk_inputs import QkInputs, qk_probabilities
+
+_BITS = {torch.bfloat16: torch.int16}  # dtypes NumPy lacks: stored as raw bits
+
+
+def is_qk(path: Path) -> bool:
+    """Whether the segment at ``path`` is in query/key form."""
+    return (path / "q" / "zarr.json").exists()
+
+
+def writes_qk(form: str, m: Any) -> bool:
+    """Whether a writer of ``form`` stores map ``m`` in query/key form (a map that carries
+    no probabilities, only inputs, always is)."""
+    inputs = getattr(m, "qk", None)
+    return inputs is not None and (form != "probs" or m.weights.is_meta)
+
+
+def entry_info(form: str, m: Any, warned: set[str], name: str) -> dict[str, Any]:
+    """Module metadata for the entry ``name``: its form, and a note when a qk store had to
+    fall back to probabilities because the strategy cannot see queries and keys."""
+    if writes_qk(form, m) and not name.endswith("@effective"):
+        return {"form": "qk"}
+    if form == "probs":
+        return {}
+    note = (f"queries and keys are not reachable for {m.source or 'this'} maps; "
+            "stored as probabilities")
+    if name not in warned:
+        warned.add(name)
+        warnings.warn(f"attnscope: {name!r}: {note}", stacklevel=4)
+    return {"form": "probs", "note": note}
+
+
+def _write_array(path: Path, t: torch.Tensor, chunks: tuple[int, ...]) -> int:
+    """One zarr array, all chunks in one shard file."""
+    raw = _BITS.get(t.dtype)
+    data = (t.view(raw) if raw is not None else t).numpy()
+    compressor = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle",
+                            typesize=data.itemsize)
+    z = zarr.create_array(store=str(path), shape=data.shape, dtype=data.dtype,
+                          chunks=chunks, shards=data.shape if data.size else None,
+                          compressors=compressor, fill_value=0, overwrite=True,
+                          attributes={"torch_dtype": str(t.dtype).replace("torch.", "")})
+    z[...] = data
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _read_array(path: Path, *index: Any) -> torch.Tensor:
+    z = zarr.open_array(str(path), mode="r")
+    data = np.ascontiguousarray(z.oindex[index] if index else z[...])
+    t = torch.from_numpy(data)
+    dtype = getattr(torch, z.attrs.get("torch_dtype", str(data.dtype)))
+    return t.view(dtype) if dtype in _BITS else t
+
+
+def write_segment(path: Path, inp: QkInputs, attrs: dict[str, Any]) -> int:
+    """Write one batch of one entry in query/key form; return the bytes written."""
+    mask, kind, values = inp.mask, None, None
+    if mask is not None:
+        kind = "raw"
+        if mask.dtype == torch.bool:
+            kind = "bits"
+        else:
+            lo, hi = mask.min(), mask.max()
+            if bool(((mask == lo) | (mask == hi)).all()):
+                kind, values, mask = "bits", torch.stack([lo, hi]), mask == lo
+        if kind == "bits":  # 1 bit per (query, key): bool, or which of two values
+            mask = torch.from_numpy(np.packbits(mask.numpy(), axis=-1))
+    meta = {**attrs, "form": "qk", "shape": list(inp.shape), "causal": inp.causal,
+            "scale": inp.scale, "kv_index": inp.kv_index, "reduced": inp.reduced,
+            "mask": kind, "key_len": inp.key.shape[-2]}
+    zarr.open_group(str(path), mode="w", attributes=meta)
+    d = inp.query.shape[-1]
+    n = _write_array(path / "q", inp.query, (1, 1, inp.query.shape[2], d))
+    n += _write_array(path / "k", inp.key, (1, 1, inp.key.shape[2], d))
+    if mask is not None:
+        n += _write_array(path / "mask", mask, (1, 1, *mask.shape[2:]))
+    if values is not None:
+        n += _write_array(path / "mask_values", values, (2,))
+    return n + (path / "zarr.json").stat().st_size
+
+
+def _attrs(path: Path) -> dict[str, Any]:
+    return json.loads((path / "zarr.json").read_text())["attributes"]
+
+
+def load(path: Path, samples: list[int], heads: list[int]) -> QkInputs:
+    """The stored inputs of ``samples`` and ``heads`` (positions in the segment)."""
+    a = _attrs(path)
+    if a["reduced"]:  # a head mean needs every kept head
+        heads = list(range(len(a["kv_index"])))
+    q = _read_array(path / "q", samples, heads)
+    kshape = zarr.open_array(str(path / "k"), mode="r").shape
+    needed = sorted({a["kv_index"][h] for h in heads})
+    k = _read_array(path / "k", samples if kshape[0] > 1 else [0], needed)
+    kv = [needed.index(a["kv_index"][h]) for h in heads]
+    mask = None
+    if a["mask"] is not None:
+        mshape = zarr.open_array(str(path / "mask"), mode="r").shape
+        mask = _read_array(path / "mask", samples if mshape[0] > 1 else [0],
+                           heads if mshape[1] > 1 else [0])
+        if a["mask"] == "bits":
+            bits = np.unpackbits(mask.numpy(), axis=-1, count=a["key_len"]).astype(bool)
+            mask = torch.from_numpy(bits)
+            if (path / "mask_values").exists():
+                lo, hi = _read_array(path / "mask_values")
+                mask = torch.where(mask, lo, hi)
+    return QkInputs(q, k, kv, mask, bool(a["causal"]), float(a["scale"]), a["reduced"])
+
+
+def read_heads(path: Path, rows: Any, heads: Any, queries: Any = None) -> np.ndarray:
+    """Probabilities ``(len(rows), len(heads), query, key)`` float32 of one segment,
+    computing only the given samples, heads and (optionally) query rows."""
+    rows, heads = [int(r) for r in rows], [int(h) for h in heads]
+    if not rows or not heads:
+        shape = _attrs(path)["shape"]
+        return np.zeros((len(rows), len(heads), *shape[2:]), dtype=np.float32)
+    inp = load(path, rows, heads)
+    return qk_probabilities(inp, rows=queries).numpy()
+
+
+class QkArray:
+    """Read-only array view of a qk segment for dask (``Segment.array``): indexing with
+    ints and slices computes only the selected samples, heads and query rows."""
+
+    dtype = np.dtype("float32")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.shape = tuple(_attrs(path)["shape"])
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        if any(k is Ellipsis for k in key):
+            i = key.index(Ellipsis)
+            key = key[:i] + (slice(None),) * (self.ndim - len(key) + 1) + key[i + 1:]
+        key = key + (slice(None),) * (self.ndim - len(key))
+        picks = [np.arange(n)[k] for n, k in zip(self.shape, key, strict=True)]
+        flat = [np.atleast_1d(p) for p in picks]
+        whole = np.array_equal(flat[2], np.arange(self.shape[2]))
+        rows = None if whole else flat[2].tolist()
+        out = read_heads(self.path, flat[0], flat[1], rows)[..., flat[3]]
+        drop = tuple(i for i, p in enumerate(picks) if np.ndim(p) == 0)
+        return out.squeeze(drop) if drop else out
+
+    def __len__(self) -> int:
+        return self.shape[0]
