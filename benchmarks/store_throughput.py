@@ -172,6 +172,7 @@ def bench_qk(lengths: list[int], tmp: Path) -> None:
     for name, model, inputs in qk_models(lengths):
         n = inputs["input_ids"].shape[1]
         with torch.no_grad():
+            model(**inputs)  # warm-up: lazy initialisation is not the forward's cost
             t = time.perf_counter()
             model(**inputs)
             t_plain = time.perf_counter() - t

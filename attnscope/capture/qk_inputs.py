@@ -97,6 +97,17 @@ def _cpu_copy(t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor
         return t.contiguous().clone() if t.is_inference() else t.contiguous()
 
 
+def _first_copies(key: torch.Tensor) -> list[int]:
+    """For each key head, the first of a run of identical heads: code that repeats
+    grouped-query keys itself (``repeat_kv``) before sdpa then stores each once."""
+    first, run = [0], 0
+    for h in range(1, key.shape[1]):
+        if not torch.equal(key[:, h], key[:, run]):
+            run = h
+        first.append(run)
+    return first
+
+
 def from_sdpa(query: torch.Tensor, key: torch.Tensor, attn_mask: torch.Tensor | None,
               is_causal: bool, scale: float | None, *, samples: list[int] | None = None,
               heads: list[int] | None = None, half: bool = False,
@@ -115,7 +126,8 @@ def from_sdpa(query: torch.Tensor, key: torch.Tensor, attn_mask: torch.Tensor | 
     head_list = list(range(num_heads)) if heads is None else list(heads)
     if heads is not None:
         q4 = q4[:, heads]
-    wanted = [h // group for h in head_list]
+    first = _first_copies(k4)
+    wanted = [first[h // group] for h in head_list]
     needed = sorted(set(wanted))
     if needed != list(range(kv_heads)):
         k4 = k4[:, needed]

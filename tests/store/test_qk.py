@@ -201,16 +201,26 @@ def test_kept_maps_hold_real_probabilities(tmp_path):
                                m.weights.float().numpy(), atol=1e-3)  # kept maps: float16
 
 
+class HandAttention(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(32, 64)
+
+    def forward(self, y):
+        q, k = self.proj(y).chunk(2, -1)
+        return torch.softmax(q @ k.transpose(1, 2) / 32 ** 0.5, -1) @ y
+
+
 class Mixed(nn.Module):
-    """An sdpa layer and an ``nn.MultiheadAttention`` (whose q and k are not seen)."""
+    """An sdpa layer and a hand-written softmax attention (no q/k for attnscope to see)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.attn = Sdpa()
-        self.mha = nn.MultiheadAttention(32, 4, batch_first=True)
+        self.hand_attn = HandAttention()
 
     def forward(self, x):
-        return self.mha(self.attn(x).transpose(1, 2).flatten(2), x, x)[0]
+        return self.hand_attn(self.attn(x).transpose(1, 2).flatten(2))
 
 
 def test_unreachable_queries_fall_back_to_probabilities_with_a_note(tmp_path):
@@ -218,11 +228,11 @@ def test_unreachable_queries_fall_back_to_probabilities_with_a_note(tmp_path):
     model = Mixed().eval()
     x = torch.randn(2, 6, 32)
     with pytest.warns(UserWarning, match="stored as probabilities"):
-        p, q = _both(tmp_path, model, lambda: model(x), {"heads": [0, 1, 2, 3]})
+        p, q = _both(tmp_path, model, lambda: model(x), {"samples": [0, 1]})
     assert q.module_info("attn")["form"] == "qk"
-    info = q.module_info("mha")
-    assert info["form"] == "probs" and "not reachable" in info["note"]
-    np.testing.assert_allclose(p.read("mha"), q.read("mha"), atol=1e-3)  # float16 fallback
+    info = q.module_info("hand_attn")
+    assert info["form"] == "probs" and "not reachable for softmax maps" in info["note"]
+    np.testing.assert_allclose(p.read("hand_attn"), q.read("hand_attn"), atol=1e-3)  # float16
     _assert_same(p, q, tol=1e-3)
 
 
@@ -253,3 +263,85 @@ def test_bad_forms_are_one_line_errors(tmp_path):
         with attnscope.capture(model, store=writer, form="qk"):
             pass
     writer.close()
+
+
+class RepeatKV(Sdpa):
+    """Grouped-query keys repeated by hand before sdpa (as ``repeat_kv`` does)."""
+
+    def forward(self, x, **kw):
+        b, n, _ = x.shape
+        q = self.q(x).view(b, n, self.h, self.dh).transpose(1, 2)
+        k, v = self.kvp(x).view(b, n, 2, self.kv, self.dh).permute(2, 0, 3, 1, 4)
+        rep = self.h // self.kv
+        k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+
+def test_keys_repeated_by_hand_are_stored_once(tmp_path):
+    torch.manual_seed(9)
+    model = nn.Sequential()
+    model.attn = RepeatKV(kv_heads=2).eval()
+    x = torch.randn(2, 7, 32)
+    p, q = _both(tmp_path, model, lambda: model.attn(x), {"heads": [0, 1, 2, 3]})
+    _assert_same(p, q)
+    seg = q.segments("attn", "s")[0].path
+    assert attnscope_store_qk().load(seg, [0], [0, 1, 2, 3]).key.shape[1] == 2
+
+
+def attnscope_store_qk():
+    from attnscope.store import qk
+
+    return qk
+
+
+class Mha(nn.Module):
+    def __init__(self, batch_first=True) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(32, 4, batch_first=batch_first)
+
+    def forward(self, x, mem=None, **kw):
+        mem = x if mem is None else mem
+        return self.attn(x, mem, mem, **kw)
+
+
+@pytest.mark.parametrize("kw", [
+    {},
+    {"need_weights": False},
+    {"key_padding_mask": "pad"},
+    {"attn_mask": "causal", "key_padding_mask": "pad", "need_weights": False},
+    {"attn_mask": "float", "average_attn_weights": False},
+    {"cross": True, "key_padding_mask": "pad"},
+])
+def test_multihead_attention_queries_and_keys(tmp_path, kw):
+    torch.manual_seed(10)
+    model = Mha().eval()
+    x, mem = torch.randn(3, 6, 32), torch.randn(3, 9, 32)
+    kw = dict(kw)
+    src = mem if kw.pop("cross", False) else x
+    if kw.get("key_padding_mask") == "pad":
+        pad = torch.zeros(3, src.shape[1], dtype=torch.bool)
+        pad[0, -2:] = True
+        kw["key_padding_mask"] = pad
+    if kw.get("attn_mask") == "causal":
+        kw["attn_mask"] = nn.Transformer.generate_square_subsequent_mask(6)
+    elif kw.get("attn_mask") == "float":
+        kw["attn_mask"] = torch.randn(6, 6)
+    p, q = _both(tmp_path, model, lambda: model(x, src, **kw))
+    assert q.module_info("attn")["form"] == "qk"
+    _assert_same(p, q)
+
+
+def test_transformer_encoder_layers_and_unbatched_mha(tmp_path):
+    torch.manual_seed(11)
+    layer = nn.TransformerEncoderLayer(32, 4, 64, batch_first=True)
+    model = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False).eval()
+    x = torch.randn(2, 8, 32)
+    # heads= with every head: both captures let the model compute its own output
+    p, q = _both(tmp_path, model, lambda: model(x, is_causal=True,
+                                                mask=nn.Transformer.generate_square_subsequent_mask(8)),
+                 {"heads": [0, 1, 2, 3]})
+    _assert_same(p, q)
+    single = Mha(batch_first=False).eval()
+    one = torch.randn(5, 32)  # unbatched (query, embed)
+    p, q = _both(tmp_path / "u", single, lambda: single(one))
+    _assert_same(p, q)

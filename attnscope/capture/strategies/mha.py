@@ -38,6 +38,14 @@ class MhaStrategy(Strategy):
             call = bound.arguments
             asked_weights, asked_mean = call["need_weights"], call["average_attn_weights"]
             query, key = call["query"], call["key"]
+            from attnscope.capture import _qk  # hook: query/key store form (issue 16)
+
+            if _qk.session_form(session) != "probs" and not (
+                    asked_weights and call["training"] and call["dropout_p"] > 0.0):
+                same = query is key or (query.shape == key.shape
+                                        and query.data_ptr() == key.data_ptr())
+                return _qk.record_mha(session, owner, func, args, kwargs, dict(call),
+                                      "self" if same else "cross")
             call["need_weights"], call["average_attn_weights"] = True, False
             if call["training"] and call["dropout_p"] > 0.0:
                 result = func(*args, **kwargs)
