@@ -26,6 +26,8 @@ def capture(
     limit: int = typer.Option(None, "--limit", min=1, help="stop after this many samples"),
     batch_size: int = typer.Option(16, "--batch-size", min=1),
     dtype: str = typer.Option("float16", "--dtype", help="float16 | float32"),
+    form: str = typer.Option("probs", "--form", help="probs | qk (sdpa/MHA maps as queries "
+                             "and keys, exact, far smaller at long sequences) | qk16"),
 ) -> None:
     """Capture the attention of a model over a dataset into an attention store."""
     from rich.progress import Progress
@@ -44,7 +46,7 @@ def capture(
         loader = make_loader(load_data(data), batch_size)
         total = limit or _length(loader)
         writer = open_writer(store, step=step, model=net, dtype=dtype, if_exists="overwrite",
-                             expected_samples=total)
+                             expected_samples=total, form=form)
         try:
             with Progress(console=err_console, transient=True) as bar:
                 task = bar.add_task("capturing", total=total)

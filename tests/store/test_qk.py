@@ -345,3 +345,28 @@ def test_transformer_encoder_layers_and_unbatched_mha(tmp_path):
     one = torch.randn(5, 32)  # unbatched (query, embed)
     p, q = _both(tmp_path / "u", single, lambda: single(one))
     _assert_same(p, q)
+
+
+def make_net() -> nn.Module:
+    """Factory for the command line test (``--model tests.store.test_qk:make_net``)."""
+    torch.manual_seed(12)
+    return Net(kv_heads=2)
+
+
+def make_data() -> torch.utils.data.Dataset:
+    g = torch.Generator().manual_seed(13)
+    return torch.utils.data.TensorDataset(torch.randn(6, 5, 32, generator=g))
+
+
+def test_command_line_capture_in_qk_form(tmp_path, capsys):
+    from attnscope.cli import main
+
+    args = ["capture", "--model", "tests.store.test_qk:make_net", "--data",
+            "tests.store.test_qk:make_data", "--batch-size", "4"]
+    assert main([*args, "--store", str(tmp_path / "q"), "--form", "qk"]) == 0
+    assert main([*args, "--store", str(tmp_path / "p"), "--dtype", "float32"]) == 0
+    p, q = (attnscope.open_store(tmp_path / n) for n in "pq")
+    assert q.module_info("attn")["form"] == "qk"
+    _assert_same(p, q)
+    assert main([*args, "--store", str(tmp_path / "x"), "--form", "qk8"]) == 2
+    assert "error: form='qk8'" in capsys.readouterr().err
