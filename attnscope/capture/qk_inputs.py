@@ -152,10 +152,9 @@ def qk_probabilities(inp: QkInputs, samples: Index = None, heads: Index = None,
     sample_list = _positions(samples, n)
     head_list = list(range(h)) if inp.reduced else _positions(heads, h)
     row_list = None if rows is None else _positions(rows, q_len)
-    out = torch.empty(len(sample_list), 1 if inp.reduced else len(head_list),
-                      q_len if row_list is None else len(row_list), k_len)
     kv = [inp.kv_index[i] for i in head_list]
-    for i, s in enumerate(sample_list):
+    parts = []
+    for s in sample_list:
         query = inp.query[s:s + 1, head_list]
         key = inp.key[(s if inp.key.shape[0] > 1 else 0):][:1, kv]
         mask, causal = inp.mask, inp.causal
@@ -172,5 +171,10 @@ def qk_probabilities(inp: QkInputs, samples: Index = None, heads: Index = None,
                 causal = False
         probs, _ = sdpa_probabilities(query, key, mask, causal, inp.scale,
                                       out_dtype=torch.float32)
-        out[i] = probs[0].mean(0, keepdim=True) if inp.reduced else probs[0]
-    return out
+        parts.append(probs.mean(1, keepdim=True) if inp.reduced else probs)
+    if len(parts) == 1:  # one sample (a one-head read): no copy
+        return parts[0]
+    if not parts:
+        return torch.empty(0, 1 if inp.reduced else len(head_list),
+                           q_len if row_list is None else len(row_list), k_len)
+    return torch.cat(parts)
