@@ -159,7 +159,7 @@ class AttentionCallback(Callback):
         self._limit, self._step, self._seen = limit, step, 0
         self._writer = open_writer(self.store_path(trainer), step=self._part(trainer, step),
                                    model=pl_module, dtype=self.dtype, if_exists="overwrite",
-                                   durable=self.durable,
+                                   durable=self.durable, form=self.capture_options.get("form"),
                                    labels=None if ids is None else {"sample_ids": ids})
 
     def _rows(self, batch: Any, batch_idx: int, dataloader_idx: int) -> list[int]:

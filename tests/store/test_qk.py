@@ -371,3 +371,23 @@ def test_command_line_capture_in_qk_form(tmp_path, capsys):
     _assert_same(p, q)
     assert main([*args, "--store", str(tmp_path / "x"), "--form", "qk8"]) == 2
     assert "error: form='qk8'" in capsys.readouterr().err
+
+
+def test_lightning_callback_passes_the_form_to_its_writer(tmp_path):
+    pl = pytest.importorskip("lightning.pytorch")
+    from attnscope.integrations.lightning import AttentionCallback
+    from tests.integrations.lightning_models import Regressor, loaders
+
+    pl.seed_everything(0, verbose=False)
+    callback = AttentionCallback(samples=4, dir=tmp_path / "attn", form="qk", export=False,
+                                 log_images=False)
+    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", devices=1, callbacks=[callback],
+                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=tmp_path)
+    train, val, _ = loaders()
+    with pytest.warns(UserWarning, match="stored as probabilities"):
+        trainer.fit(Regressor(), train, val)
+    store = attnscope.open_store(tmp_path / "attn" / "store")
+    info = store.module_info("model.attention")  # an LSTM's softmax attention: no q/k
+    assert info["form"] == "probs" and "not reachable" in info["note"]
+    assert store.read("model.attention", step="epoch_000").shape == (4, 1, 1, 12)
