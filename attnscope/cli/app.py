@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+
+from attnscope.cli._console import console, err_console, fail, options
 
 app = typer.Typer(help="Capture, store, analyse and show attention weights of PyTorch models.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-console = Console()
+
+__all__ = ["app", "console", "err_console", "fail"]
 
 
-err_console = Console(stderr=True)
-
-
-def fail(message: str) -> typer.Exit:
-    """Print one clear line on stderr; the caller raises the returned exit (code 2)."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False,
-                      soft_wrap=True)
-    return typer.Exit(2)
+@app.callback()
+def _options(
+    traceback: bool = typer.Option(
+        False, "--traceback", help="on an error, also print its full traceback, with the "
+        "error it came from (e.g. the one your model raised)"),
+) -> None:
+    options["traceback"] = traceback
 
 
 @app.command()

@@ -9,16 +9,19 @@ The CSV has one row per weight, so it refuses above ``max_rows`` and says how to
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from attnscope.maps import is_one_d
 from attnscope.store.errors import ExportTooLargeError, StoreError
 from attnscope.store.estimate import human
 from attnscope.store.reader import Store
+from attnscope.store.reader import _positions as positions
 
+CHUNK_BYTES = 64 * 2**20  # what one streamed read may hold
 MAX_CSV_ROWS = 5_000_000  # ~200 MB of text; beyond that a CSV is the wrong tool
 FORMATS = ("npy", "npz", "csv")
 
@@ -49,13 +52,15 @@ def export(store: Store, out: str | Path, fmt: str, *, modules: list[str] | None
     for m in modules:
         target = out if len(modules) == 1 else out / _safe(m)
         target.mkdir(parents=True, exist_ok=True)
-        arrays = {s: _squeeze(store.read(m, s, samples, heads), squeeze)
-                  for s in steps if store.segments(m, s)}
         if fmt == "npy":
-            for s, a in arrays.items():
-                np.save(target / f"attention_{s}.npy", a)
-                written.append(target / f"attention_{s}.npy")
+            for s in steps:
+                if store.segments(m, s):
+                    path = target / f"attention_{s}.npy"
+                    write_npy(store, m, s, path, samples=samples, heads=heads, squeeze=squeeze)
+                    written.append(path)
         else:
+            arrays = {s: _squeeze(store.read(m, s, samples, heads), squeeze)
+                      for s in steps if store.segments(m, s)}
             keys = max((a.shape[-1] for a in arrays.values()), default=0)
             labels = next((store.labels(s)["time_steps"] for s in arrays
                            if len(store.labels(s).get("time_steps", [])) == keys), None)
@@ -64,6 +69,29 @@ def export(store: Store, out: str | Path, fmt: str, *, modules: list[str] | None
             np.savez(target / "attention_all_epochs.npz", **renamed, time_steps=time_steps)
             written.append(target / "attention_all_epochs.npz")
     return written
+
+
+def write_npy(store: Store, module: str, step: str, path: str | Path, *, samples: Any = None,
+              heads: Any = None, squeeze: bool = True, chunk_bytes: int = CHUNK_BYTES,
+              each: Callable[[np.ndarray], None] | None = None) -> tuple[int, ...]:
+    """Stream the selected samples of one entry into a ``.npy`` file: memory stays near
+    ``chunk_bytes`` however many samples. ``each`` sees every block ``(sample, head,
+    query, key)`` as read (e.g. to average on the way); returns the file's shape."""
+    rows = positions(samples, store.num_samples(module, step), "sample")
+    first = store.read(module, step, [int(rows[0])] if len(rows) else [], heads)
+    shape = (len(rows), *first.shape[1:])
+    flat = squeeze and len(shape) == 4 and shape[1] == 1 and is_one_d(shape)
+    out_shape = (shape[0], shape[-1]) if flat else shape
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=out_shape)
+    per = max(1, chunk_bytes // max(4 * int(np.prod(shape[1:])), 1))
+    for start in range(0, len(rows), per):
+        block = store.read(module, step, [int(r) for r in rows[start:start + per]], heads)
+        out[start:start + len(block)] = block.reshape(len(block), -1) if flat else block
+        if each is not None:
+            each(block)
+    out.flush()
+    del out
+    return out_shape
 
 
 def csv_rows(store: Store, modules: list[str], steps: list[str], samples: Any,
@@ -121,7 +149,7 @@ def _positions(sel: Any, n: int) -> np.ndarray:
 
 
 def _squeeze(a: np.ndarray, squeeze: bool) -> np.ndarray:
-    if squeeze and a.ndim == 4 and a.shape[1] == 1 and a.shape[2] == 1:
+    if squeeze and a.ndim == 4 and a.shape[1] == 1 and is_one_d(a.shape):
         return a[:, 0, 0]  # (sample, key): 1-D attention over time steps
     return a
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 import attnscope
-from attnscope.capture.dataset import capture_dataset
+from attnscope.capturing.dataset import capture_dataset
 from attnscope.cli import main
 from tests.evaluate import fixtures
 
