@@ -1,5 +1,5 @@
 """What every command module shares: the two consoles and the one error helper. Command
-modules import this, never :mod:`attnscope.cli.app` (which imports them)."""
+modules import this, never :mod:`attnscope.cli.commands` (which imports them)."""
 
 from __future__ import annotations
 

@@ -26,11 +26,11 @@ def demo(
 ) -> None:
     """Train a small reference model, capture its attention while it trains, draw it, and
     check it against the pattern the task was built to produce."""
-    from attnscope.demos import families, get_family
+    from attnscope.demos import get_family, list_families
 
     if list_:
         table = Table("demo", "model", "expected attention")
-        for family in families().values():
+        for family in list_families().values():
             table.add_row(family.name, family.description, family.expected)
         console.print(table)
         return

@@ -16,6 +16,6 @@ Layout: :mod:`~attnscope.demos.demo` (the one run template), :mod:`~.registry`,
 from __future__ import annotations
 
 from attnscope.demos.demo import Demo, Run
-from attnscope.demos.registry import DemoResult, families, get_family, register_family
+from attnscope.demos.registry import DemoResult, get_family, list_families, register_family
 
-__all__ = ["Demo", "DemoResult", "Run", "families", "get_family", "register_family"]
+__all__ = ["Demo", "DemoResult", "Run", "get_family", "list_families", "register_family"]

@@ -49,7 +49,7 @@ def register_family(cls: D) -> D:
     return cls
 
 
-def families() -> dict[str, Demo]:
+def list_families() -> dict[str, Demo]:
     """Every family whose module imports (optional dependencies missing: left out)."""
     from attnscope.demos.families import NAMES
 
@@ -64,7 +64,7 @@ def families() -> dict[str, Demo]:
 
 
 def get_family(name: str) -> Demo:
-    found = families()
+    found = list_families()
     if name not in found:
         raise AttnscopeError(f"no demo {name!r}; available: {', '.join(sorted(found))}")
     return found[name]

@@ -19,7 +19,7 @@ import numpy as np
 from attnscope.entries import base_name, is_effective
 from attnscope.evaluate.batches import EvaluationError
 from attnscope.maps import is_one_d
-from attnscope.store.export import CHUNK_BYTES
+from attnscope.store.exports import CHUNK_BYTES
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -75,7 +75,7 @@ def export_attention(store: Any, module: str, step: str, path: str | os.PathLike
                      ) -> AttentionSummary:
     """Write all samples of ``module`` to ``path`` (``.npy``, streamed by the store's one
     exporter) and reduce them on the way."""
-    from attnscope.store.export import write_npy
+    from attnscope.store.exports import write_npy
 
     n = store.num_samples(module, step)
     sums: list[np.ndarray] = []  # [total, count] over samples, per (head, query, key)

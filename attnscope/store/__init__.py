@@ -27,7 +27,7 @@ from attnscope.store.errors import (
     StoreBusyError,
     StoreError,
 )
-from attnscope.store.export import export
+from attnscope.store.exports import export
 from attnscope.store.reader import Store
 from attnscope.store.writer import StoreWriter, delete_step, init_root, set_step_labels
 

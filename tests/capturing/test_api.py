@@ -341,3 +341,45 @@ def test_sample_selection_leaves_maps_with_a_folded_batch_axis_whole():
     folded, sequence = rec.maps
     assert folded.weights.shape[0] == 12 and folded.samples is None
     assert sequence.weights.shape[0] == 1 and sequence.samples == [1]
+
+
+def test_a_built_in_strategy_cannot_be_replaced_silently():
+    from attnscope.capturing.registry import strategy_classes
+
+    builtin = strategy_classes()["sdpa"]
+    with pytest.raises(attnscope.OptionError, match="taken by the built-in"):
+        @attnscope.register_strategy
+        class Mine(attnscope.Strategy):
+            name = "sdpa"
+    assert strategy_classes()["sdpa"] is builtin
+
+    @attnscope.register_strategy(replace=True)
+    class Replacement(attnscope.Strategy):
+        name = "sdpa"
+
+    try:
+        assert strategy_classes()["sdpa"] is Replacement
+    finally:
+        attnscope.register_strategy(builtin)
+
+
+def test_a_dtype_a_store_cannot_hold_fails_before_anything_runs(tmp_path):
+    model, inputs = _encoder()
+    calls = []
+    with pytest.raises(attnscope.OptionError, match="'bfloat16' cannot be stored"):
+        with attnscope.capture(model, store=tmp_path / "s", dtype="bfloat16"):
+            calls.append(model(*inputs))
+    assert not calls and not (tmp_path / "s").exists()
+    with attnscope.capture(model, dtype="bfloat16") as rec:  # in memory it is fine
+        model(*inputs)
+    assert rec.maps[0].weights.dtype == torch.bfloat16
+
+
+def test_unknown_kind_and_dtype_are_one_clear_error():
+    model, inputs = _encoder()
+    with pytest.raises(attnscope.OptionError, match="kind 'crosss' is not one of self, cross"):
+        with attnscope.capture(model, kinds={"*": "crosss"}):
+            model(*inputs)
+    with pytest.raises(attnscope.OptionError, match="dtype 'int8' is not one of"):
+        with attnscope.capture(model, dtype="int8"):
+            model(*inputs)

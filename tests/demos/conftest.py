@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from attnscope.demos import DemoResult, families, get_family
+from attnscope.demos import DemoResult, get_family, list_families
 
-NAMES = list(families())
+NAMES = list(list_families())
 
 
 def require(name: str) -> None:

@@ -50,3 +50,30 @@ def test_store_holds_every_epoch_then_the_test_set(demo_run, name):
     epochs = [s for s in store.steps if s.startswith("epoch_")]
     assert epochs == [f"epoch_{i:03d}" for i in range(len(epochs))] and len(epochs) >= 2
     assert store.steps[0] == "epoch_000" and store.steps[-1] == "test"
+
+
+def test_a_run_puts_the_process_back_as_it_found_it():
+    import logging
+    import os
+    import random
+
+    import torch
+
+    from attnscope.demos.demo import process_state
+
+    logger = logging.getLogger("lightning.pytorch")
+    before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+              logger.level, os.environ.get("HF_HUB_OFFLINE"), torch.random.get_rng_state(),
+              random.getstate())
+    with process_state():
+        assert logger.level == logging.WARNING
+        torch.set_num_threads(1)
+        torch.use_deterministic_algorithms(True)
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        torch.manual_seed(123)
+        random.seed(123)
+    after = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+             logger.level, os.environ.get("HF_HUB_OFFLINE"), torch.random.get_rng_state(),
+             random.getstate())
+    assert after[:4] == before[:4]
+    assert torch.equal(after[4], before[4]) and after[5] == before[5]
