@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 from attnscope.entries import entry_name
-
-KINDS = ("self", "cross", "graph")
+from attnscope.options import KINDS  # noqa: F401  (the kinds a map may have)
 
 
 @dataclass(eq=False)
