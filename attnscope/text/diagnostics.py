@@ -5,7 +5,8 @@ sentence:
   uniform over the source). A decoder that does not look at any source word in
   particular is not aligning and may hallucinate;
 * **repetition**: the generated text repeats a token and the decoder self-attention
-  puts most of its mass on the repeated tokens: the model is copying itself;
+  puts most of its mass on the repeated tokens (at least half, and 1.25 times what
+  uniform attention would give them): the model is copying itself;
 * **positional**: most attention mass lands on the first/last key (often ``<s>`` or
   ``</s>``): attention parked on a position, not on content.
 
@@ -98,14 +99,19 @@ def repetition(m: np.ndarray, inputs: Sequence[str], generated: Sequence[str],
     first = int(np.argmax(on_rep))
     rows = m[first:]  # rows that see at least one repeated token
     v = float(rows[:, on_rep].sum(axis=1).mean()) if len(rows) else 0.0
+    # what uniform attention over the visible keys would give: the bar to clear
+    seen = np.arange(first, m.shape[0])
+    share = float(np.mean([on_rep[: min(t + 1, len(on_rep))].mean() for t in seen]))
+    flagged = v >= threshold and v >= 1.25 * share
     shown = ", ".join(repr(w) for w in sorted(repeated))
-    if v >= threshold:
+    if flagged:
         text = (f"copying: repetition: the output repeats {shown} and decoder self-attention "
-                f"puts {v:.0%} of its mass on the repeated tokens >= {threshold:.0%}")
+                f"puts {v:.0%} of its mass on the repeated tokens (>= {threshold:.0%}; "
+                f"{share:.0%} if uniform)")
     else:
         text = (f"the output repeats {shown}; decoder self-attention puts {v:.0%} of its "
-                "mass on them (not copying)")
-    return Finding("repetition", bool(v >= threshold), v, threshold, text)
+                f"mass on them ({share:.0%} if uniform): not copying")
+    return Finding("repetition", bool(flagged), v, threshold, text)
 
 
 def diagnose(cross: np.ndarray | None, decoder_self: np.ndarray | None,
