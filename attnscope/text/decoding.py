@@ -17,7 +17,6 @@ from typing import Any
 
 import torch
 
-from attnscope.capture import capture
 from attnscope.errors import AttnscopeError
 from attnscope.maps import AttentionMap
 from attnscope.stitch import stitch
@@ -50,6 +49,7 @@ class Decoded:
 def decode_example(model: Any, source_ids: Sequence[int], *, max_length: int | None = None,
                    beam: int = 1, include: Any = None, exclude: Any = None) -> Decoded:
     """Encode ``source_ids``, decode (seq2seq models) and collect the attention."""
+    from attnscope import capture  # the public function, wherever its engine lives
     ids = [int(i) for i in source_ids]
     if not ids:
         raise TextModelError("the sentence has no tokens")

@@ -5,10 +5,9 @@ Source sentences are subject-object-verb with particles (``ookii neko ga akai ri
 taberu``), targets subject-verb-object (``big cat eats red apple``); every word has its
 own source and target token. Validation and test decode greedily with a key/value
 cache, so each generated token's attention is captured as it is produced: the module
-``net.decoder.1.cross_attn[t]`` holds the row of the token generated at step ``t``, and
-``attnscope.stitch`` puts the rows back into one (target x source) map. The model speaks
-the text protocol (``attnscope.text.protocol``), so ``attnscope translate --model
-attnscope.zoo.translation:Translator`` works on it too.
+``net.decoder.1.cross_attn[t]`` holds the row of the token generated at step ``t``
+(``attnscope.stitch`` puts them back into one map). The model speaks the text protocol
+(``attnscope.text.protocol``), so ``attnscope translate`` works on it too.
 """
 
 from __future__ import annotations
@@ -192,11 +191,11 @@ def words(ids: torch.Tensor, upto_eos: bool = False) -> list[str]:
 
 
 def cross_rows(store: Any, layer: int, step: str = "test") -> np.ndarray:
-    """``(sample, head, step, source)`` cross attention stitched from the per-token
+    """``(sample, head, step, source)`` cross attention assembled from the per-token
     entries ``net.decoder.<layer>.cross_attn[t]``."""
-    from attnscope.stitch import stitch
-
-    return stitch(store, f"net.decoder.{layer}.cross_attn", step=step).weights.numpy()
+    base = f"net.decoder.{layer}.cross_attn"
+    rows = [store.read(base if t == 0 else f"{base}[{t}]", step=step) for t in range(TGT_LEN)]
+    return np.concatenate(rows, axis=2)
 
 
 def alignment_hits(cross: np.ndarray, align: np.ndarray) -> float:
@@ -208,7 +207,6 @@ def alignment_hits(cross: np.ndarray, align: np.ndarray) -> float:
 
 def _figures(store: Any, out: Path, layers: int, best: int) -> list[Path]:
     from attnscope.plot import plot_cross, plot_heads, plot_heatmap
-    from attnscope.stitch import stitch
 
     labels = store.labels("test")
     src, tgt = labels["sample_source_tokens"][0], labels["sample_target_tokens"][0]
@@ -222,11 +220,12 @@ def _figures(store: Any, out: Path, layers: int, best: int) -> list[Path]:
                title=f"decoder layer {best} cross attention, every head", path=files[1])
     plot_heatmap(store, module=f"net.encoder.{layers - 1}.self_attn", step="test", head="mean",
                  labels=src + ["<pad>"] * (SRC_LEN - len(src)), path=files[2])
-    # one row per generated token, NaN where a step had no key yet (the causal future)
-    rows = stitch(store, f"net.decoder.{layers - 1}.self_attn", step="test").weights[0]
-    causal = rows[:, : len(tgt), : len(tgt)].mean(0).numpy()
+    base = f"net.decoder.{layers - 1}.self_attn"
+    causal = np.full((len(tgt), len(tgt)), np.nan, dtype=np.float32)
+    for t in range(len(tgt)):
+        row = store.read(base if t == 0 else f"{base}[{t}]", step="test", samples=[0])[0]
+        causal[t, : t + 1] = np.nanmean(row[:, 0, : t + 1], axis=0)
     plot_heatmap(causal, labels=["<bos>"] + tgt[:-1], query_labels=tgt, head=0,
-                 mask=np.triu(np.ones(causal.shape, dtype=bool), 1),
                  query_axis="generated token", key_axis="decoder input",
                  title="last decoder layer self attention, head mean", path=files[3])
     return files
