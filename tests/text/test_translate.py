@@ -90,8 +90,9 @@ def test_cli_file_layer_and_data(tmp_path, capsys):
     assert "encoder_self_attention_layer0.png" in files
     code = main(["translate", "-m", "tests.text.models:make_model", "--data",
                  "tests.text.models:make_data", "--num-examples", "2", "-o",
-                 str(tmp_path / "b"), "--max-length", "4", "--dpi", "50"])
+                 str(tmp_path / "b"), "--max-length", "4", "--dpi", "50", "--show"])
     assert code == 0
+    assert "--show: no display" in " ".join(capsys.readouterr().out.split())  # Agg in tests
     summary = json.loads((tmp_path / "b" / "summary.json").read_text())
     assert [s["source_tokens"] for s in summary] == [
         ["der", "hund", "sieht", "die", "katze", "</s>"], ["das", "haus", "</s>"]]
