@@ -2,8 +2,8 @@
 self, decoder (causal) self and cross attention per layer.
 
 Greedy decoding calls ``model.decode`` once per generated token on the whole prefix, so
-every decoder attention module runs once per step; :func:`attnscope.stitch` turns the
-steps into one ``(target, key)`` map per module. Beam search runs uncaptured and the
+every decoder attention module runs once per step; each step keeps its newest query row
+and :func:`attnscope.stitch` turns the steps into one ``(target, key)`` map per module. Beam search runs uncaptured and the
 chosen hypothesis is then decoded once, captured: for a causal decoder each row depends
 only on its own prefix, so those are the maps the search computed for it (the tests
 check the greedy stitch against that same single pass).
@@ -11,7 +11,7 @@ check the greedy stitch against that same single pass).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,7 +66,7 @@ def decode_example(model: Any, source_ids: Sequence[int], *, max_length: int | N
         split = len(rec.maps)
         if seq2seq:
             if tgt is None:
-                tgt = greedy(model, memory, limit)
+                tgt = greedy(model, memory, limit, on_step=_keep_last_rows(rec.maps))
             else:
                 model.decode(tgt[:, :-1], memory)  # the chosen hypothesis, once
     encoder, decoder = rec.maps[:split], rec.maps[split:]
@@ -81,12 +81,15 @@ def decode_example(model: Any, source_ids: Sequence[int], *, max_length: int | N
     return out
 
 
-def greedy(model: Any, memory: Any, limit: int) -> torch.Tensor:
+def greedy(model: Any, memory: Any, limit: int,
+           on_step: Callable[[], None] | None = None) -> torch.Tensor:
     """``(1, 1 + generated)`` ids: ``bos_id`` then one argmax token per ``decode`` call,
-    up to and including ``eos_id``."""
+    up to and including ``eos_id``; ``on_step`` runs after every call."""
     tgt = torch.tensor([[int(model.bos_id)]], dtype=torch.long)
     for _ in range(limit):
         logits = _check_logits(model.decode(tgt, memory), tgt)
+        if on_step is not None:
+            on_step()
         nxt = logits[:, -1].argmax(-1, keepdim=True)
         tgt = torch.cat([tgt, nxt], dim=1)
         if int(nxt) == int(model.eos_id):
@@ -115,6 +118,22 @@ def beam_search(model: Any, memory: Any, width: int, limit: int) -> torch.Tensor
             break
     best = max(done or live, key=lambda c: c[1] / (len(c[0]) - 1))
     return torch.tensor([best[0]], dtype=torch.long)
+
+
+def _keep_last_rows(maps: list[AttentionMap]) -> Callable[[], None]:
+    """After each step, keep only the newest query row of the maps that step recorded:
+    the earlier rows repeat earlier steps (the prefix is recomputed), and keeping them
+    would cost memory cubic in the output length. Stitching then appends the rows."""
+    done = len(maps)
+
+    def trim() -> None:
+        nonlocal done
+        for m in maps[done:]:
+            if not m.is_graph and m.weights.shape[2] > 1:
+                m.weights = m.weights[:, :, -1:].clone()
+        done = len(maps)
+
+    return trim
 
 
 def _check_logits(logits: Any, tgt: torch.Tensor) -> torch.Tensor:
