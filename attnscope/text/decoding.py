@@ -3,10 +3,10 @@ self, decoder (causal) self and cross attention per layer.
 
 Greedy decoding calls ``model.decode`` once per generated token on the whole prefix, so
 every decoder attention module runs once per step; each step keeps its newest query row
-and :func:`attnscope.stitch` turns the steps into one ``(target, key)`` map per module. Beam search runs uncaptured and the
-chosen hypothesis is then decoded once, captured: for a causal decoder each row depends
-only on its own prefix, so those are the maps the search computed for it (the tests
-check the greedy stitch against that same single pass).
+and :func:`attnscope.stitch` turns the steps into one ``(target, key)`` map per module.
+Beam search runs uncaptured and the chosen hypothesis is then decoded once, captured:
+for a causal decoder each row depends only on its own prefix, so those are the maps the
+search computed for it (the tests check the greedy stitch against that same pass).
 """
 
 from __future__ import annotations

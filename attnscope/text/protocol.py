@@ -76,7 +76,10 @@ def as_text_model(model: Any, tokenizer: Any = None) -> TextEncoder:
             raise TextModelError(f"{type(model).__name__} is a Hugging Face model: pass its "
                                  "tokenizer (a model directory with tokenizer files)")
         return wrap_hf(model, tokenizer)
-    if all(hasattr(model, a) for a in SEQ2SEQ) or all(hasattr(model, a) for a in ENCODER):
+    seq2seq = all(hasattr(model, a) for a in SEQ2SEQ)
+    # a model with decode but without the rest is a half-done seq2seq, not an encoder
+    encoder = not hasattr(model, "decode") and all(hasattr(model, a) for a in ENCODER)
+    if seq2seq or encoder:
         return model
     missing = [a for a in SEQ2SEQ if not hasattr(model, a)]
     raise TextModelError(f"{type(model).__name__} lacks {', '.join(missing)}: translate needs "

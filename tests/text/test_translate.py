@@ -197,3 +197,11 @@ def test_protocol_violations_are_named():
     with pytest.raises(attnscope.AttnscopeError, match="logits .batch, target, vocab"):
         decode_example(BadLogits().eval(), [4, 5])
     assert np.isfinite(0.0)
+
+
+def test_half_protocol_is_named_not_read_as_an_encoder():
+    class NoBos(TinyTranslator):
+        bos_id = property(lambda self: (_ for _ in ()).throw(AttributeError("bos_id")))
+
+    with pytest.raises(attnscope.AttnscopeError, match="NoBos lacks bos_id"):
+        attnscope.translate(NoBos().eval(), ["der hund"], "unused")
