@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attnscope.errors import SelectionError
+from attnscope.errors import AttnscopeError, SelectionError
 from attnscope.text import diagnostics, figures
 from attnscope.text.decoding import Decoded, decode_example
 from attnscope.text.protocol import TextModelError, as_text_model, is_seq2seq
@@ -87,8 +87,15 @@ def translate(model: Any, inputs: Sequence[Source], out: str | Path, *, tokenize
         ids = text_model.source_ids(item) if isinstance(item, str) else [int(t) for t in item]
         if not ids:
             raise TextModelError(f"input {i} ({item!r}) has no tokens")
-        ex = decode_example(text_model, ids, max_length=max_length, beam=beam,
-                            include=include, exclude=exclude)
+        try:
+            ex = decode_example(text_model, ids, max_length=max_length, beam=beam,
+                                include=include, exclude=exclude)
+        except AttnscopeError:
+            raise
+        except Exception as err:  # the user's model failed on this input: say where
+            text = " ".join(str(err).split())[:200]
+            raise TextModelError(f"input {i} ({len(ids)} tokens): the model raised "
+                                 f"{type(err).__name__}: {text}") from err
         results.append(_write_example(i, item, ex, text_model, out / f"example_{i:03d}",
                                       layer, dpi))
         if echo is not None:

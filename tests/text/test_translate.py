@@ -106,6 +106,8 @@ def test_cli_file_layer_and_data(tmp_path, capsys):
     (["-m", "tests.text.models:make_model"], "give sentences with --input"),
     (["-m", "tests.text.models:make_model", "--file", "missing.txt"], "does not exist"),
     (["-m", "torch.nn:Identity", "-i", "x"], "Identity lacks bos_id, eos_id, encode, decode"),
+    (["-m", "tests.text.models:make_model", "-i", " ".join(["der"] * 40)],
+     "input 0 (40 tokens): the model raised IndexError: index out of range"),
 ])
 def test_cli_bad_input_is_one_line(tmp_path, capsys, argv, message):
     assert main(["translate", *argv, "-o", str(tmp_path / "o")]) == 2
