@@ -7,7 +7,7 @@ the causal flag, scale, grouped-query layout (``kv_index``), array shapes and dt
 the shape of the probabilities it stands for. Arrays use the map layout of
 ``codec.write_dense`` (one inner chunk per head of one sample), so one head reads
 without the others. Masks are stored compact
-(:func:`attnscope.capture.qk_inputs.compact_mask`), bool-valued ones (also additive
+(:func:`attnscope.capturing.qk_inputs.compact_mask`), bool-valued ones (also additive
 masks with two values, such as ``0``/``finfo.min``) as packed bits plus the two values
 (as hex floats), so they read back bit for bit.
 
@@ -28,7 +28,7 @@ import torch
 import zarr
 from zarr.codecs import BloscCodec
 
-from attnscope.capture.qk_inputs import QkInputs, qk_probabilities
+from attnscope.capturing.qk_inputs import QkInputs, qk_probabilities
 from attnscope.store import codec
 
 _BITS = {torch.bfloat16: torch.int16}  # dtypes NumPy lacks: stored as raw bits
