@@ -30,6 +30,7 @@ from zarr.codecs import BloscCodec
 
 from attnscope.capturing.qk_inputs import QkInputs, qk_probabilities
 from attnscope.store import codec
+from attnscope.store.errors import StoreError
 
 _BITS = {torch.bfloat16: torch.int16}  # dtypes NumPy lacks: stored as raw bits
 
@@ -118,7 +119,18 @@ def write_segment(path: Path, inp: QkInputs, attrs: dict[str, Any]) -> int:
 
 
 def _attrs(path: Path) -> dict[str, Any]:
-    return json.loads((path / "zarr.json").read_text())["attributes"]
+    return segment_meta(path)["attributes"]
+
+
+def segment_meta(path: Path) -> dict[str, Any]:
+    """The group's ``zarr.json`` with the probability shape on top, as readers that
+    check a segment array's metadata expect."""
+    try:
+        meta = json.loads((path / "zarr.json").read_bytes())
+        return {**meta, "shape": list(meta["attributes"]["shape"])}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise StoreError(f"segment '{path}' is unreadable ({type(e).__name__}); the store is "
+                         "damaged, re-capture this step") from None
 
 
 def load(path: Path, samples: list[int], heads: list[int]) -> QkInputs:

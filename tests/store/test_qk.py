@@ -11,7 +11,7 @@ from torch import nn
 
 import attnscope
 from attnscope.errors import SelectionError
-from attnscope.store import export, open_writer
+from attnscope.store import StoreError, export, open_writer
 
 EXACT = 1e-6  # float32 probabilities, the bound
 
@@ -398,3 +398,13 @@ def test_lightning_callback_passes_the_form_to_its_writer(tmp_path):
     info = store.module_info("model.attention")  # an LSTM's softmax attention: no q/k
     assert info["form"] == "probs" and "not reachable" in info["note"]
     assert store.read("model.attention", step="epoch_000").shape == (4, 1, 1, 12)
+
+
+def test_a_damaged_qk_segment_is_one_clear_error(tmp_path):
+    model = Net().eval()
+    with torch.no_grad(), attnscope.capture(model, store=tmp_path / "q", step="s", form="qk"):
+        model(torch.randn(1, 4, 32))
+    store = attnscope.open_store(tmp_path / "q")
+    (store.segments("attn", "s")[0].path / "zarr.json").write_text("{not json")
+    with pytest.raises(StoreError, match="re-capture"):
+        store.read("attn")
