@@ -38,6 +38,7 @@ def _register_subcommands() -> None:
     from attnscope.cli.demo_command import demo
     from attnscope.cli.evaluate_command import evaluate
     from attnscope.cli.plot_command import plot
+    from attnscope.cli.stats_command import stats
     from attnscope.cli.store_commands import export, store_app
 
     app.command("demo")(demo)
@@ -46,6 +47,7 @@ def _register_subcommands() -> None:
     app.command("evaluate")(evaluate)
     app.add_typer(store_app, name="store")
     app.command("export")(export)
+    app.command("stats")(stats)
 
 
 _register_subcommands()

@@ -1,0 +1,163 @@
+"""``attnscope stats``: per-head metrics of a store as a table, two CSV files and the
+diagnostics found, or the difference between two steps (``--diff``)."""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from attnscope.cli.app import console, err_console, fail
+
+SHORT = {"norm_entropy": "H/Hmax", "entropy": "H", "keys90": "k90", "distance": "dist",
+         "prev_token": "prev", "nearest_js": "JS near", "nearest_head": "near",
+         "dup_token": "dup", "induction": "induct", "diagonal": "diag"}
+TABLE = ("min", "max", "mean", "entropy", "norm_entropy", "peak", "keys90", "distance",
+         "first", "prev_token", "nearest_js")
+
+
+def _modules(store: Any, patterns: list[str] | None) -> list[str] | None:
+    if not patterns:
+        return None
+    names = list(store.modules)
+    picked = []
+    for p in patterns:
+        hits = [n for n in names if fnmatch.fnmatchcase(n, p)] or (
+            [names[int(p)]] if p.lstrip("-").isdigit() and -len(names) <= int(p) < len(names)
+            else [])
+        if not hits:
+            listing = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
+            raise fail(f"--module {p!r} matches no stored module; stored: {listing}")
+        picked += [h for h in hits if h not in picked]
+    return picked
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return "-" if math.isnan(v) else f"{v:.3g}"
+    return str(v)
+
+
+def _print_table(rows: list[dict[str, Any]], metrics: list[str], title: str) -> None:
+    from rich.table import Table
+
+    shown = [m for m in metrics if any(isinstance(r.get(m), (int, float)) and not (
+        isinstance(r.get(m), float) and math.isnan(r[m])) for r in rows)]
+    table = Table(title=title)
+    for col in ("module", "step", "head", "samples", *shown):
+        table.add_column(SHORT.get(col, col), justify="left" if col in ("module", "step")
+                         else "right", overflow="fold")
+    for r in rows:
+        table.add_row(*(_cell(r.get(c, "")) for c in ("module", "step", "head", "samples",
+                                                       *shown)))
+    _wide().print(table)
+
+
+def _wide() -> Any:
+    """The terminal's console, or a wide one when the output is a file or pipe."""
+    from rich.console import Console
+
+    return console if console.is_terminal else Console(width=200)
+
+
+def stats(
+    store: Path = typer.Argument(..., help="store directory"),
+    module: list[str] = typer.Option(None, "--module", "-m",
+                                     help="module name, glob or position (repeatable)"),
+    step: list[str] = typer.Option(None, "--step", "-s", help="step (repeatable)"),
+    samples: str = typer.Option(None, "--samples", help="e.g. 0:10 or 3,5,8"),
+    by: str = typer.Option("head", "--by", help="table rows: head | module"),
+    metrics: str = typer.Option(",".join(TABLE), "--metrics",
+                                help="table columns (the CSV has every metric)"),
+    out: Path = typer.Option(Path("."), "--out", "-o",
+                             help="folder for stats_per_sample.csv and stats_per_head.csv"),
+    no_csv: bool = typer.Option(False, "--no-csv", help="print only"),
+    diagnostics: bool = typer.Option(True, help="print diagnostics with explanations"),
+    diff: str = typer.Option(None, "--diff", help="two steps A,B: what changed per head"),
+) -> None:
+    """Per-head metrics (min/max/mean, entropy, distance, sinks, head types, redundancy)
+    of a store, streamed: a table, CSV files and diagnostics."""
+    from rich.progress import Progress
+
+    from attnscope.analysis import METRICS, head_stats
+    from attnscope.cli.store_commands import _parse
+    from attnscope.errors import AttnscopeError
+    from attnscope.store import open_store
+
+    if by not in ("head", "module"):
+        raise fail(f"--by must be 'head' or 'module', not {by!r}")
+    cols = [m.strip() for m in metrics.split(",") if m.strip()]
+    bad = [m for m in cols if m not in (*METRICS, "nearest_head", "nearest_js")]
+    if bad:
+        raise fail(f"unknown --metrics {bad}; available: {', '.join(METRICS)}, nearest_js")
+    try:
+        opened = open_store(store)
+        names = _modules(opened, module)
+        picks = _parse(samples, "--samples")
+        if diff is not None:
+            _diff(opened, names, diff, picks)
+            return
+        csv_path = None
+        if not no_csv:
+            out.mkdir(parents=True, exist_ok=True)
+            csv_path = out / "stats_per_sample.csv"
+        total = sum(opened.num_samples(m, s) for m in (names or opened.modules)
+                    for s in (step or opened.steps) if s in opened.steps
+                    and opened.segments(m, s))
+        with Progress(console=err_console, transient=True) as bar:
+            task = bar.add_task("reading", total=total)
+
+            def advance(b: Any) -> None:  # a sample read head by head counts once
+                if b.all_heads or b.heads[0] == 0:
+                    bar.advance(task, len(b.samples))
+
+            report = head_stats(opened, names, steps=step or None, samples=picks,
+                                csv_path=csv_path, progress=advance)
+    except AttnscopeError as err:
+        raise fail(str(err)) from None
+    rows = report.rows if by == "head" else report.by_module()
+    _print_table(rows, cols, f"{store}: attention per {by} (mean over samples; min/max: "
+                             "extremes)")
+    if csv_path is not None:
+        summary = report.write_csv(out / "stats_per_head.csv")
+        typer.echo(f"wrote {csv_path} and {summary}")
+    if diagnostics:
+        if report.findings:
+            console.print(f"[bold]diagnostics[/] ({len(report.findings)})", highlight=False)
+            for f in report.findings:
+                console.print(f"  {f.line()}", highlight=False, markup=False, soft_wrap=True)
+        else:
+            console.print("diagnostics: nothing unusual", highlight=False)
+
+
+def _diff(store: Any, names: list[str] | None, spec: str, picks: Any) -> None:
+    from rich.table import Table
+
+    from attnscope.analysis import compare_steps
+    from attnscope.errors import SelectionError
+
+    parts = [p.strip() for p in spec.split(",")]
+    if len(parts) != 2:
+        raise SelectionError(f"--diff takes two steps as A,B, not {spec!r}")
+    for s in parts:
+        if s not in store.steps:
+            raise SelectionError(f"no step {s!r}; steps: {', '.join(store.steps[:12])}")
+    a, b = parts
+    table = Table(title=f"{a} -> {b}: change per head")
+    cols = ("module", "head", "mean |dw|", "max |dw|", "JS", "d H/Hmax", "d peak",
+            "d distance", "d first")
+    for c in cols:
+        table.add_column(c, justify="left" if c == "module" else "right")
+    for name in names or store.modules:
+        if store.module_info(name)["graph"] or not (store.segments(name, a)
+                                                    and store.segments(name, b)):
+            continue
+        d = compare_steps(store, name, a, b, samples=picks)
+        for h in range(len(d.js)):
+            table.add_row(name, str(h), *(_cell(float(x)) for x in (
+                d.mean_abs[h], d.max_abs[h], d.js[h], d.metrics["norm_entropy"][h],
+                d.metrics["peak"][h], d.metrics["distance"][h], d.metrics["first"][h])))
+    _wide().print(table)
