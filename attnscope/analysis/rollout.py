@@ -27,7 +27,7 @@ import numpy as np
 from attnscope.analysis._blocks import AnalysisError, is_store
 
 FUSIONS = ("mean", "max", "min")
-FLOW_MAX_WORK = 20_000_000  # max-flow problems x graph edges; ~a minute in networkx
+FLOW_MAX_WORK = 1_000_000  # max-flow problems x inputs x edges: ~1 min in networkx here
 _SCALE = 2**30  # integer capacities: networkx max-flow is exact only on integers
 
 
@@ -125,7 +125,8 @@ def attention_flow(layers: Sequence[Any], *, head_fusion: str = "mean",
         raise AnalysisError(
             f"attention flow solves one max-flow problem per (output, input) pair: "
             f"{len(rows)} x {bottom} problems on a graph of {edges} edges is {work:.1e} "
-            f"units of work, over the limit {max_work:.0e} (minutes to hours); use "
+            f"units of work, over the limit {max_work:.0e} (measured: 16 tokens x 6 layers, "
+            "3.9e5 units, take 30 s; cost grows with tokens^4); use "
             "attention_rollout, a few outputs (outputs=[0]), or raise max_work")
     out = np.full((batch, top, bottom), np.nan)
     for b in range(batch):

@@ -61,6 +61,24 @@ class StatsReport:
             out.append(row)
         return out
 
+    def table(self, metrics: Sequence[str] = METRICS, by: str = "head",
+              title: str | None = None) -> Any:
+        """A rich ``Table`` of the summary (metrics that are NaN everywhere left out)."""
+        from rich.table import Table
+
+        rows = self.rows if by == "head" else self.by_module()
+        shown = [m for m in metrics if any(isinstance(r.get(m), (int, float)) and not (
+            isinstance(r.get(m), float) and math.isnan(r[m])) for r in rows)]
+        keys = ("module", "step", "head", "samples") if any(r["step"] for r in rows) \
+            else ("module", "head", "samples")
+        table = Table(title=title)
+        for col in (*keys, *shown):
+            table.add_column(SHORT.get(col, col), justify="left" if col in ("module", "step")
+                             else "right", overflow="fold")
+        for r in rows:
+            table.add_row(*(_cell(r.get(c, "")) for c in (*keys, *shown)))
+        return table
+
     def write_csv(self, path: str | os.PathLike) -> Path:
         """The per-head summary as CSV."""
         path = Path(path)
@@ -71,6 +89,17 @@ class StatsReport:
             for r in self.rows:
                 w.writerow({c: _fmt(r.get(c)) for c in cols})
         return path
+
+
+SHORT = {"norm_entropy": "H/Hmax", "entropy": "H", "keys90": "k90", "distance": "dist",
+         "prev_token": "prev", "nearest_js": "JS near", "nearest_head": "near",
+         "dup_token": "dup", "induction": "induct", "diagonal": "diag"}
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return "-" if math.isnan(v) else f"{v:.3g}"
+    return str(v)
 
 
 def _reduce(metric: str, v: np.ndarray) -> float:

@@ -4,7 +4,6 @@ diagnostics found, or the difference between two steps (``--diff``)."""
 from __future__ import annotations
 
 import fnmatch
-import math
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +11,6 @@ import typer
 
 from attnscope.cli.app import console, err_console, fail
 
-SHORT = {"norm_entropy": "H/Hmax", "entropy": "H", "keys90": "k90", "distance": "dist",
-         "prev_token": "prev", "nearest_js": "JS near", "nearest_head": "near",
-         "dup_token": "dup", "induction": "induct", "diagonal": "diag"}
 TABLE = ("min", "max", "mean", "entropy", "norm_entropy", "peak", "keys90", "distance",
          "first", "prev_token", "nearest_js")
 
@@ -33,27 +29,6 @@ def _modules(store: Any, patterns: list[str] | None) -> list[str] | None:
             raise fail(f"--module {p!r} matches no stored module; stored: {listing}")
         picked += [h for h in hits if h not in picked]
     return picked
-
-
-def _cell(v: Any) -> str:
-    if isinstance(v, float):
-        return "-" if math.isnan(v) else f"{v:.3g}"
-    return str(v)
-
-
-def _print_table(rows: list[dict[str, Any]], metrics: list[str], title: str) -> None:
-    from rich.table import Table
-
-    shown = [m for m in metrics if any(isinstance(r.get(m), (int, float)) and not (
-        isinstance(r.get(m), float) and math.isnan(r[m])) for r in rows)]
-    table = Table(title=title)
-    for col in ("module", "step", "head", "samples", *shown):
-        table.add_column(SHORT.get(col, col), justify="left" if col in ("module", "step")
-                         else "right", overflow="fold")
-    for r in rows:
-        table.add_row(*(_cell(r.get(c, "")) for c in ("module", "step", "head", "samples",
-                                                       *shown)))
-    _wide().print(table)
 
 
 def _wide() -> Any:
@@ -118,9 +93,8 @@ def stats(
                                 csv_path=csv_path, progress=advance)
     except AttnscopeError as err:
         raise fail(str(err)) from None
-    rows = report.rows if by == "head" else report.by_module()
-    _print_table(rows, cols, f"{store}: attention per {by} (mean over samples; min/max: "
-                             "extremes)")
+    _wide().print(report.table(cols, by, f"{store}: attention per {by} (mean over samples;"
+                                         " min/max: extremes)"))
     if csv_path is not None:
         summary = report.write_csv(out / "stats_per_head.csv")
         typer.echo(f"wrote {csv_path} and {summary}")
@@ -157,7 +131,7 @@ def _diff(store: Any, names: list[str] | None, spec: str, picks: Any) -> None:
             continue
         d = compare_steps(store, name, a, b, samples=picks)
         for h in range(len(d.js)):
-            table.add_row(name, str(h), *(_cell(float(x)) for x in (
+            table.add_row(name, str(h), *(f"{float(x):.3g}" for x in (
                 d.mean_abs[h], d.max_abs[h], d.js[h], d.metrics["norm_entropy"][h],
                 d.metrics["peak"][h], d.metrics["distance"][h], d.metrics["first"][h])))
     _wide().print(table)
