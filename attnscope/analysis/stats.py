@@ -76,7 +76,8 @@ class StatsReport:
             table.add_column(SHORT.get(col, col), justify="left" if col in ("module", "step")
                              else "right", overflow="fold")
         for r in rows:
-            table.add_row(*(_cell(r.get(c, "")) for c in (*keys, *shown)))
+            cells = [_cell(r.get(c, "")) for c in (*keys, *shown)]
+            table.add_row(cells[0] or "<root>", *cells[1:])
         return table
 
     def write_csv(self, path: str | os.PathLike) -> Path:

@@ -51,5 +51,8 @@ def print_summary(report: StatsReport | None) -> None:
         return
     from rich.console import Console
 
-    Console(stderr=True).print(report.table(SUMMARY, title="attention captured (per head; "
-                                                          "mean over samples)"))
+    console = Console(stderr=True)
+    if not console.is_terminal:  # a log file: no reason to fold names at 80 columns
+        console = Console(stderr=True, width=200)
+    console.print(report.table(SUMMARY, title="attention captured (per head; mean over "
+                                              "samples)"))
