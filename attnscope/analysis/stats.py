@@ -9,6 +9,7 @@ head by mean Jensen-Shannon distance (redundant heads score near 0).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
@@ -19,12 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from attnscope.analysis._blocks import BUDGET, AnalysisError, blocks
+from attnscope.analysis._blocks import BUDGET, AnalysisError, blocks, is_store
 from attnscope.analysis.diagnostics import Finding, FindingCounter, Thresholds
 from attnscope.analysis.metrics import METRICS, graph_metrics, map_metrics
 from attnscope.analysis.similarity import head_distances, nearest_heads
 
 KEYS = ("module", "step", "head")
+LOGGED = ("norm_entropy", "peak", "distance", "first")  # default scalars per epoch
 EXTRA = ("nearest_head", "nearest_js")
 
 
@@ -101,6 +103,22 @@ def _cell(v: Any) -> str:
     if isinstance(v, float):
         return "-" if math.isnan(v) else f"{v:.3g}"
     return str(v)
+
+
+def step_scalars(store: Any, step: str, metrics: Sequence[str] = LOGGED,
+                 prefix: str = "attention") -> dict[str, float]:
+    """``{"<prefix>/<entry>/head<h>/<metric>": value}`` for one step (mean over samples):
+    what a training logger plots as one curve per head across epochs."""
+    if not is_store(store):
+        from attnscope.store import open_store
+
+        store = open_store(store)
+    bad = [m for m in metrics if m not in METRICS]
+    if bad:
+        raise AnalysisError(f"unknown metrics {bad}; available: {', '.join(METRICS)}")
+    report = head_stats(store, steps=[step], similarity=False)
+    return {f"{prefix}/{r['module']}/head{r['head']}/{m}": float(r[m])
+            for r in report.rows for m in metrics if not math.isnan(r[m])}
 
 
 def _reduce(metric: str, v: np.ndarray) -> float:
@@ -189,37 +207,46 @@ def head_stats(source: Any, modules: Sequence[str] | None = None, *,
     """
     accs: dict[tuple[str, str], _Acc] = {}
     counter = FindingCounter(thresholds)
-    handle = writer = None
-    if csv_path is not None:
-        handle = open(csv_path, "w", newline="")
-        writer = csv.writer(handle)
-        writer.writerow(["module", "step", "sample", "head", *METRICS, *EXTRA])
+    writer = None
+    part = None if csv_path is None else Path(f"{csv_path}.part")  # renamed when complete
     try:
-        for b in blocks(source, modules, steps, samples, tokens, budget):
-            if b.graph:
-                values = graph_metrics(b.weights, b.edge_index)
-            else:
-                values = map_metrics(b.weights, b.query_tokens, b.key_tokens)
-                counter.add(b, values)
-            acc = accs.setdefault((b.module, b.step), _Acc())
-            acc.add(b.heads, values)
-            near = None
-            if similarity and not b.graph and b.all_heads and len(b.heads) > 1:
-                d = head_distances(b.weights)
-                acc.dist = np.nan_to_num(d).sum(0) + (0 if acc.dist is None else acc.dist)
-                acc.dist_n += d.shape[0]
-                near = nearest_heads(d)
-            if writer is not None:
-                _write_rows(writer, b, values, near)
-            if progress is not None:
-                progress(b)
+        with contextlib.ExitStack() as stack:
+            if part is not None:
+                writer = csv.writer(stack.enter_context(open(part, "w", newline="")))
+                writer.writerow(["module", "step", "sample", "head", *METRICS, *EXTRA])
+            for b in blocks(source, modules, steps, samples, tokens, budget):
+                _add_block(b, accs, counter, similarity, writer)
+                if progress is not None:
+                    progress(b)
+        if part is not None:
+            part.replace(csv_path)
     finally:
-        if handle is not None:
-            handle.close()
+        if part is not None:
+            part.unlink(missing_ok=True)
     rows = [r for (module, step), acc in accs.items() for r in acc.rows(module, step)]
     if not rows:
         raise AnalysisError("nothing to analyse: no maps matched the selection")
     return StatsReport(rows, counter.findings(), None if csv_path is None else Path(csv_path))
+
+
+def _add_block(b: Any, accs: dict[tuple[str, str], _Acc], counter: FindingCounter,
+               similarity: bool, writer: Any) -> None:
+    """Metrics, diagnostics, head distances and CSV rows of one block."""
+    if b.graph:
+        values = graph_metrics(b.weights, b.edge_index)
+    else:
+        values = map_metrics(b.weights, b.query_tokens, b.key_tokens)
+        counter.add(b, values)
+    acc = accs.setdefault((b.module, b.step), _Acc())
+    acc.add(b.heads, values)
+    near = None
+    if similarity and not b.graph and b.all_heads and len(b.heads) > 1:
+        d = head_distances(b.weights)
+        acc.dist = np.nan_to_num(d).sum(0) + (0 if acc.dist is None else acc.dist)
+        acc.dist_n += d.shape[0]
+        near = nearest_heads(d)
+    if writer is not None:
+        _write_rows(writer, b, values, near)
 
 
 def _write_rows(writer: Any, b: Any, values: dict[str, np.ndarray], near: Any) -> None:

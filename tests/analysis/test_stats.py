@@ -14,6 +14,10 @@ from attnscope.cli import main
 from tests.analysis.conftest import make_encoder
 
 
+def read_csv(path):
+    return list(csv.DictReader(path.read_text().splitlines()))
+
+
 def test_store_stats_equal_metrics_of_the_maps_read_whole(encoder_store, tmp_path):
     path, inputs = encoder_store
     store = attnscope.open_store(path)
@@ -27,8 +31,9 @@ def test_store_stats_equal_metrics_of_the_maps_read_whole(encoder_store, tmp_pat
         np.testing.assert_allclose(report.value(module, metric, "epoch_000"), want, rtol=1e-5)
     assert report.value(module, "min", "epoch_000", head=0) == pytest.approx(
         min(p["min"][:, 0].min() for p in per))
-    rows = list(csv.DictReader(open(tmp_path / "s.csv")))
+    rows = read_csv(tmp_path / "s.csv")
     assert len(rows) == 5 * 4 and {r["sample"] for r in rows} == {"0", "1", "2", "3", "4"}
+    assert not (tmp_path / "s.csv.part").exists()
     assert all(r["nearest_head"] != "" for r in rows)
 
 
@@ -92,9 +97,9 @@ def test_stats_command_table_csv_and_diagnostics(encoder_store, tmp_path, capsys
     out = capsys.readouterr().out
     assert code == 0
     assert "layers.1.self_attn" in out and "H/Hmax" in out and "diagnostics" in out
-    per_head = list(csv.DictReader(open(tmp_path / "stats_per_head.csv")))
+    per_head = read_csv(tmp_path / "stats_per_head.csv")
     assert len(per_head) == 2 * 4 and float(per_head[0]["max"]) <= 1.0
-    assert len(list(csv.DictReader(open(tmp_path / "stats_per_sample.csv")))) == 2 * 5 * 4
+    assert len(read_csv(tmp_path / "stats_per_sample.csv")) == 2 * 5 * 4
     assert main(["stats", str(path), "--diff", "epoch_000,epoch_001", "-m", "*1*"]) == 0
     assert "JS" in capsys.readouterr().out
 
