@@ -86,6 +86,9 @@ def store_blocks(store: Any, modules: Sequence[str] | None = None,
             total = sum(s.shape[0] for s in segs)
             wanted = _selected(samples, total)
             labels = store.labels(step)
+            # store.read pads to the step's largest batch: budget by that size
+            qmax, kmax = (max(s.shape[i] for s in segs) for i in (2, 3)) \
+                if not info["graph"] else (1, 1)
             start = 0
             for seg in segs:
                 pos = wanted[(wanted >= start) & (wanted < start + seg.shape[0])]
@@ -96,7 +99,7 @@ def store_blocks(store: Any, modules: Sequence[str] | None = None,
                     yield from _graph_blocks(store, name, step, info, pos)
                     continue
                 _, h, q, k = seg.shape
-                for ss, hs in _chunks(len(pos), h, q * k, budget):
+                for ss, hs in _chunks(len(pos), h, qmax * kmax, budget):
                     idx, heads = pos[ss], np.arange(h)[hs]
                     w = store.read(name, step=step, samples=idx, heads=heads)[..., :q, :k]
                     yield Block(name, step, info["kind"], idx, heads, w,

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from attnscope.analysis._blocks import AnalysisError, is_store
+from attnscope.analysis._blocks import AnalysisError, entry_name, is_store
 
 FUSIONS = ("mean", "max", "min")
 FLOW_MAX_WORK = 1_000_000  # max-flow problems x inputs x edges: ~1 min in networkx here
@@ -161,15 +161,27 @@ def stack_layers(source: Any, modules: Sequence[str] | None = None, *,
             raise AnalysisError("the store holds no dense self-attention to roll out")
         return out
     maps = [m for m in source.maps if not m.is_graph]
-    if modules:
-        order = {n: i for i, n in enumerate(modules)}
-        maps = sorted((m for m in maps if m.module in order), key=lambda m: order[m.module])
-    else:
-        maps = [m for m in maps if m.kind == "self"]
-    if not maps:
+    entries: dict[str, list[Any]] = {}
+    for m in maps:  # a module's calls in order; later calls in one forward are name[i]
+        entries.setdefault(entry_name(m.module, m.call_index), []).append(m)
+    names = list(modules) if modules else [n for n, ms in entries.items()
+                                           if ms[0].kind == "self"]
+    out = []
+    for name in names:
+        if name not in entries:
+            raise AnalysisError(f"no dense maps from {name!r}; recorded: {list(entries)}")
+        start = 0  # ``sample`` counts across the calls, as a store does
+        for m in entries[name]:
+            if sample < start + m.weights.shape[0]:
+                i = sample - start
+                out.append(m.weights[i : i + 1].float().numpy())
+                break
+            start += m.weights.shape[0]
+        else:
+            raise AnalysisError(f"sample {sample} out of range: {name!r} has {start}")
+    if not out:
         raise AnalysisError("the recording holds no dense self-attention to roll out")
-    picked = [m.weights[sample : sample + 1].float().numpy() for m in maps]
-    return picked
+    return out
 
 
 def _is_dense_self(info: dict) -> bool:

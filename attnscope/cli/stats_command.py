@@ -44,7 +44,8 @@ def stats(
                                      help="module name, glob or position (repeatable)"),
     step: list[str] = typer.Option(None, "--step", "-s", help="step (repeatable)"),
     samples: str = typer.Option(None, "--samples", help="e.g. 0:10 or 3,5,8"),
-    by: str = typer.Option("head", "--by", help="table rows: head | module"),
+    by: str = typer.Option("head", "--by", help="table rows: head | module | sample"),
+    max_rows: int = typer.Option(200, "--max-rows", help="table rows shown with --by sample"),
     metrics: str = typer.Option(",".join(TABLE), "--metrics",
                                 help="table columns (the CSV has every metric)"),
     out: Path = typer.Option(Path("."), "--out", "-o",
@@ -62,8 +63,10 @@ def stats(
     from attnscope.errors import AttnscopeError
     from attnscope.store import open_store
 
-    if by not in ("head", "module"):
-        raise fail(f"--by must be 'head' or 'module', not {by!r}")
+    if by not in ("head", "module", "sample"):
+        raise fail(f"--by must be 'head', 'module' or 'sample', not {by!r}")
+    if by == "sample" and no_csv:
+        raise fail("--by sample reads the per-sample CSV back: drop --no-csv")
     cols = [m.strip() for m in metrics.split(",") if m.strip()]
     bad = [m for m in cols if m not in (*METRICS, "nearest_head", "nearest_js")]
     if bad:
@@ -93,8 +96,11 @@ def stats(
                                 csv_path=csv_path, progress=advance)
     except AttnscopeError as err:
         raise fail(str(err)) from None
-    _wide().print(report.table(cols, by, f"{store}: attention per {by} (mean over samples;"
-                                         " min/max: extremes)"))
+    if by == "sample":
+        _print_samples(csv_path, cols, max_rows)
+    else:
+        _wide().print(report.table(cols, by, f"{store}: attention per {by} (mean over "
+                                             "samples; min/max: extremes)"))
     if csv_path is not None:
         summary = report.write_csv(out / "stats_per_head.csv")
         typer.echo(f"wrote {csv_path} and {summary}")
@@ -105,6 +111,34 @@ def stats(
                 console.print(f"  {f.line()}", highlight=False, markup=False, soft_wrap=True)
         else:
             console.print("diagnostics: nothing unusual", highlight=False)
+
+
+def _print_samples(path: Path, cols: list[str], limit: int) -> None:
+    """The first ``limit`` rows of the per-sample CSV as a table (it can be huge)."""
+    import csv
+
+    from rich.table import Table
+
+    from attnscope.analysis.stats import SHORT
+
+    keys = ["module", "step", "sample", "head"]
+    table = Table(title=f"attention per sample and head (first {limit} rows of {path})")
+    for c in (*keys, *cols):
+        table.add_column(SHORT.get(c, c), overflow="fold")
+    with open(path, newline="") as f:
+        for i, row in enumerate(csv.DictReader(f)):
+            if i >= limit:
+                break
+            table.add_row(*(row.get(c) or "-" for c in keys),
+                          *(_short(row.get(c)) for c in cols))
+    _wide().print(table)
+
+
+def _short(text: str | None) -> str:
+    try:
+        return f"{float(text):.3g}" if text else "-"
+    except ValueError:
+        return text or "-"
 
 
 def _diff(store: Any, names: list[str] | None, spec: str, picks: Any) -> None:

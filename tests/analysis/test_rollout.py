@@ -160,3 +160,25 @@ def test_layers_that_do_not_chain_are_refused():
         attention_rollout([softmax_maps(rng, 1, 1, 4, 4)], head_fusion="sum")
     with pytest.raises(AnalysisError, match="discard_ratio"):
         attention_rollout([softmax_maps(rng, 1, 1, 4, 4)], discard_ratio=1.0)
+
+
+def test_stack_layers_from_a_recording_counts_samples_across_calls():
+    import torch
+
+    import attnscope
+    from attnscope.analysis import stack_layers
+    from tests.analysis.conftest import make_encoder
+
+    model = make_encoder()
+    a, b = torch.randn(2, 5, 16), torch.randn(3, 5, 16)
+    with torch.no_grad(), attnscope.capture(model) as rec:
+        model(a)
+        model(b)
+    layers = stack_layers(rec, sample=3)  # the second sample of the second call
+    with torch.no_grad(), attnscope.capture(model) as one:
+        model(b[1:2])
+    assert len(layers) == 2
+    for got, m in zip(layers, one.maps):
+        np.testing.assert_allclose(got, m.weights.numpy(), atol=1e-6)
+    with pytest.raises(AnalysisError, match="out of range"):
+        stack_layers(rec, sample=5)

@@ -100,6 +100,9 @@ def test_stats_command_table_csv_and_diagnostics(encoder_store, tmp_path, capsys
     per_head = read_csv(tmp_path / "stats_per_head.csv")
     assert len(per_head) == 2 * 4 and float(per_head[0]["max"]) <= 1.0
     assert len(read_csv(tmp_path / "stats_per_sample.csv")) == 2 * 5 * 4
+    assert main(["stats", str(path), "--by", "sample", "--out", str(tmp_path), "--max-rows",
+                 "3"]) == 0
+    assert "first 3 rows" in capsys.readouterr().out
     assert main(["stats", str(path), "--diff", "epoch_000,epoch_001", "-m", "*1*"]) == 0
     assert "JS" in capsys.readouterr().out
 
@@ -118,3 +121,20 @@ def test_stats_command_bad_input_is_one_line_exit_2(encoder_store, args, message
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert main(["stats", str(tmp_path / "missing")]) == 2
+
+
+def test_blocks_stay_within_the_budget_even_with_mixed_lengths(tmp_path):
+    from attnscope.analysis import blocks
+
+    model = make_encoder()
+    path = tmp_path / "s"
+    with torch.no_grad(), attnscope.capture(model, store=path, step="a", dtype="float32"):
+        model(torch.randn(6, 3, 16))  # short batch first
+        model(torch.randn(1, 20, 16))  # then a long one: reads pad to 20 x 20
+    store = attnscope.open_store(path)
+    seen = 0
+    for b in blocks(store, ["layers.0.self_attn"], budget=2 * 20 * 20):
+        assert b.weights.size <= 2 * 20 * 20 or b.weights.shape[:2] == (1, 1)
+        assert b.weights.shape[-1] == (3 if b.samples[0] < 6 else 20)  # true length
+        seen += len(b.samples) if b.heads[0] == 0 else 0
+    assert seen == 7
