@@ -13,7 +13,9 @@ dead           every query puts >= 90% on one and the same key: a no-op (sink) h
 repetition     queries attend to earlier copies of their own token: copying, repetition
 padding        attention reaches padding tokens: the padding mask is not applied
 positional     most attention on the first/last key whatever the query: positional
-               problem (or a sink)
+               problem
+sink           the same, but those keys are special tokens ([CLS], [SEP], <s>): the
+               no-op "sink" pattern of trained transformers, usually harmless
 =============  ===================================================================
 
 Sample-level problems (``nan_rows``, ``zero_map``, ``padding``) are reported when any
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from attnscope.analysis._blocks import Block
-from attnscope.analysis.metrics import PAD, valid_rows
+from attnscope.analysis.metrics import PAD, SPECIAL, valid_rows
 
 EXPLAIN = {
     "nan_rows": "rows of NaN: every key of those queries was masked (softmax of all -inf); "
@@ -44,7 +46,9 @@ EXPLAIN = {
                   "repetition",
     "padding": "attention reaches padding tokens: the padding mask is not applied",
     "positional": "most attention goes to the first/last key whatever the query: a "
-                  "positional problem (or an attention sink)",
+                  "positional problem",
+    "sink": "most attention goes to special tokens at the ends ([CLS]/[SEP]-style): the "
+            "no-op sink pattern of trained transformers, usually harmless",
 }
 SAMPLE_LEVEL = ("nan_rows", "zero_map", "zero_rows", "padding")
 
@@ -122,7 +126,10 @@ def block_flags(block: Block, metrics: dict[str, np.ndarray],
         z = np.nan_to_num(w)
         edge = np.where(rows, z[..., 0] + z[..., -1], 0).sum(-1) / np.maximum(rows.sum(-1), 1)
         dead = out.get("dead", (None, np.zeros((n, h), bool)))[1]
-        out["positional"] = (edge, (edge >= t.positional) & ~dead)
+        toks = block.key_tokens
+        special = toks is not None and bool(SPECIAL.match(toks[0])) and bool(
+            SPECIAL.match(toks[-1]))
+        out["sink" if special else "positional"] = (edge, (edge >= t.positional) & ~dead)
     return out
 
 
@@ -156,6 +163,29 @@ class FindingCounter:
                                EXPLAIN[code]))
         order = {c: i for i, c in enumerate(EXPLAIN)}
         return sorted(out, key=lambda f: (order[f.code], f.module, f.step, f.head or 0))
+
+
+def summarize(findings: Sequence[Finding]) -> list[str]:
+    """Findings grouped for reading: per code, its explanation once, then one line per
+    module naming the heads and steps that show it."""
+    lines: list[str] = []
+    for code in EXPLAIN:
+        mine = [f for f in findings if f.code == code]
+        if not mine:
+            continue
+        lines.append(f"{code} ({len(mine)}): {EXPLAIN[code]}")
+        by_module: dict[str, list[Finding]] = {}
+        for f in mine:
+            by_module.setdefault(f.module, []).append(f)
+        for module, fs in by_module.items():
+            heads = sorted({f.head for f in fs if f.head is not None})
+            steps = list(dict.fromkeys(f.step for f in fs if f.step))
+            where = f" at {', '.join(steps[:4])}" + (" ..." if len(steps) > 4 else "") \
+                if steps else ""
+            size = sum(f.value * f.samples for f in fs) / max(1, sum(f.samples for f in fs))
+            lines.append(f"  {module or '<root>'}: head{'s' if len(heads) > 1 else ''} "
+                         f"{', '.join(map(str, heads))}{where} (mean {size:.3g})")
+    return lines
 
 
 def diagnose(source, modules: Sequence[str] | None = None, *,

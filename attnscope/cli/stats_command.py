@@ -106,9 +106,11 @@ def stats(
         typer.echo(f"wrote {csv_path} and {summary}")
     if diagnostics:
         if report.findings:
-            console.print(f"[bold]diagnostics[/] ({len(report.findings)})", highlight=False)
-            for f in report.findings:
-                console.print(f"  {f.line()}", highlight=False, markup=False, soft_wrap=True)
+            from attnscope.analysis.diagnostics import summarize
+
+            console.print("[bold]diagnostics[/]", highlight=False)
+            for line in summarize(report.findings):
+                console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
         else:
             console.print("diagnostics: nothing unusual", highlight=False)
 
@@ -119,7 +121,7 @@ def _print_samples(path: Path, cols: list[str], limit: int) -> None:
 
     from rich.table import Table
 
-    from attnscope.analysis.stats import SHORT
+    from attnscope.analysis.report import SHORT
 
     keys = ["module", "step", "sample", "head"]
     table = Table(title=f"attention per sample and head (first {limit} rows of {path})")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from attnscope.analysis import EXPLAIN, diagnose
+from attnscope.analysis.diagnostics import summarize
 
 
 def peaked(rng, n, heads=2, batch=3):
@@ -62,3 +63,9 @@ def test_token_patterns_repetition_padding_positional():
     edges[::2, 0], edges[::2, -1] = 0.78, 0.18  # not one key everywhere: not "dead"
     edges /= edges.sum(-1, keepdims=True)
     assert codes(edges[None, None]) == {"positional"}
+    # the same pattern on [CLS] ... [SEP] is the usual sink, reported as such
+    toks = ["[CLS]", "a", "b", "c", "d", "[SEP]"]
+    found = diagnose(edges[None, None], tokens=toks)
+    assert {f.code for f in found} == {"sink"}
+    lines = summarize(found)
+    assert lines[0].startswith("sink (1): ") and lines[1].strip().startswith("map: head 0")
