@@ -16,34 +16,43 @@ from attnscope.analysis._blocks import AnalysisError, blocks
 from attnscope.analysis.metrics import valid_rows
 
 
-def _plogp(p: np.ndarray, m: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(p > 0, p * np.log2(np.where(p > 0, p, 1.0) / np.where(m > 0, m, 1.0)),
-                        0.0).sum(-1)
+def _entropy_bits(p: np.ndarray) -> np.ndarray:
+    """Row entropy in bits over the last axis (0 log 0 = 0), summed in float64."""
+    logp = np.zeros_like(p)
+    np.log2(p, out=logp, where=p > 0)
+    return -np.einsum("...k,...k->...", p, logp, dtype=np.float64)
 
 
 def js_distance(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Row-wise Jensen-Shannon distance of two stacks of distributions (last axis)."""
+    """Row-wise Jensen-Shannon distance of two stacks of distributions (last axis):
+    ``sqrt(H(m) - (H(p) + H(q)) / 2)`` with ``m = (p + q) / 2``, in bits."""
     p, q = np.nan_to_num(np.asarray(p, np.float64)), np.nan_to_num(np.asarray(q, np.float64))
-    m = 0.5 * (p + q)
-    jsd = 0.5 * _plogp(p, m) + 0.5 * _plogp(q, m)
+    jsd = _entropy_bits(0.5 * (p + q)) - 0.5 * (_entropy_bits(p) + _entropy_bits(q))
     return np.sqrt(np.clip(jsd, 0.0, 1.0))
 
 
 def head_distances(w: np.ndarray) -> np.ndarray:
     """``(sample, head, head)`` mean JS distance between the heads of ``(sample, head,
-    query, key)`` weights (NaN where two heads share no valid row)."""
+    query, key)`` weights (NaN where two heads share no valid row). Each pair once, in
+    float32 with float64 sums: identical heads give exactly 0."""
     w = np.asarray(w, dtype=np.float32)
     n, h = w.shape[:2]
     rows = valid_rows(w)  # (sample, head, query)
+    z = np.nan_to_num(w)
+    ent = _entropy_bits(z)  # (sample, head, query)
     out = np.full((n, h, h), np.nan)
+    idx = np.arange(h)
+    out[:, idx, idx] = np.where(rows.any(-1), 0.0, np.nan)
     for a in range(h):
-        d = js_distance(w[:, a : a + 1], w)  # (sample, head, query)
-        both = rows[:, a : a + 1] & rows
-        cnt = both.sum(-1)
-        with np.errstate(invalid="ignore"):
-            out[:, a] = np.where(cnt > 0, np.where(both, d, 0).sum(-1) / np.maximum(cnt, 1),
-                                 np.nan)
+        for b in range(a + 1, h):
+            jsd = _entropy_bits(0.5 * (z[:, a] + z[:, b])) - 0.5 * (ent[:, a] + ent[:, b])
+            d = np.sqrt(np.clip(jsd, 0.0, 1.0))  # (sample, query)
+            both = rows[:, a] & rows[:, b]
+            cnt = both.sum(-1)
+            with np.errstate(invalid="ignore"):
+                mean = np.where(cnt > 0, np.where(both, d, 0).sum(-1) / np.maximum(cnt, 1),
+                                np.nan)
+            out[:, a, b] = out[:, b, a] = mean
     return out
 
 
