@@ -4,7 +4,7 @@
 
 Data: softmax rows over 256 keys, batches of (8, 12, 256, 256) written to a float16
 store (each batch is 25 MB of float32). Each measurement runs in a fresh process and
-reports its peak RSS growth over the process after imports, so the numbers show whether
+reports its peak RSS growth over its RSS after imports (``/proc`` peak reset), so the numbers show whether
 memory follows the block budget or the store size. Prints a markdown table.
 """
 
@@ -26,17 +26,23 @@ from attnscope.store import open_writer  # noqa: E402
 
 SHAPE = (8, 12, 256, 256)
 CHILD = """
-import resource, sys, time
+import sys, time
 sys.path.insert(0, {root!r})
 from attnscope.analysis import head_stats
 from attnscope.store import open_store
+
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024
+
 store = open_store({path!r})
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+open("/proc/self/clear_refs", "w").write("5")  # peak RSS := current RSS (Linux)
+base = status("VmRSS")
 start = time.perf_counter()
 {work}
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(seconds, (peak - base) / 1024)
+print(seconds, status("VmHWM") - base)
 """
 WORK = {
     "read whole entry (np)": "a = store.read('attn', step='s')",
@@ -70,10 +76,8 @@ def main() -> None:
         for name, work in WORK.items():
             code = CHILD.format(root=root, path=str(path),
                                 work=work.format(csv=str(Path(tmp) / "s.csv")))
-            t = time.perf_counter()
             out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                  check=True).stdout.split()
-            del t
             print(f"| {name} | {float(out[0]):.2f} | {float(out[1]):.0f} |")
 
 
