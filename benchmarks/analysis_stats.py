@@ -4,8 +4,9 @@
 
 Data: softmax rows over 256 keys, batches of (8, 12, 256, 256) written to a float16
 store (each batch is 25 MB of float32). Each measurement runs in a fresh process and
-reports its peak RSS growth over its RSS after imports (``/proc`` peak reset), so the numbers show whether
-memory follows the block budget or the store size. Prints a markdown table.
+reports its peak RSS growth over its RSS after imports (``/proc`` peak reset), so the
+numbers show whether memory follows the block budget or the store size. Prints a
+markdown table.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import argparse
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
