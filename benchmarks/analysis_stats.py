@@ -46,8 +46,9 @@ print(seconds, status("VmHWM") - base)
 """
 WORK = {
     "read whole entry (np)": "a = store.read('attn', step='s')",
-    "head_stats, similarity on": "head_stats(store, similarity=True)",
-    "head_stats, CSV per sample": "head_stats(store, csv_path={csv!r})",
+    "head_stats": "head_stats(store)",
+    "head_stats + per-sample CSV": "head_stats(store, csv_path={csv!r})",
+    "head_stats, no head similarity": "head_stats(store, similarity=False)",
 }
 
 

@@ -7,6 +7,9 @@ with ``attnscope.capture(model, value_weighted=True)``.
   included, as the layer appends them).
 * ``F.scaled_dot_product_attention``: ``f(x) = v``; the output projection is applied
   after the call by code the call cannot see.
+
+Selections apply as to the weights; with ``reduce="mean"`` the result is the mean over
+heads of the per-head maps (not the norm of the summed head outputs).
 """
 
 from __future__ import annotations

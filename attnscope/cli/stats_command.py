@@ -52,6 +52,8 @@ def stats(
                              help="folder for stats_per_sample.csv and stats_per_head.csv"),
     no_csv: bool = typer.Option(False, "--no-csv", help="print only"),
     diagnostics: bool = typer.Option(True, help="print diagnostics with explanations"),
+    similarity: bool = typer.Option(True, help="nearest head by JS distance (about half "
+                                               "the time on many heads)"),
     diff: str = typer.Option(None, "--diff", help="two steps A,B: what changed per head"),
 ) -> None:
     """Per-head metrics (min/max/mean, entropy, distance, sinks, head types, redundancy)
@@ -93,7 +95,7 @@ def stats(
                     bar.advance(task, len(b.samples))
 
             report = head_stats(opened, names, steps=step or None, samples=picks,
-                                csv_path=csv_path, progress=advance)
+                                csv_path=csv_path, similarity=similarity, progress=advance)
     except AttnscopeError as err:
         raise fail(str(err)) from None
     if by == "sample":

@@ -101,7 +101,7 @@ def test_stats_command_table_csv_and_diagnostics(encoder_store, tmp_path, capsys
     assert len(per_head) == 2 * 4 and float(per_head[0]["max"]) <= 1.0
     assert len(read_csv(tmp_path / "stats_per_sample.csv")) == 2 * 5 * 4
     assert main(["stats", str(path), "--by", "sample", "--out", str(tmp_path), "--max-rows",
-                 "3"]) == 0
+                 "3", "--no-similarity"]) == 0
     assert "first 3 rows" in capsys.readouterr().out
     assert main(["stats", str(path), "--diff", "epoch_000,epoch_001", "-m", "*1*"]) == 0
     assert "JS" in capsys.readouterr().out
