@@ -104,10 +104,16 @@ def map_metrics(w: np.ndarray, query_tokens: Sequence[str] | None = None,
     want = set(metrics)
     n, h, q, k = w.shape
     rows = valid_rows(w)
-    z = np.where(rows[..., None], np.nan_to_num(w), 0.0).astype(np.float32)
+    all_finite = bool(np.isfinite(w).all())
+    # the common case (every row finite and alive) needs no masked copies
+    z = w if all_finite and rows.all() else np.where(
+        rows[..., None], np.nan_to_num(w), 0.0).astype(np.float32)
     out: dict[str, np.ndarray] = {}
-    finite = np.isfinite(w)
-    if want & {"min", "max", "mean"}:
+    if want & {"min", "max", "mean"} and all_finite:
+        out["min"], out["max"], out["mean"] = (w.min(axis=(2, 3)), w.max(axis=(2, 3)),
+                                               w.mean(axis=(2, 3), dtype=np.float64))
+    elif want & {"min", "max", "mean"}:
+        finite = np.isfinite(w)
         some = finite.any(axis=(2, 3))
         with np.errstate(invalid="ignore"):
             out["min"] = np.where(some, np.where(finite, w, np.inf).min(axis=(2, 3)), np.nan)
