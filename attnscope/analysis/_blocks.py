@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from attnscope.entries import entry_name
 from attnscope.errors import AttnscopeError
 
 # elements of float32 weights per block (16 MB); metrics need a few temporaries of this
@@ -38,11 +39,6 @@ class Block:
     graph: bool = False
     edge_index: np.ndarray | None = None  # graph blocks: (2, edge)
     all_heads: bool = True  # False when one sample was too large to read whole
-
-
-def entry_name(module: str, call_index: int) -> str:
-    """Store-style name of one module call: ``name``, ``name[1]`` ..."""
-    return module if call_index == 0 else f"{module}[{call_index}]"
 
 
 def is_store(source: Any) -> bool:

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from attnscope.analysis._blocks import AnalysisError, entry_name, is_store
+from attnscope.analysis._blocks import AnalysisError, is_store
+from attnscope.entries import entry_name, is_effective
 
 FUSIONS = ("mean", "max", "min")
 FLOW_MAX_WORK = 1_000_000  # max-flow problems x inputs x edges: ~1 min in networkx here
@@ -151,7 +152,7 @@ def stack_layers(source: Any, modules: Sequence[str] | None = None, *,
     (= forward order), from a store or a recording; ``modules`` picks and orders them."""
     if is_store(source):
         names = list(modules) if modules else [
-            m for m in source.modules if _is_dense_self(source.module_info(m))]
+            m for m in source.modules if _is_dense_self(m, source.module_info(m))]
         out = []
         for name in names:
             lengths = source.lengths(name, step)
@@ -184,5 +185,5 @@ def stack_layers(source: Any, modules: Sequence[str] | None = None, *,
     return out
 
 
-def _is_dense_self(info: dict) -> bool:
-    return not info.get("graph") and info.get("kind") == "self" and not info.get("effective")
+def _is_dense_self(name: str, info: dict) -> bool:
+    return not info.get("graph") and info.get("kind") == "self" and not is_effective(name)

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from attnscope.analysis._blocks import entry_name
 from attnscope.analysis.metrics import graph_metrics, map_metrics
 from attnscope.analysis.stats import StatsReport, _Acc
+from attnscope.entries import entry_name
 
 SUMMARY = ("min", "max", "mean", "entropy", "norm_entropy", "peak")
 

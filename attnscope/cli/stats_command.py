@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from attnscope.cli.app import console, err_console, fail
+from attnscope.cli._console import console, err_console, fail
 
 TABLE = ("min", "max", "mean", "entropy", "norm_entropy", "peak", "keys90", "distance",
          "first", "prev_token", "nearest_js")

