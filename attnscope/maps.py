@@ -43,6 +43,8 @@ class AttentionMap:
         qk: with a store in query/key form, the kernel inputs the probabilities are
             computed from (:class:`attnscope.capturing.qk_inputs.QkInputs`); ``weights``
             is then a data-less ``meta`` tensor unless maps are also kept in memory.
+        value_weighted: ``alpha_ij * ||f(x_j)||`` (Kobayashi et al. 2020), same shape as
+            ``weights``, when captured with ``value_weighted=True`` (sdpa and MHA calls).
     """
 
     module: str
@@ -57,6 +59,7 @@ class AttentionMap:
     reduced: str | None = None
     effective: torch.Tensor | None = field(default=None, repr=False)
     qk: Any = field(default=None, repr=False)
+    value_weighted: torch.Tensor | None = field(default=None, repr=False)
 
     @property
     def entry(self) -> str:
@@ -110,6 +113,7 @@ class Recording:
     def __init__(self) -> None:
         self.maps: list[AttentionMap] = []
         self.num_recorded = 0
+        self.stats: Any = None  # per-head summary, with capture(..., stats=True)
 
     @property
     def modules(self) -> list[str]:

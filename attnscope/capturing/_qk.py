@@ -33,8 +33,12 @@ def check_form(form: str | None) -> str:
 
 
 def session_form(session: Any) -> str:
-    """The form the session's store writer asked for (``"probs"`` without a store)."""
-    return getattr(session.sink, "form", "probs") if session.sink is not None else "probs"
+    """The form the session's store writer asked for (``"probs"`` without a store),
+    also when the writer sits behind a sink wrapper (``capture(stats=True)``)."""
+    sink = session.sink
+    while sink is not None and not hasattr(sink, "form"):
+        sink = getattr(sink, "inner", None)
+    return getattr(sink, "form", "probs") if sink is not None else "probs"
 
 
 def record_sdpa(session: Any, owner: Any, bound: dict[str, Any], samples: list[int] | None,
@@ -50,7 +54,9 @@ def record_sdpa(session: Any, owner: Any, bound: dict[str, Any], samples: list[i
                            samples=samples, heads=heads, half=session_form(session) == "qk16",
                            reduced=sel.reduce)
     kind = session.dense_kind(owner, kind)
-    if session.keep:  # maps in memory too: they need real probabilities
+    # maps kept in memory, or a sink wrapper that summarises them (stats), need real
+    # probabilities; only a writer alone takes a map that carries just its inputs
+    if session.keep or not hasattr(session.sink, "form"):
         probs = qk_probabilities(QkInputs(**{**inputs.__dict__, "reduced": None}))
         m = session.record(owner, probs, kind=kind, source=source, selected=True,
                            heads=heads, samples=samples, owned=True)

@@ -408,3 +408,12 @@ def test_a_damaged_qk_segment_is_one_clear_error(tmp_path):
     (store.segments("attn", "s")[0].path / "zarr.json").write_text("{not json")
     with pytest.raises(StoreError, match="re-capture"):
         store.read("attn")
+
+
+def test_stats_on_a_qk_capture_summarise_real_probabilities(tmp_path):
+    torch.manual_seed(14)
+    model = Net().eval()
+    x = torch.randn(2, 6, 32)
+    p, q = _both(tmp_path, model, lambda: model(x, causal=True), {"stats": True})
+    assert q.module_info("attn")["form"] == "qk"
+    _assert_same(p, q)
