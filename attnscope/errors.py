@@ -13,3 +13,8 @@ class NoAttentionFoundError(AttnscopeError):
 
 class SelectionError(AttnscopeError, ValueError):
     """A head, sample or module selection that the model cannot satisfy."""
+
+
+class OutputError(AttnscopeError):
+    """A file or directory that cannot be written: disk full, read-only, no permission,
+    or a file where a directory should be. Nothing half-written is left behind."""
