@@ -15,6 +15,15 @@ class SelectionError(AttnscopeError, ValueError):
     """A head, sample or module selection that the model cannot satisfy."""
 
 
+class OptionError(AttnscopeError, ValueError):
+    """An option value outside the range that works (a resolution, a size)."""
+
+
 class OutputError(AttnscopeError):
     """A file or directory that cannot be written: disk full, read-only, no permission,
     or a file where a directory should be. Nothing half-written is left behind."""
+
+
+class ModelError(AttnscopeError):
+    """The user's model raised on the data it was given (wrong type, width, device);
+    the model's own exception is kept as the cause."""

@@ -156,12 +156,19 @@ def read_checkpoint(path: str | os.PathLike, trust: bool = False) -> dict[str, t
     try:
         obj = torch.load(file, map_location="cpu", weights_only=not trust)
     except Exception as err:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
-        if found and not trust:
+        text = str(err)
+        # the safe unpickler names what it refused; a refusal is not damage: the file
+        # may run code when unpickled, so only an explicit opt-in loads it
+        refused = "Weights only load failed" in text and not re.search(
+            r"truncated|Ran out of input|EOF", text)
+        if refused and not trust:
+            found = re.search(r"GLOBAL (\S+?)(?: whose|\s|$)|(Unsupported operand \d+)", text)
+            what = next((g for g in found.groups() if g), "") if found else ""
             raise CheckpointError(
-                f"checkpoint {str(file)!r} holds pickled Python objects ({found.group(1)}) "
-                "that safe loading refuses; if you trust its source, pass "
-                "--trust-checkpoint (trust=True)") from None
+                f"checkpoint {str(file)!r} holds pickled Python objects"
+                f"{f' ({what})' if what else ''} that could run code when loaded, so safe "
+                "loading refuses them; if you trust its source, pass --trust-checkpoint "
+                "(trust=True)") from None
         raise CheckpointError(f"checkpoint {str(file)!r} is truncated or not a PyTorch "
                               f"checkpoint ({type(err).__name__}: {_one_line(err)[:160]})"
                               ) from None

@@ -39,7 +39,7 @@ def _attach_module_stack(session: CaptureSession) -> list[Removable]:
         session.push(module, args, kwargs)
 
     def post(module: nn.Module, args: tuple, output: Any) -> None:
-        session.pop(module)
+        session.pop(module, output)
 
     handles: list[Removable] = []
     for module in session.names:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from attnscope.capture.api import capture
+from attnscope.errors import AttnscopeError, ModelError
 
 
 def capture_dataset(model: nn.Module, loader: Any, store: Any, *, step: str,
@@ -42,7 +43,16 @@ def capture_dataset(model: nn.Module, loader: Any, store: Any, *, step: str,
                     kwargs = {k: v[:keep] if isinstance(v, torch.Tensor) else v
                               for k, v in kwargs.items()}
                     size = keep
-                model(*args, **kwargs)
+                try:
+                    model(*args, **kwargs)
+                except AttnscopeError:
+                    raise
+                except Exception as err:  # wrong dtype or width in the data, mostly
+                    text = " ".join(str(err).split())[:200]
+                    raise ModelError(
+                        f"the model failed on samples {done}..{done + size - 1}: "
+                        f"{type(err).__name__}: {text}; check that --data gives what the "
+                        "model expects (dtype, shape)") from err
                 done += size
                 if progress is not None:
                     progress(size)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -104,6 +105,7 @@ class CaptureSession:
         if module is self.root and not any(f.module is module for f in self.stack):
             self.forward_index += 1
             self._calls.clear()
+            self._unsent.clear()  # maps of an earlier call that raised (or was interrupted)
             first = next((t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)
                           and t.ndim > 0), None)
             self.call_batch = None if first is None else int(first.shape[0])
@@ -112,14 +114,19 @@ class CaptureSession:
         cross = any(isinstance(kwargs.get(k), torch.Tensor) for k in _CROSS_KWARGS)
         self.stack.append(Frame(name, module, index, isinstance(module, _WRAPPERS), cross))
 
-    def pop(self, module: nn.Module) -> None:
+    def pop(self, module: nn.Module, output: Any = None) -> None:
         # pop down to this module's frame: a forward that raised may have left children
         while self.stack:
             frame = self.stack.pop()
             if frame.module is module:
                 break
         if module is self.root and not self.stack:
-            self.flush(commit=True)
+            # torch runs this hook with output None from inside its ``except`` when the
+            # forward raised: that call's maps are a half batch and are never committed
+            if output is None and sys.exc_info()[0] is not None:
+                self._unsent.clear()
+            else:
+                self.flush(commit=True)
 
     def owner(self) -> Frame | None:
         """The innermost module call that is not a pure wrapper."""

@@ -7,6 +7,7 @@ import sys
 import typer
 
 from attnscope.cli.app import app
+from attnscope.errors import AttnscopeError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +25,13 @@ def main(argv: list[str] | None = None) -> int:
             show()
         else:
             print(f"error: {err}", file=sys.stderr)
+        return 2
+    except AttnscopeError as err:  # a command that did not catch its own: still one line
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    except OSError as err:  # disk full, read-only, permissions outside the library's paths
+        where = f" '{err.filename}'" if err.filename else ""
+        print(f"error: cannot write or read{where}: {err.strerror or err}", file=sys.stderr)
         return 2
     return code if isinstance(code, int) else 0
 

@@ -29,7 +29,10 @@ def _head(text: str) -> int | str:
 
 
 def _slug(*parts: Any) -> str:
-    return "_".join(re.sub(r"[^A-Za-z0-9._\-]+", "-", str(p)).strip("-") for p in parts if p != "")
+    """A file stem; module names stay unique and stable (see ``safe_filename``)."""
+    from attnscope._files import safe_filename
+
+    return "_".join(safe_filename(str(p)) for p in parts if p != "")
 
 
 def _figures(store: Any, kind: str, module: str | None, step: str | None, sample: int,
@@ -115,6 +118,9 @@ def plot(
         raise _fail(f"unknown --kind {kind!r}; choose one of: {', '.join(KINDS)}")
     if fmt not in ("png", "pdf", "svg"):
         raise _fail(f"unknown --format {fmt!r}; choose png, pdf or svg")
+    if not _figure.DPI_RANGE[0] <= dpi <= _figure.DPI_RANGE[1]:
+        raise _fail(f"--dpi {dpi} is out of range; use {_figure.DPI_RANGE[0]}.."
+                    f"{_figure.DPI_RANGE[1]} (150 is typical)")
     if cmap not in matplotlib.colormaps:
         raise _fail(f"unknown --cmap {cmap!r}; try viridis, magma, cividis, inferno")
     try:
@@ -124,10 +130,12 @@ def plot(
         raise _fail(str(e.args[0] if e.args else e)) from None
     except ValueError as e:
         raise _fail(str(e)) from None
-    out.mkdir(parents=True, exist_ok=True)
-    for stem, fig in figures:
-        path = out / f"{stem}.{fmt}"
-        _figure.save(fig, path, dpi)
-        typer.echo(str(path))
+    try:
+        for stem, fig in figures:
+            path = out / f"{stem}.{fmt}"
+            _figure.save(fig, path, dpi)
+            typer.echo(str(path))
+    except AttnscopeError as e:
+        raise _fail(str(e)) from None
     if show and not _figure.show([f for _, f in figures]):
         typer.echo("no interactive display available; figures were saved only", err=True)

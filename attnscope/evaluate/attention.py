@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from attnscope._files import atomic_path
 from attnscope.evaluate.batches import EvaluationError
 
 if TYPE_CHECKING:
@@ -82,18 +83,20 @@ def export_attention(store: Any, module: str, step: str, path: str | os.PathLike
     heads, queries, keys = first.shape[1:]
     one_d = heads == 1 and queries == 1
     shape = (n, keys) if one_d else (n, heads, queries, keys)
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
     total = np.zeros((heads, queries, keys))
     count = np.zeros((heads, queries, keys), dtype=np.int64)
-    per = max(1, chunk_bytes // (4 * heads * queries * keys))
-    for start in range(0, n, per):
-        block = store.read(module, step, samples=slice(start, start + per))
-        out[start:start + len(block)] = block.reshape(len(block), keys) if one_d else block
-        valid = ~np.isnan(block)
-        total += np.where(valid, block, 0.0).sum(axis=0)
-        count += valid.sum(axis=0)
-    out.flush()
-    del out
+    per = max(1, chunk_bytes // (4 * max(1, heads * queries * keys)))
+    # written block by block, not through a memmap (a full disk would kill the process
+    # with SIGBUS), to a temporary name renamed when complete
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": "<f4", "fortran_order": False, "shape": shape})
+        for start in range(0, n, per):
+            block = store.read(module, step, samples=slice(start, start + per))
+            f.write(np.ascontiguousarray(block, dtype="<f4").tobytes())
+            valid = ~np.isnan(block)
+            total += np.where(valid, block, 0.0).sum(axis=0)
+            count += valid.sum(axis=0)
     if sample is None:
         with np.errstate(invalid="ignore", divide="ignore"):
             matrix = np.where(count > 0, total / np.maximum(count, 1), np.nan)

@@ -35,9 +35,9 @@ def new_figure(figsize: tuple[float, float], dpi: float = 100) -> Figure:
 
 
 def save(fig: Figure, path: str | os.PathLike | None, dpi: float) -> Figure:
-    if path is not None:
-        fig.savefig(path, dpi=dpi, metadata={"Software": "attnscope"})
-    return fig
+    from attnscope.plot._figure import save as save_figure  # atomic, checked dpi
+
+    return save_figure(fig, path, dpi)
 
 
 def plot_predicted_vs_actual(pred: Predictions, metrics: dict[str, Any],

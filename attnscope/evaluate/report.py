@@ -11,6 +11,7 @@ from typing import Any
 
 from torch import nn
 
+from attnscope._files import atomic_path
 from attnscope.evaluate import class_figures, figures
 from attnscope.evaluate.predictions import Predictions
 
@@ -41,7 +42,8 @@ def write_json(path: Path, doc: dict[str, Any]) -> None:
     # one line per innermost list of numbers (confusion-matrix rows, shapes)
     text = re.sub(r"\[([-\d.eE,\s]+|null)\]",
                   lambda m: "[" + ", ".join(m.group(1).split()).replace(",,", ",") + "]", text)
-    path.write_text(text + "\n")
+    with atomic_path(path) as tmp:
+        tmp.write_text(text + "\n")
 
 
 def _finite(value: Any) -> Any:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from attnscope._files import ensure_dir
 from attnscope.errors import NoAttentionFoundError
 from attnscope.evaluate.attention import base_name, export_attention, pick_module, plot_attention
 from attnscope.evaluate.batches import EvaluationError, run_batch
@@ -67,7 +68,7 @@ def evaluate(model: nn.Module, data: Any, out: str | os.PathLike, *, task: str |
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise EvaluationError(f"output directory {str(out)!r} is a file; give a directory")
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out)
     if attention_module is not None:
         _check_module(model, attention_module)
     loader = make_loader(data, batch_size)

@@ -35,8 +35,7 @@ import zarr
 from numcodecs import Blosc
 from zarr.codecs import BloscCodec, Crc32cCodec
 
-from attnscope._files import describe
-from attnscope.store.errors import StoreError, StoreWriteError
+from attnscope.store.errors import StoreError
 
 SHARD_BYTES = 16 << 20  # ~16 MB shards: a few per batch, so two cores share the work
 MANTISSA = {torch.float16: 10, torch.float32: 23}

@@ -4,20 +4,27 @@
 1-D attention (one head, one query) is squeezed to ``(sample, key)`` by default, the
 shape such scripts save; pass ``squeeze=False`` for ``(sample, head, query, key)``.
 The CSV has one row per weight, so it refuses above ``max_rows`` and says how to slice.
+
+Every file is written under a temporary name and renamed when complete, so a failed
+export (disk full, Ctrl-C) leaves no truncated file. Per-module folders are named by
+:func:`attnscope._files.safe_filename`: stable, and unique even when two module names
+clean up to the same text.
 """
 
 from __future__ import annotations
 
-import re
+import csv
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from attnscope._files import atomic_path, ensure_dir, safe_filename
 from attnscope.store.errors import ExportTooLargeError, StoreError
 from attnscope.store.estimate import human
 from attnscope.store.reader import Store
+from attnscope.store.reader import _positions as positions
 
 MAX_CSV_ROWS = 5_000_000  # ~200 MB of text; beyond that a CSV is the wrong tool
 FORMATS = ("npy", "npz", "csv")
@@ -41,19 +48,18 @@ def export(store: Store, out: str | Path, fmt: str, *, modules: list[str] | None
     for s in steps:
         if s not in store.steps:
             raise StoreError(f"no step {s!r} in store '{store.root}'; steps: {store.steps}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_dir(out)
     if fmt == "csv":
         return [_csv(store, out / csv_name, modules, steps, samples, heads, max_rows)]
     written = []
     for m in modules:
-        target = out if len(modules) == 1 else out / _safe(m)
-        target.mkdir(parents=True, exist_ok=True)
+        target = out if len(modules) == 1 else ensure_dir(out / safe_filename(m))
         arrays = {s: _squeeze(store.read(m, s, samples, heads), squeeze)
                   for s in steps if store.segments(m, s)}
         if fmt == "npy":
             for s, a in arrays.items():
-                np.save(target / f"attention_{s}.npy", a)
+                with atomic_path(target / f"attention_{s}.npy") as tmp:
+                    np.save(tmp, a)
                 written.append(target / f"attention_{s}.npy")
         else:
             keys = max((a.shape[-1] for a in arrays.values()), default=0)
@@ -61,7 +67,8 @@ def export(store: Store, out: str | Path, fmt: str, *, modules: list[str] | None
                            if len(store.labels(s).get("time_steps", [])) == keys), None)
             time_steps = np.asarray(labels) if labels is not None else np.arange(keys)
             renamed = {(npz_keys or {}).get(s, s): a for s, a in arrays.items()}
-            np.savez(target / "attention_all_epochs.npz", **renamed, time_steps=time_steps)
+            with atomic_path(target / "attention_all_epochs.npz") as tmp:
+                np.savez(tmp, **renamed, time_steps=time_steps)
             written.append(target / "attention_all_epochs.npz")
     return written
 
@@ -75,12 +82,8 @@ def csv_rows(store: Store, modules: list[str], steps: list[str], samples: Any,
             segs = store.segments(m, s)
             if not segs:
                 continue
-            n = sum(g.shape[0] for g in segs)
-            n = n if samples is None else len(np.arange(n)[samples] if isinstance(
-                samples, slice) else np.atleast_1d(samples))
-            h = max(g.shape[1] for g in segs)
-            h = h if heads is None else len(np.arange(h)[heads] if isinstance(
-                heads, slice) else np.atleast_1d(heads))
+            n = len(_positions(samples, sum(g.shape[0] for g in segs)))
+            h = len(_positions(heads, max(g.shape[1] for g in segs), "head"))
             rows += n * h * max(g.shape[2] for g in segs) * max(g.shape[3] for g in segs)
     return rows
 
@@ -95,8 +98,9 @@ def _csv(store: Store, path: Path, modules: list[str], steps: list[str], samples
             f"CSV would have {rows:,} rows (~{human(rows * 40)}), over the limit of "
             f"{max_rows:,}; slice with --module/--step/--samples/--heads, raise --max-rows, "
             "or use --format npz")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("step,sample,module,head,query,key,weight\n")
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        out = csv.writer(f, lineterminator="\n")  # quotes module names with , " or newlines
+        out.writerow(["step", "sample", "module", "head", "query", "key", "weight"])
         for s in steps:
             for m in modules:
                 if not store.segments(m, s):
@@ -108,16 +112,13 @@ def _csv(store: Store, path: Path, modules: list[str], steps: list[str], samples
                 for i, sid in enumerate(sample_ids):
                     rows_i = idx[keep[i]]
                     w = a[i].reshape(-1)[keep[i]]
-                    prefix = f"{s},{sid},{_csv_field(m)},"
-                    lines = [f"{prefix}{h},{q},{k},{v:.6g}\n"
-                             for (h, q, k), v in zip(rows_i.tolist(), w.tolist(), strict=True)]
-                    f.writelines(lines)
+                    out.writerows([s, sid, m, h, q, k, f"{v:.6g}"] for (h, q, k), v in
+                                  zip(rows_i.tolist(), w.tolist(), strict=True))
     return path
 
 
-def _positions(sel: Any, n: int) -> np.ndarray:
-    return np.arange(n) if sel is None else np.arange(n)[sel] if isinstance(
-        sel, slice) else np.atleast_1d(np.asarray(sel)) % max(n, 1)
+def _positions(sel: Any, n: int, what: str = "sample") -> np.ndarray:
+    return positions(sel, n, what)
 
 
 def _squeeze(a: np.ndarray, squeeze: bool) -> np.ndarray:
@@ -125,10 +126,3 @@ def _squeeze(a: np.ndarray, squeeze: bool) -> np.ndarray:
         return a[:, 0, 0]  # (sample, key): 1-D attention over time steps
     return a
 
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.\-\[\]@]", "_", name) or "_root"
-
-
-def _csv_field(s: str) -> str:
-    return f'"{s}"' if any(c in s for c in ',"\n') else s

@@ -21,7 +21,6 @@ Decisions (documented in the README too):
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shutil
 import time
