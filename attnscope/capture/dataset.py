@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +34,7 @@ def capture_dataset(model: nn.Module, loader: Any, store: Any, *, step: str,
     done = 0
     try:
         with torch.no_grad(), capture(model, store=store, step=step, **capture_options):
-            for batch in loader:
+            for batch in _batches(loader):
                 args, kwargs = model_inputs(batch)
                 size = _batch_size(args, kwargs)
                 if limit is not None and done + size > limit:
@@ -67,3 +68,20 @@ def _batch_size(args: tuple, kwargs: dict) -> int:
     first = next((t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)
                   and t.ndim > 0), None)
     return 1 if first is None else int(first.shape[0])
+
+
+def _batches(loader: Any) -> Any:
+    """Iterate ``loader``; a data set that fails to load or collate is one clear error."""
+    it = iter(loader)
+    for index in itertools.count():
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except AttnscopeError:
+            raise
+        except Exception as err:
+            text = " ".join(str(err).split())[:200]
+            raise ModelError(f"reading batch {index} of the data failed: "
+                             f"{type(err).__name__}: {text}") from err
+        yield batch

@@ -59,8 +59,8 @@ def export(
 ) -> None:
     """Export a store to .npy per step, one .npz of all steps, or a long-form CSV."""
     from attnscope.errors import AttnscopeError
-    from attnscope.store import open_store
     from attnscope.store import export as run_export
+    from attnscope.store import open_store
 
     try:
         store = open_store(path)

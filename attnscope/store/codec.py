@@ -97,8 +97,9 @@ def shard_shape(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
     batch, heads, q, k = shape
     head_bytes = max(1, q * k * itemsize)  # zero-length sequences still get a shard
     per_sample = heads * head_bytes
+    q, k = max(1, q), max(1, k)  # zarr needs chunks of at least 1 on every axis
     if per_sample <= SHARD_BYTES:
-        return (max(1, min(batch, SHARD_BYTES // per_sample)), heads, q, k)
+        return (max(1, min(batch, SHARD_BYTES // max(1, per_sample))), max(1, heads), q, k)
     return (1, max(1, min(heads, SHARD_BYTES // head_bytes)), q, k)
 
 
@@ -115,9 +116,11 @@ def write_dense(path: Path, weights: torch.Tensor, dtype: torch.dtype, keepbits:
     compressor = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle", typesize=itemsize)
     zarr.create_array(
         store=str(path), shape=shape, dtype=str(dtype).replace("torch.", ""),
-        chunks=(1, 1, *shape[2:]), shards=shards, compressors=[compressor, Crc32cCodec()],
+        chunks=(1, 1, *shards[2:]), shards=shards, compressors=[compressor, Crc32cCodec()],
         fill_value=float("nan"), attributes=attrs, overwrite=True,
     )
+    if 0 in shape:  # zero-length sequences (or no samples): metadata only, no chunks
+        return (path / "zarr.json").stat().st_size
     jobs = []
     for s0 in range(0, shape[0], shards[0]):
         for h0 in range(0, shape[1], shards[1]):
@@ -258,6 +261,8 @@ def read_heads(path: Path, rows: np.ndarray, heads: np.ndarray,
         return np.frombuffer(_blosc.decode(blob), dtype=dtype).reshape(q, k)
 
     tasks = [(int(s), int(h)) for s in rows for h in heads]
+    if q * k == 0:  # nothing stored for empty maps
+        return np.empty((len(rows), len(heads), q, k), dtype=dtype)
     parts = list(pool().map(one, tasks)) if len(tasks) > 4 else [one(t) for t in tasks]
     out = np.empty((len(rows), len(heads), q, k), dtype=dtype)
     for i, p in enumerate(parts):

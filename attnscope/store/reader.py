@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from attnscope._memory import size_text, too_big
+from attnscope._memory import gb, size_text, too_big
 from attnscope.store import codec, layout
 from attnscope.store.errors import StoreError
 
@@ -184,7 +184,7 @@ class Store:
         refuse, free = too_big(4 * int(np.prod(shape, dtype=np.float64)))
         if refuse:
             raise StoreError(f"reading {module!r} would need {size_text(shape, 4)} but only "
-                             f"{free / 1e9:.1f} GB of memory is available; read fewer samples "
+                             f"{gb(free)} of memory is available; read fewer samples "
                              "or heads (samples=, heads=) or use store.to_xarray(...)")
         out = np.full(shape, np.nan, dtype=np.float32)
         start = 0

@@ -14,6 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from attnscope._memory import check_map
 from attnscope.capture.registry import Strategy, register_strategy
 from attnscope.capture.session import CaptureSession
 
@@ -82,6 +83,7 @@ def sdpa_probabilities(
     heads: list[int] | None = None,
     out_dtype: torch.dtype | None = None,
     block_elements: int = BLOCK_ELEMENTS,
+    module: str = "",
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Softmax probabilities of an sdpa call, ``(batch, head, query, key)``.
 
@@ -118,6 +120,7 @@ def sdpa_probabilities(
     scale = 1.0 / math.sqrt(dim) if scale is None else scale
     n, h = q4.shape[0], q4.shape[1]
     store = out_dtype or compute
+    check_map(module, (n, h, q_len, k_len), torch.empty((), dtype=store).element_size())
     # results are ordinary tensors even under inference_mode, so they outlive it
     with torch.inference_mode(False):
         probs = torch.empty(n, h, q_len, k_len, dtype=store, device=query.device)
@@ -198,7 +201,7 @@ class SdpaStrategy(Strategy):
                     query, key, bound.get("attn_mask"), bool(bound.get("is_causal", False)),
                     bound.get("scale"), value=value if reuse else None, samples=samples,
                     heads=heads,
-                    out_dtype=sel.dtype if sel.reduce is None else None,
+                    out_dtype=sel.dtype if sel.reduce is None else None, module=owner.name,
                 )
             if reuse:
                 result = out.reshape(*query.shape[:-1], value.shape[-1])
