@@ -151,7 +151,7 @@ class Store:
     def samples(self, module: str, step: str | None = None) -> list[tuple[int, int]]:
         """``(batch, row)`` of every stored sample: the forward call it came from (counted
         within the step) and its index in that call's batch (selection-aware)."""
-        return [(s.batch, r) for s in self.segments(module, step)
+        return [(s.batch, r) for s in self.checked(module, step)
                 for r in (s.rows if s.rows is not None else range(s.shape[0]))]
 
     def lengths(self, module: str, step: str | None = None) -> np.ndarray:
@@ -159,14 +159,42 @@ class Store:
         the longest with NaN when batches differ."""
         graph = self.module_info(module)["graph"]
         return np.array([s.shape[-2:-1] if graph else s.shape[2:4]
-                         for s in self.segments(module, step) for _ in range(s.shape[0])])
+                         for s in self.checked(module, step) for _ in range(s.shape[0])])
 
     def read(self, module: str, step: str | None = None, samples: Any = None,
              heads: Any = None) -> np.ndarray:
         """Weights as float32: dense ``(sample, head, query, key)``; graph
         ``(sample, ..., edge, head)``. ``samples``/``heads`` are positions (int, list,
         slice or None for all); batches of different lengths are NaN-padded."""
+        try:
+            return self._read(module, step, samples, heads)
+        except StoreError:
+            self._check_not_replaced(module, step)
+            raise
+
+    def checked(self, module: str, step: str | None = None) -> list[Segment]:
+        """:meth:`segments`, each checked against its own ``zarr.json`` (shape, module)
+        before any size from the journal is used to allocate."""
         segs = self.segments(module, step)
+        for seg in segs:
+            seg.meta()
+        return segs
+
+    def _check_not_replaced(self, module: str, step: str | None) -> None:
+        """A step overwritten by another process since opening is not damage: say so."""
+        segs = self.segments(module, step)
+        try:
+            now = layout.read_meta(self.root)
+        except StoreError:
+            return
+        if segs and layout.step_dir(self.root, self._step(module, step), now) != \
+                segs[0].path.parent.parent:
+            raise StoreError(f"step {self._step(module, step)!r} of '{self.root}' was "
+                             "overwritten by another process after this store was opened; "
+                             "call store.refresh() or open it again") from None
+
+    def _read(self, module: str, step: str | None, samples: Any, heads: Any) -> np.ndarray:
+        segs = self.checked(module, step)
         if not segs:
             raise StoreError(f"{module!r} has no committed batches in step {step!r}")
         graph = self.module_info(module)["graph"]

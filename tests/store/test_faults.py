@@ -306,6 +306,23 @@ def test_garbled_shape_allocates_nothing(tmp_path):
     _journal(tmp_path / "s").write_text(json.dumps(entry) + "\n")
     with pytest.raises(StoreError, match="shape"):
         _read(tmp_path / "s")
+    entry["maps"][0]["shape"] = [2**31 - 1, 3, 8, 8]  # 2 billion samples, none on disk
+    entry["maps"][0]["rows"] = None
+    _journal(tmp_path / "s").write_text(json.dumps(entry) + "\n")
+    store = open_store(tmp_path / "s")
+    for ask in (store.lengths, store.samples, store.read):
+        with pytest.raises(StoreError, match="shape|memory"):
+            ask("enc.attn", "a")
+
+
+def test_reader_of_a_step_overwritten_since_opening_is_told_so(tmp_path):
+    _store(tmp_path / "s", batches=1)
+    store = open_store(tmp_path / "s")
+    _store(tmp_path / "s", batches=2, seed=3)  # another process replaces the step
+    with pytest.raises(StoreError, match="overwritten by another process"):
+        store.read("enc.attn", "a")
+    store.refresh()
+    assert store.read("enc.attn", "a").shape[0] == 8
 
 
 def test_reader_racing_a_writer_that_adds_a_module(tmp_path, monkeypatch):
