@@ -12,7 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 from attnscope.capture import Strategy, capture, list_strategies, register_strategy
-from attnscope.errors import AttnscopeError, NoAttentionFoundError, SelectionError
+from attnscope.errors import (
+    AttnscopeError,
+    ModelError,
+    NoAttentionFoundError,
+    OptionError,
+    OutputError,
+    SelectionError,
+)
 from attnscope.maps import AttentionMap, Recording
 
 __version__ = "0.1.0"
@@ -38,7 +45,10 @@ __all__ = [
     "AttentionCallback",
     "AttentionMap",
     "AttnscopeError",
+    "ModelError",
     "NoAttentionFoundError",
+    "OptionError",
+    "OutputError",
     "Recording",
     "SelectionError",
     "Strategy",

@@ -6,13 +6,9 @@ from __future__ import annotations
 import math
 import os
 
-from attnscope.errors import SelectionError
+from attnscope.errors import MapTooLargeError
 
 FRACTION = 0.8  # of the available memory one allocation may take
-
-
-class MapTooLargeError(SelectionError):
-    """An attention map that cannot fit in memory; the message says what would fit."""
 
 
 def available_memory() -> int:

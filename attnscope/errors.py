@@ -27,3 +27,8 @@ class OutputError(AttnscopeError):
 class ModelError(AttnscopeError):
     """The user's model raised on the data it was given (wrong type, width, device);
     the model's own exception is kept as the cause."""
+
+
+class MapTooLargeError(SelectionError):
+    """An attention map that cannot fit in memory; the message names the selection
+    (heads=, samples=, dtype=) that would."""
