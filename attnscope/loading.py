@@ -159,11 +159,9 @@ def read_checkpoint(path: str | os.PathLike, trust: bool = False) -> dict[str, t
         text = str(err)
         # the safe unpickler names what it refused; a refusal is not damage: the file
         # may run code when unpickled, so only an explicit opt-in loads it
-        refused = "Weights only load failed" in text and not re.search(
-            r"truncated|Ran out of input|EOF", text)
-        if refused and not trust:
-            found = re.search(r"GLOBAL (\S+?)(?: whose|\s|$)|(Unsupported operand \d+)", text)
-            what = next((g for g in found.groups() if g), "") if found else ""
+        found = re.search(r"GLOBAL (\S+?)(?: whose|\s|$)", text)
+        what = found.group(1) if found else _pickled_code(file)
+        if what and not trust:
             raise CheckpointError(
                 f"checkpoint {str(file)!r} holds pickled Python objects"
                 f"{f' ({what})' if what else ''} that could run code when loaded, so safe "
@@ -254,6 +252,28 @@ def _import_file(file: Path) -> Any:
     sys.modules[file.stem] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _pickled_code(file: Path) -> str | None:
+    """What a plain pickle file would call when loaded (``posix system``), found by
+    reading its opcodes without running any; None for a damaged or harmless file."""
+    import pickletools
+
+    calls, names = [], []
+    try:
+        with open(file, "rb") as f:
+            for op, arg, _ in pickletools.genops(f):
+                if op.name in ("GLOBAL", "INST"):
+                    calls.append(str(arg))
+                elif op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE"):
+                    names = [*names[-1:], str(arg)]
+                elif op.name == "STACK_GLOBAL":
+                    calls.append(" ".join(names[-2:]))
+                if op.name == "STOP":
+                    break
+    except Exception:  # not a pickle, or cut short: damage, not code
+        return None
+    return calls[0] if calls else None
 
 
 def _is_state_dict(obj: Mapping) -> bool:

@@ -135,11 +135,17 @@ class RunsCode:
         return (os.system, ("echo should-never-run",))
 
 
-def test_pickle_that_would_run_code_asks_for_trust(tmp_path, capsys):
+@pytest.mark.parametrize("save", ["torch", "pickle4", "pickle2"])
+def test_pickle_that_would_run_code_asks_for_trust(tmp_path, capsys, save):
+    import pickle
+
     evil = tmp_path / "evil.pt"
-    torch.save({"state_dict": RunsCode()}, evil)
+    if save == "torch":
+        torch.save({"state_dict": RunsCode()}, evil)
+    else:
+        evil.write_bytes(pickle.dumps({"w": RunsCode()}, protocol=int(save[-1])))
     line = one_error(capsys, capture_args(tmp_path / "s", DATA, "--checkpoint", evil))
-    assert "--trust-checkpoint" in line and "truncated" not in line
+    assert "--trust-checkpoint" in line and "truncated" not in line and "system" in line
     cut = tmp_path / "cut.pt"
     torch.save({"w": torch.zeros(64)}, cut)
     cut.write_bytes(cut.read_bytes()[:100])
