@@ -15,8 +15,13 @@ class SelectionError(AttnscopeError, ValueError):
     """A head, sample or module selection that the model cannot satisfy."""
 
 
+class DataError(AttnscopeError, ValueError):
+    """A batch or data set that the batch protocol (:mod:`attnscope.data`) cannot read."""
+
+
 class OptionError(AttnscopeError, ValueError):
-    """An option value outside the range that works (a resolution, a size)."""
+    """An option value attnscope does not take (a dtype, kind, keepbits, a resolution or
+    a size outside the range that works); checked before any work starts."""
 
 
 class OutputError(AttnscopeError):

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from attnscope._files import describe
+from attnscope.entries import entry_name
 from attnscope.store.errors import StoreBusyError, StoreError, StoreWriteError
 from attnscope.store.schema import (
     FORMAT,
@@ -38,7 +39,6 @@ from attnscope.store.schema import (
     JournalEntry,
     StoreMeta,
     check_step,
-    entry_name,
     step_dir_name,
     validate_entry,
     validate_meta,

@@ -16,7 +16,13 @@ from __future__ import annotations
 import re
 from typing import Any, TypedDict
 
+from attnscope.entries import entry_name
 from attnscope.store.errors import StoreError
+
+__all__ = ["DTYPES", "FORMAT", "JOURNAL_FILE", "META_FILE", "TEST_STEP", "VERSION",
+           "JournalEntry", "MapRecord", "ModuleInfo", "StepInfo", "StoreMeta", "check_step",
+           "entry_name", "epoch_of", "epoch_step", "jsonable", "step_dir_name",
+           "validate_entry", "validate_meta"]
 
 FORMAT = "attnscope-store"
 VERSION = 1
@@ -105,12 +111,6 @@ def check_step(step: Any) -> str:
             f"invalid step name {step!r}; use letters, digits, '_', '.', '-' (e.g. 'epoch_003')"
         )
     return step
-
-
-def entry_name(module: str, call_index: int, effective: bool = False) -> str:
-    """Name under which one module call is stored: ``name``, ``name[2]``, ``name@effective``."""
-    name = module if call_index == 0 else f"{module}[{call_index}]"
-    return f"{name}@effective" if effective else name
 
 
 # -- validation ---------------------------------------------------------------------------

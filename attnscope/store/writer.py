@@ -32,13 +32,14 @@ import torch
 import zarr
 
 from attnscope._files import describe
+from attnscope.entries import is_effective
 from attnscope.maps import AttentionMap
+from attnscope.options import check_keepbits, resolve_dtype
 from attnscope.store import codec, layout
 from attnscope.store.errors import StoreError, StoreWriteError
 from attnscope.store.estimate import check_disk
 from attnscope.store.schema import jsonable
 
-DTYPES = {"float16": torch.float16, "float32": torch.float32}
 IF_EXISTS = ("append", "overwrite", "error")
 
 
@@ -84,15 +85,13 @@ class StoreWriter:
     def __init__(self, root: Path, step: str, *, model: torch.nn.Module | None, dtype: str,
                  expected_samples: int | None, labels: dict | None, keepbits: int | None,
                  if_exists: str, durable: bool) -> None:
-        if dtype not in DTYPES:
-            raise StoreError(f"dtype {dtype!r} cannot be stored; use 'float16' or 'float32'")
+        stored_dtype = resolve_dtype(dtype, stored=True)
+        check_keepbits(keepbits)
         if if_exists not in IF_EXISTS:
             raise StoreError(f"if_exists={if_exists!r}; use 'append', 'overwrite' or 'error'")
-        if keepbits is not None and (not isinstance(keepbits, int) or not 0 <= keepbits <= 23):
-            raise StoreError(f"keepbits={keepbits!r} out of range; use 0..10 for float16")
         self.root, self.step = Path(root), layout.check_step(step)
         self.labels: dict[str, Any] = jsonable(dict(labels or {}))
-        self.dtype, self.durable, self.expected = DTYPES[dtype], durable, expected_samples
+        self.dtype, self.durable, self.expected = stored_dtype, durable, expected_samples
         cls = type(model)
         self.model = None if model is None else f"{cls.__module__}.{cls.__qualname__}"
         self.closed = True  # until the lock is held
@@ -258,7 +257,7 @@ class StoreWriter:
             self._new[name] = {"key": key, "module": m.module, "call_index": m.call_index,
                                "kind": m.kind, "graph": graph, "num_heads": int(heads),
                                "heads": _ints(m.heads), "reduced": m.reduced,
-                               "source": m.source, "effective": name.endswith("@effective")}
+                               "source": m.source, "effective": is_effective(name)}
         heads = m.weights.shape[-1] if graph else m.weights.shape[1]
         # head selection and reduction may differ from step to step: kept per step too
         self._step_heads[name] = {"num_heads": int(heads), "heads": _ints(m.heads),

@@ -413,6 +413,7 @@ def test_failed_export_leaves_no_partial_file(tmp_path, monkeypatch, fmt):
     store = open_store(tmp_path / "s")
     monkeypatch.setattr(np, "save", _enospc)
     monkeypatch.setattr(np, "savez", _enospc)
+    monkeypatch.setattr(np.lib.format, "write_array_header_1_0", _enospc)
     import csv
 
     class FullWriter:
