@@ -25,6 +25,13 @@ def open_store(path: Any) -> Any:
     return _open(path)
 
 
+def render_html(source: Any, **kwargs: Any) -> Any:
+    """One self-contained, offline HTML viewer page; see :func:`attnscope.viewer.render_html`."""
+    from attnscope.viewer import render_html as _render
+
+    return _render(source, **kwargs)
+
+
 def __getattr__(name: str) -> Any:
     # Lightning is heavy and optional: imported on first use of the callback only
     if name == "AttentionCallback":
@@ -46,5 +53,6 @@ __all__ = [
     "list_strategies",
     "open_store",
     "register_strategy",
+    "render_html",
     "__version__",
 ]

@@ -1,0 +1,105 @@
+"""Weights to compact binary blobs that the page decodes with ``DecompressionStream``.
+
+Every blob is zlib-compressed and base64-encoded on its own, so the page decodes only
+what it shows. Dense values are float16 with their two bytes split into planes (all
+low bytes, then all high bytes), which compresses better than interleaved bytes and
+keeps the exact stored value for hover. Maps longer than ``PYRAMID_FROM`` also get
+coarser levels (block mean and block max, factor 4 each) cut into ``TILE``-sized
+tiles, so the first view of a 4096-token map decodes a 1024 x 1024 level, not 16M cells.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from attnscope.plot._matrix import block_reduce
+
+TILE = 512
+PYRAMID_FROM = 1024  # build coarse levels while the longer side exceeds this
+FACTOR = 4
+THUMB = 48  # overview thumbnails: at most THUMB x THUMB block means
+
+
+@dataclass
+class Packer:
+    """Collects blobs into one base64 text; blob ``i`` is ``text[offsets[2i]:+offsets[2i+1]]``."""
+
+    level: int = 6
+    parts: list[str] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+    size: int = 0
+
+    def add(self, raw: bytes) -> int:
+        text = base64.b64encode(zlib.compress(raw, self.level)).decode("ascii")
+        self.offsets += [self.size, len(text)]
+        self.parts.append(text)
+        self.size += len(text)
+        return len(self.offsets) // 2 - 1
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+def f16_planes(a: np.ndarray) -> bytes:
+    """float16 values as two byte planes (little-endian low bytes first)."""
+    h = np.ascontiguousarray(a, dtype="<f2").reshape(-1).view(np.uint8)
+    return h.reshape(-1, 2).T.tobytes()
+
+
+def _tiles(packer: Packer, m: np.ndarray) -> list[int]:
+    """Row-major tile blobs of ``m`` (each at most TILE x TILE, float16 planes)."""
+    rows, cols = m.shape
+    return [packer.add(f16_planes(m[y:y + TILE, x:x + TILE]))
+            for y in range(0, rows, TILE) for x in range(0, cols, TILE)]
+
+
+def pack_matrix(packer: Packer, m: np.ndarray) -> dict[str, Any]:
+    """One ``(query, key)`` matrix: full level plus coarse levels when long."""
+    rows, cols = m.shape
+    levels = [{"fy": 1, "fx": 1, "rows": rows, "cols": cols, "tx": math.ceil(cols / TILE),
+               "mean": _tiles(packer, m), "max": None}]
+    f = 1
+    while max(math.ceil(rows / f), math.ceil(cols / f)) > PYRAMID_FROM:
+        f *= FACTOR
+        r, c = math.ceil(rows / f), math.ceil(cols / f)
+        mean, (fy, fx) = block_reduce(m, r, c, "mean")
+        mx, _ = block_reduce(m, r, c, "max")
+        levels.append({"fy": fy, "fx": fx, "rows": mean.shape[0], "cols": mean.shape[1],
+                       "tx": math.ceil(mean.shape[1] / TILE),
+                       "mean": _tiles(packer, mean), "max": _tiles(packer, mx)})
+    finite = m[np.isfinite(m)]
+    return {"vmax": float(finite.max()) if finite.size else 0.0,
+            "vmin": float(finite.min()) if finite.size else 0.0, "levels": levels}
+
+
+def pack_thumbs(packer: Packer, mats: list[np.ndarray]) -> dict[str, Any]:
+    """Overview thumbnails of every head, uint8 scaled to each head's maximum; 255 = masked."""
+    small = [block_reduce(m, THUMB, THUMB, "mean")[0] for m in mats]
+    out = []
+    for s in small:
+        finite = np.isfinite(s)
+        top = float(s[finite].max()) if finite.any() else 0.0
+        q = np.where(finite, np.round(254 * np.clip(s, 0, None) / (top or 1.0)), 255)
+        out.append(q.astype(np.uint8))
+    raw = np.stack(out).tobytes()
+    return {"blob": packer.add(raw), "rows": small[0].shape[0], "cols": small[0].shape[1]}
+
+
+def pack_graph(packer: Packer, weights: np.ndarray, edge_index: np.ndarray) -> dict[str, Any]:
+    """Graph maps: ``weights`` ``(edge, head)`` (mean last if several), ``edge_index`` int32."""
+    heads = []
+    for h in range(weights.shape[1]):
+        w = weights[:, h]
+        finite = w[np.isfinite(w)]
+        heads.append({"vmax": float(finite.max()) if finite.size else 0.0,
+                      "vmin": float(finite.min()) if finite.size else 0.0,
+                      "blob": packer.add(f16_planes(w))})
+    ei = np.ascontiguousarray(edge_index, dtype="<i4")
+    return {"maps": heads, "edges": int(ei.shape[1]),
+            "nodes": int(ei.max()) + 1 if ei.size else 0, "ei": packer.add(ei.tobytes())}
