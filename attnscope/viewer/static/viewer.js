@@ -178,9 +178,9 @@ window.attnscopeView = window.attnscopeView || (function () {
       return {x: 0, y: 0, cpp: cpp};
     }
     let view = null;
-    function level(hm) {  // coarsest level with at most 2 level cells per pixel
+    function level(hm) {  // coarsest level whose blocks span at most ~1.5 screen pixels
       let best = hm.levels[0];
-      for (const lv of hm.levels) if (view.cpp / Math.max(lv.fy, lv.fx) <= 2 && lv.fy >= best.fy) best = lv;
+      for (const lv of hm.levels) if (Math.max(lv.fy, lv.fx) <= 1.5 * view.cpp && lv.fy >= best.fy) best = lv;
       return best;  // block means are linear, so coarse levels also serve the difference
     }
     async function region(hm, lv, r0, r1, c0, c1, kind) {  // Float32Array of the block
