@@ -55,7 +55,7 @@ def view(
     try:
         opened = open_store(store)
         chosen = (modules[0] if len(modules) == 1 else modules) if modules else None
-        chosen_steps = (steps[0] if len(steps) == 1 and steps[0] == "last" else steps) or None
+        chosen_steps = ("last" if steps == ["last"] else steps) or None
         entries = _select.select(opened, chosen, chosen_steps, sample_list)
         estimate = _select.estimate_bytes(entries, head_list)
         typer.echo(f"embedding {len(entries)} maps: at most ~{estimate / 1e6:.1f} MB "

@@ -26,7 +26,7 @@ CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline
        "img-src data: blob:; connect-src data: blob:")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def static(name: str) -> str:
     return resources.files("attnscope.viewer").joinpath("static", name).read_text("utf-8")
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from attnscope.errors import SelectionError
+from attnscope.plot._matrix import MaskSpec, find_mask
 from attnscope.plot._source import HeadSpec, head_positions, read_dense, read_graph, to_numpy
 from attnscope.viewer import _pack, _select
 from attnscope.viewer._page import HTMLView
@@ -56,8 +57,8 @@ def render_html(source: Any, *, modules: str | Sequence[str | int] | None = None
                 heads: HeadSpec = None, tokens: Sequence[Any] | None = None,
                 query_tokens: Sequence[Any] | None = None,
                 key_tokens: Sequence[Any] | None = None, signal: Any = None,
-                title: str | None = None, max_mb: float = _select.DEFAULT_LIMIT_MB,
-                compresslevel: int = 6) -> HTMLView:
+                title: str | None = None, mask: MaskSpec = "auto",
+                max_mb: float = _select.DEFAULT_LIMIT_MB, compresslevel: int = 6) -> HTMLView:
     """One self-contained, offline HTML page to explore attention maps.
 
     Example:
@@ -77,6 +78,9 @@ def render_html(source: Any, *, modules: str | Sequence[str | int] | None = None
         tokens: labels of both axes (self-attention); ``query_tokens``/``key_tokens``
             set them one by one (cross-attention). Used where the length fits; store
             labels (``tokens``, ``source_tokens`` ...) are used otherwise.
+        mask: cells drawn as masked (grey, "masked" on hover): ``"auto"`` the causal
+            triangle, padded keys and NaN (see :func:`attnscope.plot.find_mask`), None
+            only NaN.
         signal: a 1-D series drawn under the bars of 1-D attention of the same length.
         max_mb: refuse (:class:`ViewTooLargeError`, listing selections that fit) when the
             estimated embedded size is larger.
@@ -117,6 +121,8 @@ def render_html(source: Any, *, modules: str | Sequence[str | int] | None = None
                 warnings.simplefilter("ignore", RuntimeWarning)
                 mats.append(np.nanmean(d.weights, axis=0))
             names.append("mean")
+        if mask is not None:  # causal triangle, padding ... drawn as masked, not as zeros
+            mats = [np.where(find_mask(m, mask), np.nan, m).astype(np.float32) for m in mats]
         q, k = mats[0].shape
         ql = given_q if given_q is not None and len(given_q) == q else None
         kl = given_k if given_k is not None and len(given_k) == k else None

@@ -79,7 +79,7 @@ window.attnscopeView = window.attnscopeView || (function () {
     const steps = meta.steps, modules = uniq(entries.map(e => e.module));
     const samples = uniq(entries.map(e => e.sample));
     const st = {step: steps.length - 1, module: 0, sample: 0, head: null, view: "matrix",
-      diff: false, stepB: 0, reduce: "mean", topk: 3, view0: null};
+      diff: false, stepB: 0, reduce: "mean", scale: "linear", topk: 3, view0: null};
     const find = (s, m, p) => entries.find(e => e.step === steps[s] &&
       e.module === modules[m] && e.sample === samples[p]);
     const cur = () => find(st.step, st.module, st.sample);
@@ -109,6 +109,8 @@ window.attnscopeView = window.attnscopeView || (function () {
       const o = el("option", "", selView, t); o.value = v; });
     const selReduce = control("blocks", el("select", "as-reduce"));
     ["mean", "max"].forEach(v => { el("option", "", selReduce, v).value = v; });
+    const selScale = control("colour", el("select", "as-scale"));
+    ["linear", "sqrt", "log"].forEach(v => { el("option", "", selScale, v).value = v; });
     const topk = control("top-k", el("input", "as-topk"));
     topk.type = "number"; topk.min = 1; topk.max = 50; topk.value = st.topk;
     const btnFit = el("button", "as-fit", bar, "fit");
@@ -202,17 +204,31 @@ window.attnscopeView = window.attnscopeView || (function () {
     function paint(vals, w, h, lo, hi, cmap) {
       off.width = w; off.height = h;
       const img = new ImageData(w, h), px = new Uint32Array(img.data.buffer), c = CMAPS[cmap];
-      const scale = 255 / ((hi - lo) || 1);
+      const idx = colourIndex(lo, hi, cmap);
       for (let k = 0; k < vals.length; k++) {
         const v = vals[k];
-        px[k] = v !== v ? MASKED : c[Math.max(0, Math.min(255, Math.round((v - lo) * scale)))];
+        px[k] = v !== v ? MASKED : c[idx(v)];
       }
       offCtx.putImageData(img, 0, 0);
+    }
+    function colourIndex(lo, hi, cmap) {  // value -> 0..255 under the chosen scale
+      const clamp = t => Math.max(0, Math.min(255, Math.round(t * 255)));
+      if (cmap === "div") {  // symmetric around 0; sqrt and log both stretch small changes
+        const m = Math.max(Math.abs(lo), Math.abs(hi)) || 1, sq = st.scale !== "linear";
+        return v => { const t = v / m; return clamp(0.5 + 0.5 * (sq ? Math.sign(t) * Math.sqrt(Math.abs(t)) : t)); };
+      }
+      const span = (hi - lo) || 1;
+      if (st.scale === "sqrt") return v => clamp(Math.sqrt(Math.max(0, (v - lo) / span)));
+      if (st.scale === "log") {
+        const top = Math.log10(hi || 1);
+        return v => clamp(v > 0 ? (Math.log10(v) - top + 4) / 4 : 0);
+      }
+      return v => clamp((v - lo) / span);
     }
     function setLegend(lo, hi, cmap, note) {
       const g = legendBar.getContext("2d"), color = css(cmap);
       for (let x = 0; x < 200; x++) { g.fillStyle = color(Math.round(x / 199 * 255)); g.fillRect(x, 0, 1, 10); }
-      legendText.textContent = " " + fmt(lo) + " \u2026 " + fmt(hi) + (note ? "  (" + note + ")" : "");
+      legendText.textContent = " " + (st.scale === "log" && cmap === "seq" ? fmt(hi / 1e4) : fmt(lo)) + " \u2026 " + fmt(hi) + (note ? "  (" + note + ")" : "");
     }
     const fmt = v => (v === undefined || v !== v) ? "masked" : Math.abs(v) >= 0.01 || v === 0 ? v.toFixed(4) : v.toExponential(3);
 
@@ -415,6 +431,7 @@ window.attnscopeView = window.attnscopeView || (function () {
     selB.addEventListener("change", () => { st.stepB = +selB.value; sync(true); });
     selView.addEventListener("change", () => { st.view = selView.value; sync(true); });
     selReduce.addEventListener("change", () => { st.reduce = selReduce.value; sync(true); });
+    selScale.addEventListener("change", () => { st.scale = selScale.value; sync(true); });
     topk.addEventListener("change", () => sync(true));
     btnFit.addEventListener("click", () => { view = null; sync(false); });
     let drag = null, pending = false;
