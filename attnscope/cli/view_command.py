@@ -58,7 +58,7 @@ def view(
         chosen_steps = ("last" if steps == ["last"] else steps) or None
         entries = _select.select(opened, chosen, chosen_steps, sample_list)
         estimate = _select.estimate_bytes(entries, head_list)
-        typer.echo(f"embedding {len(entries)} maps: at most ~{estimate / 1e6:.1f} MB "
+        typer.echo(f"embedding {len(entries)} maps: at most ~{_select.mb(estimate)} "
                    "before compression", err=True)
         page = render_html(opened, modules=chosen, steps=chosen_steps, samples=sample_list,
                            heads=head_list, tokens=labels, max_mb=max_mb, title=title)

@@ -200,9 +200,13 @@ def check_size(entries: list[Entry], heads: Any, limit_mb: float) -> int:
     if len(mods) > 1 and fit:
         options.append((f"modules=['{fit[-1]}'] steps=['{steps[-1]}'] samples=[{samples[0]}]",
                         estimate_bytes([e for e in one if e.module == fit[-1]], heads)))
-    fits = [f"{o} (~{b / 1e6:.0f} MB)" for o, b in options if b <= limit_mb * 1e6]
+    fits = [f"{o} (~{mb(b)})" for o, b in options if b <= limit_mb * 1e6]
     hint = ("; these fit: " + ", ".join(fits)) if fits else "; no single option fits"
     raise ViewTooLargeError(
-        f"the page would embed ~{size / 1e6:.0f} MB ({len(entries)} maps, "
-        f"{len(mods)} modules x {len(steps)} steps x {len(samples)} samples), over the "
-        f"{limit_mb:.0f} MB limit{hint}; or raise max_mb")
+        f"the page would embed ~{mb(size)} ({len(entries)} maps, {len(mods)} modules x "
+        f"{len(steps)} steps x {len(samples)} samples), over the {mb(limit_mb * 1e6)} "
+        f"limit{hint}; or raise max_mb")
+
+
+def mb(nbytes: float) -> str:
+    return f"{nbytes / 1e6:.3g} MB"

@@ -151,7 +151,7 @@ def test_cli_writes_the_page_and_refuses_bad_input(store, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "embedding 2 maps" in captured.err and out.exists()
     assert main(["view", str(path), "-m", "nope", "-o", str(out)]) == 2
-    assert main(["view", str(path), "--max-mb", "0.0001", "-o", str(tmp_path / "x.html")]) == 2
+    assert main(["view", str(path), "--max-mb", "0.0012", "-o", str(tmp_path / "x.html")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0].startswith("error: no module") and err[1].startswith("embedding 6 maps")
     assert err[2].startswith("error:") and "these fit" in err[2] and len(err) == 3
