@@ -28,22 +28,25 @@ THUMB = 48  # overview thumbnails: at most THUMB x THUMB block means
 
 @dataclass
 class Packer:
-    """Collects blobs into one base64 text; blob ``i`` is ``text[offsets[2i]:+offsets[2i+1]]``."""
+    """Collects blobs into two base64 texts: part 0 (``hot``: what the first view needs,
+    placed before the page's script so it draws while the rest still loads) and part 1.
+    Blob ``i`` is ``parts[offsets[3i]][offsets[3i+1]:+offsets[3i+2]]``."""
 
     level: int = 6
-    parts: list[str] = field(default_factory=list)
+    chunks: tuple[list[str], list[str]] = field(default_factory=lambda: ([], []))
     offsets: list[int] = field(default_factory=list)
-    size: int = 0
+    sizes: list[int] = field(default_factory=lambda: [0, 0])
 
-    def add(self, raw: bytes) -> int:
+    def add(self, raw: bytes, hot: bool = False) -> int:
         text = base64.b64encode(zlib.compress(raw, self.level)).decode("ascii")
-        self.offsets += [self.size, len(text)]
-        self.parts.append(text)
-        self.size += len(text)
-        return len(self.offsets) // 2 - 1
+        part = 0 if hot else 1
+        self.offsets += [part, self.sizes[part], len(text)]
+        self.chunks[part].append(text)
+        self.sizes[part] += len(text)
+        return len(self.offsets) // 3 - 1
 
-    def text(self) -> str:
-        return "".join(self.parts)
+    def texts(self) -> tuple[str, str]:
+        return "".join(self.chunks[0]), "".join(self.chunks[1])
 
 
 def f16_planes(a: np.ndarray) -> bytes:
@@ -52,18 +55,20 @@ def f16_planes(a: np.ndarray) -> bytes:
     return h.reshape(-1, 2).T.tobytes()
 
 
-def _tiles(packer: Packer, m: np.ndarray) -> list[int]:
+def _tiles(packer: Packer, m: np.ndarray, hot: bool = False) -> list[int]:
     """Row-major tile blobs of ``m`` (each at most TILE x TILE, float16 planes)."""
     rows, cols = m.shape
-    return [packer.add(f16_planes(m[y:y + TILE, x:x + TILE]))
+    return [packer.add(f16_planes(m[y:y + TILE, x:x + TILE]), hot)
             for y in range(0, rows, TILE) for x in range(0, cols, TILE)]
 
 
-def pack_matrix(packer: Packer, m: np.ndarray) -> dict[str, Any]:
-    """One ``(query, key)`` matrix: full level plus coarse levels when long."""
+def pack_matrix(packer: Packer, m: np.ndarray, hot: bool = False) -> dict[str, Any]:
+    """One ``(query, key)`` matrix: full level plus coarse levels when long. ``hot``: the
+    first view shows it, so its coarsest level goes into part 0."""
     rows, cols = m.shape
+    coarse = max(rows, cols) > PYRAMID_FROM
     levels = [{"fy": 1, "fx": 1, "rows": rows, "cols": cols, "tx": math.ceil(cols / TILE),
-               "mean": _tiles(packer, m), "max": None}]
+               "mean": _tiles(packer, m, hot and not coarse), "max": None}]
     f = 1
     while max(math.ceil(rows / f), math.ceil(cols / f)) > PYRAMID_FROM:
         f *= FACTOR
@@ -72,7 +77,7 @@ def pack_matrix(packer: Packer, m: np.ndarray) -> dict[str, Any]:
         mx, _ = block_reduce(m, r, c, "max")
         levels.append({"fy": fy, "fx": fx, "rows": mean.shape[0], "cols": mean.shape[1],
                        "tx": math.ceil(mean.shape[1] / TILE),
-                       "mean": _tiles(packer, mean), "max": _tiles(packer, mx)})
+                       "mean": _tiles(packer, mean, hot), "max": _tiles(packer, mx, hot)})
     finite = m[np.isfinite(m)]
     return {"vmax": float(finite.max()) if finite.size else 0.0,
             "vmin": float(finite.min()) if finite.size else 0.0, "levels": levels}
@@ -88,7 +93,7 @@ def pack_thumbs(packer: Packer, mats: list[np.ndarray]) -> dict[str, Any]:
         q = np.where(finite, np.round(254 * np.clip(s, 0, None) / (top or 1.0)), 255)
         out.append(q.astype(np.uint8))
     raw = np.stack(out).tobytes()
-    return {"blob": packer.add(raw), "rows": small[0].shape[0], "cols": small[0].shape[1]}
+    return {"blob": packer.add(raw, hot=True), "rows": small[0].shape[0], "cols": small[0].shape[1]}
 
 
 def pack_graph(packer: Packer, weights: np.ndarray, edge_index: np.ndarray) -> dict[str, Any]:
@@ -99,7 +104,8 @@ def pack_graph(packer: Packer, weights: np.ndarray, edge_index: np.ndarray) -> d
         finite = w[np.isfinite(w)]
         heads.append({"vmax": float(finite.max()) if finite.size else 0.0,
                       "vmin": float(finite.min()) if finite.size else 0.0,
-                      "blob": packer.add(f16_planes(w))})
+                      "blob": packer.add(f16_planes(w), hot=True)})
     ei = np.ascontiguousarray(edge_index, dtype="<i4")
     return {"maps": heads, "edges": int(ei.shape[1]),
-            "nodes": int(ei.max()) + 1 if ei.size else 0, "ei": packer.add(ei.tobytes())}
+            "nodes": int(ei.max()) + 1 if ei.size else 0,
+            "ei": packer.add(ei.tobytes(), hot=True)}

@@ -48,26 +48,29 @@ class HTMLView:
         >>> view                          # in a notebook: shown inline
     """
 
-    def __init__(self, meta: dict[str, Any], data: str, title: str = "attnscope") -> None:
+    def __init__(self, meta: dict[str, Any], data: tuple[str, str],
+                 title: str = "attnscope") -> None:
         self.id = "attnscope-" + uuid.uuid4().hex[:12]
         self.meta = meta
-        self.data = data
+        self.data = data  # (what the first view needs, the rest)
         self.title = title
 
     @property
     def nbytes(self) -> int:
         """Size of the embedded data (base64 text)."""
-        return len(self.data)
+        return len(self.data[0]) + len(self.data[1])
 
     def fragment(self) -> str:
-        """The view as an HTML fragment (style, container, data, script)."""
+        """The view as an HTML fragment: style, container, metadata, the first view's
+        data, the script (which draws before the rest has loaded), the rest of the data."""
         uid = self.id
+        blob = '<script type="application/octet-stream" id="{}-data{}">{}</script>\n'
         return (f'<style>{static("viewer.css")}</style>\n'
                 f'<div class="attnscope-view" id="{uid}"></div>\n'
                 f'<script type="application/json" id="{uid}-meta">{script_json(self.meta)}'
-                f'</script>\n<script type="application/octet-stream" id="{uid}-data">'
-                f'{self.data}</script>\n<script>{static("viewer.js")}\n'
-                f'attnscopeView("{uid}");</script>\n')
+                f'</script>\n{blob.format(uid, 0, self.data[0])}'
+                f'<script>{static("viewer.js")}\nattnscopeView("{uid}");</script>\n'
+                f'{blob.format(uid, 1, self.data[1])}')
 
     def page(self) -> str:
         """A complete standalone HTML document."""

@@ -98,6 +98,7 @@ def render_html(source: Any, *, modules: str | Sequence[str | int] | None = None
     given_k = key_tokens if key_tokens is not None else tokens
     used = {"q": given_q is None, "k": given_k is None}
     out = []
+    first = _first_view(entries)
     for e in entries:
         step = e.step
         if e.graph:
@@ -133,7 +134,8 @@ def render_html(source: Any, *, modules: str | Sequence[str | int] | None = None
         item = {"module": e.module, "step": step, "sample": e.sample, "graph": False,
                 "kind": d.kind or ("self" if q == k else "cross"), "heads": names,
                 "rows": q, "cols": k, "ql": labels.ref(ql), "kl": labels.ref(kl),
-                "maps": [_pack.pack_matrix(packer, m) for m in mats],
+                "maps": [_pack.pack_matrix(packer, m, e is first and i == len(mats) - 1)
+                         for i, m in enumerate(mats)],
                 "thumb": _pack.pack_thumbs(packer, mats)}
         out.append(item)
     for axis, n in (("q", given_q), ("k", given_k)):
@@ -141,16 +143,24 @@ def render_html(source: Any, *, modules: str | Sequence[str | int] | None = None
             raise SelectionError(f"{len(n)} {'query' if axis == 'q' else 'key'} labels fit no "
                                  "selected map (lengths: " + ", ".join(sorted(
                                      {str(x.shape) for x in entries})) + ")")
-    meta: dict[str, Any] = {"version": 1, "entries": out, "labels": labels.lists,
-                            "blobs": packer.offsets, "title": title or _title(source),
-                            "steps": list(dict.fromkeys(e.step for e in entries)),
-                            "estimate": estimate}
     if signal is not None:
         sig = to_numpy(signal).reshape(-1)
-        meta["signal"] = {"blob": packer.add(_pack.f16_planes(sig)), "n": int(sig.size),
-                          "min": float(np.nanmin(sig)), "max": float(np.nanmax(sig))}
-        meta["blobs"] = packer.offsets
-    return HTMLView(meta, packer.text(), title=meta["title"])
+        signal = {"blob": packer.add(_pack.f16_planes(sig), hot=True), "n": int(sig.size),
+                  "min": float(np.nanmin(sig)), "max": float(np.nanmax(sig))}
+    meta: dict[str, Any] = {"version": 2, "entries": out, "labels": labels.lists,
+                            "blobs": packer.offsets, "title": title or _title(source),
+                            "steps": list(dict.fromkeys(e.step for e in entries)),
+                            "estimate": estimate, "signal": signal}
+    return HTMLView(meta, packer.texts(), title=meta["title"])
+
+
+def _first_view(entries: list[_select.Entry]) -> _select.Entry | None:
+    """The entry the page opens on (last step, first module, first sample), as the
+    page's script picks it."""
+    steps = list(dict.fromkeys(e.step for e in entries))
+    module, sample = entries[0].module, entries[0].sample
+    return next((e for e in entries if (e.step, e.module, e.sample) ==
+                 (steps[-1], module, sample)), None)
 
 
 def _title(source: Any) -> str:

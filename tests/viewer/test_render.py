@@ -21,8 +21,8 @@ from tests.viewer.conftest import XSS, softmax_maps, write_steps
 
 
 def blob(view, i: int) -> bytes:
-    o, n = view.meta["blobs"][2 * i], view.meta["blobs"][2 * i + 1]
-    return zlib.decompress(base64.b64decode(view.data[o:o + n]))
+    part, o, n = view.meta["blobs"][3 * i: 3 * i + 3]
+    return zlib.decompress(base64.b64decode(view.data[part][o:o + n]))
 
 
 def f16(view, i: int, shape) -> np.ndarray:

@@ -46,16 +46,24 @@ window.attnscopeView = window.attnscopeView || (function () {
   function boot(uid) {
     const root = document.getElementById(uid);
     const meta = JSON.parse(document.getElementById(uid + "-meta").textContent);
-    const text = document.getElementById(uid + "-data").textContent;
+    // part 0 (what the first view needs) is parsed before this script; part 1 follows
+    // it, so it is read once the document has loaded (at once in a notebook)
+    const texts = [document.getElementById(uid + "-data0").textContent, null];
+    const loaded = document.readyState === "loading" ? new Promise(r =>
+      document.addEventListener("DOMContentLoaded", r, {once: true})) : Promise.resolve();
+    const rest = loaded.then(() => { texts[1] = document.getElementById(uid + "-data1").textContent; });
     const cache = new Map();
 
-    function raw(i) {  // blob i -> Promise<Uint8Array>
-      if (cache.has(i)) { const p = cache.get(i); cache.delete(i); cache.set(i, p); return p; }
-      const o = meta.blobs[2 * i], n = meta.blobs[2 * i + 1];
-      const bin = atob(text.substr(o, n)), u = new Uint8Array(bin.length);
+    async function inflate(part, o, n) {
+      if (part && texts[1] === null) await rest;
+      const bin = atob(texts[part].substr(o, n)), u = new Uint8Array(bin.length);
       for (let k = 0; k < bin.length; k++) u[k] = bin.charCodeAt(k);
       const s = new Blob([u]).stream().pipeThrough(new DecompressionStream("deflate"));
-      const p = new Response(s).arrayBuffer().then(b => new Uint8Array(b));
+      return new Uint8Array(await new Response(s).arrayBuffer());
+    }
+    function raw(i) {  // blob i -> Promise<Uint8Array>
+      if (cache.has(i)) { const p = cache.get(i); cache.delete(i); cache.set(i, p); return p; }
+      const p = inflate(meta.blobs[3 * i], meta.blobs[3 * i + 1], meta.blobs[3 * i + 2]);
       cache.set(i, p);
       if (cache.size > 512) cache.delete(cache.keys().next().value);
       return p;
@@ -69,7 +77,7 @@ window.attnscopeView = window.attnscopeView || (function () {
         return out;
       });
       halfs.set(i, p);
-      if (halfs.size > 256) halfs.delete(halfs.keys().next().value);
+      if (halfs.size > 200) halfs.delete(halfs.keys().next().value);
       return p;
     }
 
@@ -378,6 +386,21 @@ window.attnscopeView = window.attnscopeView || (function () {
       setLegend(0, hm.vmax, "seq", "top-" + k + " of " + E + " edges (source \u2192 target)");
     }
 
+    // ---- warm the other heads of the shown map, so switching head only paints ----------
+    let warming = null;
+    function prefetch(e) {
+      if (!e || e.graph || warming === e) return;
+      warming = e;
+      let i = 0;
+      const next = () => {
+        if (warming !== e || i >= e.maps.length) return;
+        const hm = e.maps[i++], lv = level(hm), blobs = lv[st.reduce] || lv.mean;
+        if (blobs.length > 4) return;
+        Promise.all(blobs.map(values)).then(() => setTimeout(next, 0));
+      };
+      rest.then(() => setTimeout(next, 0));
+    }
+
     // ---- orchestration ---------------------------------------------------------------
     async function drawMain() {
       const token = ++seq, e = cur();
@@ -393,7 +416,11 @@ window.attnscopeView = window.attnscopeView || (function () {
       try {
         await {matrix: drawMatrix, bars: drawBars, lines: drawLines, graph: drawGraph}[mode](e, token);
       } catch (err) { status.textContent = "could not draw: " + err; throw err; }
-      if (token === seq) { root.dataset.drawn = ++drawn; root.dataset.ready = "1"; }
+      if (token === seq) {
+        if (!root.dataset.ready) root.dataset.readyMs = performance.now().toFixed(1);
+        root.dataset.drawn = ++drawn; root.dataset.ready = "1";
+        prefetch(e);
+      }
     }
     function sync(keepView) {
       const e = cur();
