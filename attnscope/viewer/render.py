@@ -17,6 +17,7 @@ import numpy as np
 from attnscope.errors import SelectionError
 from attnscope.plot._matrix import MaskSpec, find_mask
 from attnscope.plot._source import HeadSpec, head_positions, read_dense, read_graph, to_numpy
+from attnscope.plot.overview import short_names
 from attnscope.viewer import _pack, _select
 from attnscope.viewer._page import HTMLView
 
@@ -58,7 +59,7 @@ def render_html(source: Any, *, modules: str | Sequence[str | int] | None = None
                 query_tokens: Sequence[Any] | None = None,
                 key_tokens: Sequence[Any] | None = None, signal: Any = None,
                 title: str | None = None, mask: MaskSpec = "auto",
-                max_mb: float = _select.DEFAULT_LIMIT_MB, compresslevel: int = 6) -> HTMLView:
+                max_mb: float = _select.DEFAULT_LIMIT_MB, compresslevel: int = 1) -> HTMLView:
     """One self-contained, offline HTML page to explore attention maps.
 
     Example:
@@ -82,6 +83,8 @@ def render_html(source: Any, *, modules: str | Sequence[str | int] | None = None
             triangle, padded keys and NaN (see :func:`attnscope.plot.find_mask`), None
             only NaN.
         signal: a 1-D series drawn under the bars of 1-D attention of the same length.
+        compresslevel: zlib level; 1 is ~3x faster than 6 and only ~2% larger on
+            attention maps.
         max_mb: refuse (:class:`ViewTooLargeError`, listing selections that fit) when the
             estimated embedded size is larger.
     """
@@ -147,6 +150,10 @@ def render_html(source: Any, *, modules: str | Sequence[str | int] | None = None
         sig = to_numpy(signal).reshape(-1)
         signal = {"blob": packer.add(_pack.f16_planes(sig), hot=True), "n": int(sig.size),
                   "min": float(np.nanmin(sig)), "max": float(np.nanmax(sig))}
+    names = list(dict.fromkeys(e["module"] for e in out))
+    short = dict(zip(names, short_names(names)))
+    for item in out:
+        item["short"] = short[item["module"]]
     meta: dict[str, Any] = {"version": 2, "entries": out, "labels": labels.lists,
                             "blobs": packer.offsets, "title": title or _title(source),
                             "steps": list(dict.fromkeys(e.step for e in entries)),

@@ -164,7 +164,7 @@ window.attnscopeView = window.attnscopeView || (function () {
       const tb = el("tbody", "", table);
       for (const [mi, e] of rows) {
         const tr = el("tr", mi === st.module ? "sel" : "", tb);
-        el("th", "as-mod", tr, e.module || "(map)");
+        el("th", "as-mod", tr, e.short || e.module || "(map)").title = e.module;
         const u = await raw(e.thumb.blob);
         const n = e.thumb.rows * e.thumb.cols;
         e.heads.forEach((name, h) => {
@@ -212,10 +212,20 @@ window.attnscopeView = window.attnscopeView || (function () {
     function paint(vals, w, h, lo, hi, cmap) {
       off.width = w; off.height = h;
       const img = new ImageData(w, h), px = new Uint32Array(img.data.buffer), c = CMAPS[cmap];
-      const idx = colourIndex(lo, hi, cmap);
-      for (let k = 0; k < vals.length; k++) {
-        const v = vals[k];
-        px[k] = v !== v ? MASKED : c[idx(v)];
+      if (cmap === "seq" && st.scale === "linear") {  // the common case, without a call per cell
+        const f = 255 / ((hi - lo) || 1);
+        for (let k = 0; k < vals.length; k++) {
+          const v = vals[k];
+          if (v !== v) { px[k] = MASKED; continue; }
+          const i = ((v - lo) * f + 0.5) | 0;
+          px[k] = c[i < 0 ? 0 : i > 255 ? 255 : i];
+        }
+      } else {
+        const idx = colourIndex(lo, hi, cmap);
+        for (let k = 0; k < vals.length; k++) {
+          const v = vals[k];
+          px[k] = v !== v ? MASKED : c[idx(v)];
+        }
       }
       offCtx.putImageData(img, 0, 0);
     }
