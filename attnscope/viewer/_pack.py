@@ -1,7 +1,7 @@
 """Weights to compact binary blobs that the page decodes with ``DecompressionStream``.
 
-Every blob is zlib-compressed and base64-encoded on its own, so the page decodes only
-what it shows. Dense values are float16 with their two bytes split into planes (all
+Every blob is base64-encoded on its own (and zlib-compressed unless the first view
+needs it), so the page decodes only what it shows. Dense values are float16 with their two bytes split into planes (all
 low bytes, then all high bytes), which compresses better than interleaved bytes and
 keeps the exact stored value for hover. Maps longer than ``PYRAMID_FROM`` also get
 coarser levels (block mean and block max, factor 4 each) cut into ``TILE``-sized
@@ -30,7 +30,7 @@ THUMB = 48  # overview thumbnails: at most THUMB x THUMB block means
 @dataclass
 class Packer:
     """Collects blobs into two base64 texts: part 0 (``hot``: what the first view needs,
-    placed before the page's script so it draws while the rest still loads) and part 1.
+    uncompressed, placed before the page's script) and part 1 (zlib, after the script).
     Blob ``i`` is ``parts[offsets[3i]][offsets[3i+1]:+offsets[3i+2]]``."""
 
     level: int = 6
@@ -39,7 +39,9 @@ class Packer:
     sizes: list[int] = field(default_factory=lambda: [0, 0])
 
     def add(self, raw: bytes, hot: bool = False) -> int:
-        text = base64.b64encode(zlib.compress(raw, self.level)).decode("ascii")
+        # part 0 stays uncompressed: the page decodes it synchronously while its script
+        # runs, so the first view is drawn before the parser reads on through part 1
+        text = base64.b64encode(raw if hot else zlib.compress(raw, self.level)).decode("ascii")
         part = 0 if hot else 1
         self.offsets += [part, self.sizes[part], len(text)]
         self.chunks[part].append(text)

@@ -22,7 +22,8 @@ from tests.viewer.conftest import XSS, softmax_maps, write_steps
 
 def blob(view, i: int) -> bytes:
     part, o, n = view.meta["blobs"][3 * i: 3 * i + 3]
-    return zlib.decompress(base64.b64decode(view.data[part][o:o + n]))
+    data = base64.b64decode(view.data[part][o:o + n])
+    return data if part == 0 else zlib.decompress(data)  # part 0: the first view, plain
 
 
 def f16(view, i: int, shape) -> np.ndarray:
@@ -156,3 +157,15 @@ def test_cli_writes_the_page_and_refuses_bad_input(store, tmp_path, capsys):
     assert err[0].startswith("error: no module") and err[1].startswith("embedding 6 maps")
     assert err[2].startswith("error:") and "these fit" in err[2] and len(err) == 3
     assert "Traceback" not in "\n".join(err) and not (tmp_path / "x.html").exists()
+
+
+def test_demo_view_narrows_to_the_last_step_when_too_large(store, tmp_path):
+    from attnscope.zoo._common_a import write_view
+
+    path, _ = store
+    (tmp_path / "store").symlink_to(path)
+    page = write_view(tmp_path, max_mb=0.002)  # all 6 maps (~2.5 kB) do not fit
+    meta = embedded_meta(page.read_text(), re.search(r'id="(attnscope-\w+)"',
+                                                     page.read_text()).group(1))
+    assert page.name == "view.html" and meta["steps"] == ["epoch_002"]
+    assert write_view(tmp_path / "nothing") is None

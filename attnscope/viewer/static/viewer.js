@@ -54,12 +54,19 @@ window.attnscopeView = window.attnscopeView || (function () {
     const rest = loaded.then(() => { texts[1] = document.getElementById(uid + "-data1").textContent; });
     const cache = new Map();
 
-    async function inflate(part, o, n) {
-      if (part && texts[1] === null) await rest;
+    function bytes(part, o, n) {
       const bin = atob(texts[part].substr(o, n)), u = new Uint8Array(bin.length);
       for (let k = 0; k < bin.length; k++) u[k] = bin.charCodeAt(k);
-      const s = new Blob([u]).stream().pipeThrough(new DecompressionStream("deflate"));
-      return new Uint8Array(await new Response(s).arrayBuffer());
+      return u;
+    }
+    function inflate(part, o, n) {
+      // part 0 is stored plain and resolves in microtasks: the first view is drawn
+      // before the HTML parser goes on to the (large) part 1
+      if (part === 0) return Promise.resolve(bytes(0, o, n));
+      return rest.then(() => {
+        const s = new Blob([bytes(1, o, n)]).stream().pipeThrough(new DecompressionStream("deflate"));
+        return new Response(s).arrayBuffer();
+      }).then(b => new Uint8Array(b));
     }
     function raw(i) {  // blob i -> Promise<Uint8Array>
       if (cache.has(i)) { const p = cache.get(i); cache.delete(i); cache.set(i, p); return p; }
