@@ -3,7 +3,7 @@
  * inflated with DecompressionStream; every label is set with textContent. */
 "use strict";
 window.attnscopeView = window.attnscopeView || (function () {
-  const TILE = 512, MASKED = 0xff3a3a3a, LINES_MAX = 96;
+  const TILE = 512, MASKED = 0xffd8d8d8, LINES_MAX = 96;
   const VIRIDIS = ["440154", "482878", "3e4989", "31688e", "26828e", "1f9e89", "35b779",
     "6ece58", "b5de2b", "fde725"];
   const DIVERGING = ["2166ac", "4393c3", "92c5de", "d1e5f0", "f7f7f7", "fddbc7", "f4a582",
@@ -217,7 +217,7 @@ window.attnscopeView = window.attnscopeView || (function () {
       return out;
     }
     function paint(vals, w, h, lo, hi, cmap) {
-      off.width = w; off.height = h;
+      if (off.width !== w || off.height !== h) { off.width = w; off.height = h; }
       const img = new ImageData(w, h), px = new Uint32Array(img.data.buffer), c = CMAPS[cmap];
       if (cmap === "seq" && st.scale === "linear") {  // the common case, without a call per cell
         const f = 255 / ((hi - lo) || 1);
