@@ -1,11 +1,12 @@
 """Weights to compact binary blobs that the page decodes with ``DecompressionStream``.
 
 Every blob is base64-encoded on its own (and zlib-compressed unless the first view
-needs it), so the page decodes only what it shows. Dense values are float16 with their two bytes split into planes (all
-low bytes, then all high bytes), which compresses better than interleaved bytes and
-keeps the exact stored value for hover. Maps longer than ``PYRAMID_FROM`` also get
-coarser levels (block mean and block max, factor 4 each) cut into ``TILE``-sized
-tiles, so the first view of a 4096-token map decodes a 1024 x 1024 level, not 16M cells.
+needs it), so the page decodes only what it shows. Dense values are float16 with their
+two bytes split into planes (all low bytes, then all high bytes), which compresses
+better than interleaved bytes and keeps the exact stored value for hover. Maps longer
+than ``PYRAMID_FROM`` also get coarser levels (block mean and block max, factor 4 each)
+cut into ``TILE``-sized tiles, so the first view of a 4096-token map decodes a
+1024 x 1024 level, not 16M cells.
 """
 
 from __future__ import annotations

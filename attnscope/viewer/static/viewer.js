@@ -21,8 +21,6 @@ window.attnscopeView = window.attnscopeView || (function () {
     return out;
   }
   const CMAPS = {seq: ramp(VIRIDIS), div: ramp(DIVERGING)};
-  const css = cmap => { const c = CMAPS[cmap]; return i => "#" + [0, 8, 16].map(s =>
-    ((c[i] >>> s) & 255).toString(16).padStart(2, "0")).join(""); };
 
   function f16() {
     if (f16table) return f16table;
@@ -251,8 +249,12 @@ window.attnscopeView = window.attnscopeView || (function () {
       return v => clamp((v - lo) / span);
     }
     function setLegend(lo, hi, cmap, note) {
-      const g = legendBar.getContext("2d"), color = css(cmap);
-      for (let x = 0; x < 200; x++) { g.fillStyle = color(Math.round(x / 199 * 255)); g.fillRect(x, 0, 1, 10); }
+      if (legendBar.dataset.cmap !== cmap) {  // the bar changes only with the colour map
+        const img = new ImageData(200, 10), px = new Uint32Array(img.data.buffer), c = CMAPS[cmap];
+        for (let k = 0; k < px.length; k++) px[k] = c[Math.round((k % 200) / 199 * 255)];
+        legendBar.getContext("2d").putImageData(img, 0, 0);
+        legendBar.dataset.cmap = cmap;
+      }
       legendText.textContent = " " + (st.scale === "log" && cmap === "seq" ? fmt(hi / 1e4) : fmt(lo)) + " \u2026 " + fmt(hi) + (note ? "  (" + note + ")" : "");
     }
     const fmt = v => (v === undefined || v !== v) ? "masked" : Math.abs(v) >= 0.01 || v === 0 ? v.toFixed(4) : v.toExponential(3);
