@@ -128,4 +128,30 @@ def test_bars_and_graph_views(open_page, tmp_path):
     p2 = open_page(render_html(rec, modules="gat").save(tmp_path / "graph.html"))
     assert p2.page.get_attribute(".attnscope-view", "data-mode") == "graph"
     assert p2.page.locator(".as-edges tr").count() == 1 + 5
+    weights = [float(x) for x in p2.page.locator(".as-edges td:nth-child(3)").all_text_contents()]
+    want = np.sort(rec.maps[1].weights.numpy().astype(np.float16).astype(np.float32).mean(1))[::-1]
+    np.testing.assert_allclose(weights, want, atol=2e-3)  # sorted top-k, head mean
     assert p.errors == [] and p2.errors == []
+
+
+def test_graph_difference_between_steps_over_the_same_edges(open_page, tmp_path):
+    torch = pytest.importorskip("torch")
+    from attnscope.maps import AttentionMap
+    from attnscope.store import open_writer
+
+    ei = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]])
+    weights = {"epoch_000": torch.tensor([[0.1], [0.2], [0.3], [0.4]]),
+               "epoch_001": torch.tensor([[0.5], [0.2], [0.1], [0.4]])}
+    for step, w in weights.items():
+        writer = open_writer(tmp_path / "g", step=step, durable=False)
+        writer.write(AttentionMap("gat", "graph", w[None], edge_index=ei))
+        writer.close()
+    p = open_page(render_html(tmp_path / "g").save(tmp_path / "g.html"))
+    p.after(lambda: p.page.select_option(".as-stepb", "epoch_000"))
+    p.after(lambda: p.page.check(".as-diff"))
+    rows = [r.split("\t") for r in p.page.locator(".as-edges tr").evaluate_all(
+        "rs => rs.slice(1).map(r => Array.from(r.cells).map(c => c.textContent).join('\\t'))")]
+    got = {(int(s), int(t)): float(d) for s, t, d in rows}
+    assert got[(0, 1)] == pytest.approx(0.4, abs=1e-3)
+    assert got[(2, 3)] == pytest.approx(-0.2, abs=1e-3)
+    assert p.errors == []

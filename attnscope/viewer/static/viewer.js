@@ -381,28 +381,50 @@ window.attnscopeView = window.attnscopeView || (function () {
 
     // ---- graph: top-k edges ---------------------------------------------------------
     async function drawGraph(e, token) {
-      const hm = e.maps[headIndex(e)], w = await values(hm.blob);
+      const hm = e.maps[headIndex(e)];
+      let w = await values(hm.blob);
       const eiRaw = await raw(e.ei), ei = new Int32Array(eiRaw.buffer, eiRaw.byteOffset, eiRaw.length / 4);
+      const b = st.diff ? other() : null;
+      let useB = b && b.graph && b.edges === e.edges;
+      if (useB) {  // a difference only over the very same edges
+        const r = await raw(b.ei);
+        useB = r.length === eiRaw.length && r.every((v, i) => v === eiRaw[i]);
+      }
+      if (st.diff && !useB) status.textContent += " \u00b7 difference: the other step has other edges";
+      if (useB) {
+        const wb = await values(b.maps[Math.min(headIndex(e), b.maps.length - 1)].blob);
+        w = w.map((v, i) => v - wb[i]);
+      }
       if (token !== seq) return;
       const E = e.edges, n = Math.max(1, e.nodes), k = Math.max(1, Math.min(200, (+topk.value || 3) * 5));
-      const order = Array.from({length: E}, (_, i) => i).filter(i => w[i] === w[i]).sort((x, y) => w[y] - w[x]).slice(0, k);
+      const mag = v => useB ? Math.abs(v) : v;
+      const order = Array.from({length: E}, (_, i) => i).filter(i => w[i] === w[i]).sort((x, y) => mag(w[y]) - mag(w[x])).slice(0, k);
+      const top = useB ? Math.max(1e-12, ...order.map(i => Math.abs(w[i]))) : (hm.vmax || 1);
       ctx.fillStyle = "#ffffff"; ctx.fillRect(0, 0, W, H);
       const pos = i => [W / 2 + (W / 2 - 40) * Math.cos(2 * Math.PI * i / n), H / 2 + (H / 2 - 40) * Math.sin(2 * Math.PI * i / n)];
       ctx.fillStyle = "#888";
       for (let i = 0; i < n && n <= 2000; i++) { const [x, y] = pos(i); ctx.fillRect(x - 1.5, y - 1.5, 3, 3); }
       for (const i of order) {
-        const [x0, y0] = pos(ei[i]), [x1, y1] = pos(ei[E + i]), t = w[i] / (hm.vmax || 1);
-        ctx.strokeStyle = "rgba(178,24,43," + Math.max(0.15, t).toFixed(3) + ")"; ctx.lineWidth = 1 + 3 * t;
-        ctx.beginPath(); ctx.moveTo(x0, y0); ctx.lineTo(x1, y1); ctx.stroke();
+        const [x0, y0] = pos(ei[i]), [x1, y1] = pos(ei[E + i]), t = Math.abs(w[i]) / top;
+        ctx.strokeStyle = (w[i] < 0 ? "rgba(33,102,172," : "rgba(178,24,43,") + Math.max(0.15, t).toFixed(3) + ")";
+        ctx.lineWidth = 1 + 3 * t;
+        ctx.beginPath();
+        if (ei[i] === ei[E + i]) {  // self loop: a small circle outside the node
+          const r = Math.hypot(x0 - W / 2, y0 - H / 2) || 1;
+          ctx.arc(x0 + 8 * (x0 - W / 2) / r, y0 + 8 * (y0 - H / 2) / r, 7, 0, 2 * Math.PI);
+        } else { ctx.moveTo(x0, y0); ctx.lineTo(x1, y1); }
+        ctx.stroke();
       }
       side.replaceChildren();
       const table = el("table", "as-edges", side);
-      const hr = el("tr", "", table); ["source", "target", "weight"].forEach(t => el("th", "", hr, t));
+      const hr = el("tr", "", table);
+      ["source", "target", useB ? "difference" : "weight"].forEach(t => el("th", "", hr, t));
       for (const i of order) {
         const tr = el("tr", "", table);
         el("td", "", tr, String(ei[i])); el("td", "", tr, String(ei[E + i])); el("td", "", tr, fmt(w[i]));
       }
-      setLegend(0, hm.vmax, "seq", "top-" + k + " of " + E + " edges (source \u2192 target)");
+      setLegend(useB ? -top : 0, useB ? top : hm.vmax, useB ? "div" : "seq", "top-" + k + " of " + E +
+        " edges (source \u2192 target)" + (useB ? ", " + steps[st.step] + " \u2212 " + steps[st.stepB] : ""));
     }
 
     // ---- warm the other heads of the shown map, so switching head only paints ----------
