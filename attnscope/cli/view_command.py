@@ -11,17 +11,14 @@ from pathlib import Path
 
 import typer
 
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
+from attnscope.cli._console import fail
 
 
 def _ints(text: str | None, what: str) -> list[int] | None:
     if text is None or text in ("all", "mean"):
         return None
     if not re.fullmatch(r"-?\d+(,-?\d+)*", text):
-        raise _fail(f"{what} must be comma-separated integers or 'all', not {text!r}")
+        raise fail(f"{what} must be comma-separated integers or 'all', not {text!r}")
     return [int(t) for t in text.split(",")]
 
 
@@ -50,7 +47,7 @@ def view(
     labels = None
     if tokens is not None:
         if not tokens.is_file():
-            raise _fail(f"--tokens file '{tokens}' does not exist")
+            raise fail(f"--tokens file '{tokens}' does not exist")
         labels = tokens.read_text(encoding="utf-8").splitlines()
     try:
         opened = open_store(store)
@@ -63,8 +60,8 @@ def view(
         page = render_html(opened, modules=chosen, steps=chosen_steps, samples=sample_list,
                            heads=head_list, tokens=labels, max_mb=max_mb, title=title)
     except (AttnscopeError, KeyError) as e:
-        raise _fail(str(e.args[0] if e.args else e)) from None
+        raise fail(str(e.args[0] if e.args else e), e) from None
     except ValueError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e), e) from None
     path = page.save(out)
     typer.echo(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -47,8 +47,7 @@ class Entry:
 
 def _names(source: Any) -> list[str]:
     if isinstance(source, Recording):
-        return list(dict.fromkeys(m.module if m.call_index == 0 else
-                                  f"{m.module}[{m.call_index}]" for m in source.maps))
+        return list(dict.fromkeys(m.entry for m in source.maps))
     if is_store(source):
         return list(source.modules)
     if isinstance(source, Mapping):

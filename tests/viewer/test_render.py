@@ -160,7 +160,7 @@ def test_cli_writes_the_page_and_refuses_bad_input(store, tmp_path, capsys):
 
 
 def test_demo_view_narrows_to_the_last_step_when_too_large(store, tmp_path):
-    from attnscope.zoo._common_a import write_view
+    from attnscope.demos.report import write_view
 
     path, _ = store
     (tmp_path / "store").symlink_to(path)
