@@ -25,6 +25,8 @@ from attnscope.errors import (
     SelectionError,
 )
 from attnscope.maps import AttentionMap, Recording
+from attnscope.stitching import stitch
+from attnscope.text import Seq2SeqModel, TextEncoder, translate
 
 if TYPE_CHECKING:
     from attnscope.integrations.lightning import AttentionCallback  # noqa: F401
@@ -69,7 +71,9 @@ __all__ = [
     "OptionError",
     "Recording",
     "SelectionError",
+    "Seq2SeqModel",
     "Strategy",
+    "TextEncoder",
     "capture",
     "capture_dataset",
     "list_strategies",
@@ -77,5 +81,7 @@ __all__ = [
     "open_writer",
     "register_strategy",
     "render_html",
+    "stitch",
+    "translate",
     "__version__",
 ]

@@ -39,6 +39,7 @@ def _register_subcommands() -> None:
     from attnscope.cli.evaluate_command import evaluate
     from attnscope.cli.plot_command import plot
     from attnscope.cli.store_commands import export, store_app
+    from attnscope.cli.text_command import translate
     from attnscope.cli.view_command import view
 
     app.command("demo")(demo)
@@ -48,6 +49,9 @@ def _register_subcommands() -> None:
     app.command("evaluate")(evaluate)
     app.add_typer(store_app, name="store")
     app.command("export")(export)
+    app.command("translate")(translate)
+    app.command("text", help="Same as translate; encoder-only models draw their "
+                "self-attention.")(translate)
 
 
 _register_subcommands()
