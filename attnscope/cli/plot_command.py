@@ -33,8 +33,9 @@ def _slug(*parts: Any) -> str:
 
 
 def _figures(store: Any, kind: str, module: str | None, step: str | None, sample: int,
-             head: int | str, cmap: str, dpi: int) -> list[tuple[str, Any]]:
-    """(file stem, figure) pairs for one ``--kind``."""
+             head: int | str, cmap: str, dpi: int, graph: dict[str, Any] | None = None
+             ) -> list[tuple[str, Any]]:
+    """(file stem, figure) pairs for one ``--kind`` (``graph``: node/time-step/top-k)."""
     from attnscope import plot
     from attnscope.plot._source import pick_module
 
@@ -54,10 +55,18 @@ def _figures(store: Any, kind: str, module: str | None, step: str | None, sample
     stem = _slug(name, step, f"s{sample}")
     if head == "all" and kind in ("graph", "bars"):
         head = "mean"
-    if kind == "graph":
-        return [(stem + "_top-edges", plot.plot_top_edges(store, **sel, head=head, dpi=dpi)),
-                (stem + "_graph", plot.plot_graph(store, **sel, head=head, **opts)),
-                (stem + "_matrix", plot.plot_edge_matrix(store, **sel, head=head, **opts))]
+    if kind == "graph" or (graph and any(v is not None for v in graph.values()
+                                         if not isinstance(v, str))):
+        from attnscope.cli._graph_plots import graph_figures
+
+        if kind != "graph":
+            raise _fail("--node, --time-step and --top-k apply to --kind graph")
+        if not store.module_info(name).get("graph"):
+            raise _fail(f"{name!r} holds dense maps; --kind graph is for edge maps")
+        g = graph or {}
+        return graph_figures(store, name, step, sample, head, g.get("node"),
+                             g.get("time_step"), g.get("top_k"), g.get("axis", "auto"), opts,
+                             stem)
     if kind == "grid" or (kind == "heatmap" and head == "all"):
         return [(stem + "_heads", plot.plot_heads(store, **sel, **opts))]
     if kind == "heatmap":
@@ -102,6 +111,13 @@ def plot(
     dpi: int = typer.Option(150, "--dpi", help="resolution of raster output"),
     cmap: str = typer.Option("viridis", "--cmap", help="matplotlib colour map"),
     show: bool = typer.Option(False, "--show", help="also open the figures in a window"),
+    node: int = typer.Option(None, "--node", help="graph: node (destination row, or the "
+                             "node dim of a temporal graph)"),
+    time_step: int = typer.Option(None, "--time-step", help="graph: time step (time dim of "
+                                  "a spatial graph, or destination row of a temporal one)"),
+    top_k: int = typer.Option(None, "--top-k", min=1, help="graph: strongest edges shown"),
+    graph_axis: str = typer.Option("auto", "--graph-axis", help="graph: what the nodes are: "
+                                   "auto | node | time"),
 ) -> None:
     """Draw attention figures from a store: heatmap, head grid, model overview, 1-D bars,
     graph views, EEG dashboard or evolution across training steps."""
@@ -119,7 +135,9 @@ def plot(
         raise _fail(f"unknown --cmap {cmap!r}; try viridis, magma, cividis, inferno")
     try:
         opened = open_store(store)
-        figures = _figures(opened, kind, module, step, sample, _head(head), cmap, dpi)
+        figures = _figures(opened, kind, module, step, sample, _head(head), cmap, dpi,
+                           {"node": node, "time_step": time_step, "top_k": top_k,
+                            "axis": graph_axis})
     except (AttnscopeError, KeyError) as e:
         raise _fail(str(e.args[0] if e.args else e)) from None
     except ValueError as e:
