@@ -14,6 +14,7 @@ from typing import Any
 from attnscope.capture import Strategy, capture, list_strategies, register_strategy
 from attnscope.errors import AttnscopeError, NoAttentionFoundError, SelectionError
 from attnscope.maps import AttentionMap, Recording
+from attnscope.stitch import stitch
 
 __version__ = "0.1.0"
 
@@ -50,5 +51,6 @@ __all__ = [
     "list_strategies",
     "open_store",
     "register_strategy",
+    "stitch",
     "__version__",
 ]
