@@ -20,11 +20,14 @@ if TYPE_CHECKING:
 def _over_keys(a: Any, keep: int, what: str) -> tuple[np.ndarray, str]:
     """Reduce to ``keep`` dims by averaging heads then queries; say what was averaged."""
     a = to_numpy(a)
-    note = ""
+    done = []
     if a.ndim == keep + 2:  # (..., head, query, key)
-        a, note = a.mean(axis=(-3, -2)), " (mean over heads and queries)"
-    elif a.ndim == keep + 1:  # (..., query, key)
-        a, note = a.mean(axis=-2), " (mean over queries)"
+        done = [f"mean of {a.shape[-3]} heads"] if a.shape[-3] > 1 else []
+        a = np.nanmean(a, axis=-3)
+    if a.ndim == keep + 1:  # (..., query, key)
+        done += ["mean over queries"] if a.shape[-2] > 1 else []
+        a = np.nanmean(a, axis=-2)
+    note = f"\n({', '.join(done)})" if done else ""
     if a.ndim != keep:
         raise ValueError(f"{what} has shape {a.shape}; see plot_dashboard for accepted shapes")
     return a, note
@@ -169,5 +172,5 @@ def _temporal_rows(sub: Any, temporal: np.ndarray, signal: Any, epochs: list[int
                 ax.set_ylabel(f"epoch {e}" + (f"\n{labels[e]}" if labels else ""), fontsize=8)
             if r == len(epochs) - 1:
                 ax.set_xlabel("time in epoch (s)", fontsize=8)
-    sub.suptitle("attention over time within each epoch" + note +
+    sub.suptitle("attention over time within each epoch" + note.replace("\n", " ") +
                  (" \u00b7 grey: input signal" if sig is not None else ""), fontsize=10)
