@@ -67,6 +67,11 @@ def _figures(store: Any, kind: str, module: str | None, step: str | None, sample
         return graph_figures(store, name, step, sample, head, g.get("node"),
                              g.get("time_step"), g.get("top_k"), g.get("axis", "auto"), opts,
                              stem)
+    if kind in ("grid", "heatmap") and _one_query(store, name, step, sample):
+        # 1-D attention (one weight per key) is a bar chart, never a one-row matrix
+        return [(stem + f"_h{head}_bars", plot.plot_bars(
+            store, **sel, head="mean" if head == "all" else head, dpi=dpi,
+            labels=_key_labels(store, step, sample, name)))]
     if kind == "grid" or (kind == "heatmap" and head == "all"):
         return [(stem + "_heads", plot.plot_heads(store, **sel, **opts))]
     if kind == "heatmap":
@@ -77,8 +82,9 @@ def _figures(store: Any, kind: str, module: str | None, step: str | None, sample
     if kind == "dashboard":  # from a store: the inter-epoch entry, labelled by "classes"
         from attnscope.plot._source import read_dense
 
-        w = read_dense(store, name, step, sample, "all").weights  # (head, epoch, epoch)
-        classes = store.labels(step).get("classes")
+        dense = read_dense(store, name, step, sample, "all")
+        w = dense.weights  # (head, epoch, epoch)
+        classes = dense.labels.get("classes")  # per-sample true->pred when stored so
         pairs = [str(c).split("->") for c in classes] if isinstance(classes, list) and \
             len(classes) == w.shape[-1] else None
         fig = plot.plot_dashboard(w, true=[p[0] for p in pairs] if pairs else None,
@@ -86,6 +92,22 @@ def _figures(store: Any, kind: str, module: str | None, step: str | None, sample
                                   title=f"{name} \u00b7 {step} \u00b7 sample {sample}", **opts)
         return [(stem + "_dashboard", fig)]
     raise _fail(f"unknown --kind {kind!r}; choose one of: {', '.join(KINDS)}")
+
+
+def _one_query(store: Any, module: str, step: str, sample: int) -> bool:
+    lengths = store.lengths(module, step)
+    return bool(len(lengths)) and -len(lengths) <= sample < len(lengths) and \
+        int(lengths[sample][0]) == 1
+
+
+def _key_labels(store: Any, step: str, sample: int, module: str) -> list[str] | None:
+    """Stored labels that fit the key axis (time steps, tokens, channels)."""
+    from attnscope.plot._source import read_dense
+    from attnscope.plot.heatmap import axis_labels
+
+    dense = read_dense(store, module, step, sample, [0])
+    found = axis_labels(dense, dense.weights.shape[-1], "key", None)
+    return [str(v) for v in found] if found is not None else None
 
 
 def _only_step(store: Any, module: str) -> str:
