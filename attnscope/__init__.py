@@ -15,6 +15,7 @@ from attnscope.capture import Strategy, capture, list_strategies, register_strat
 from attnscope.errors import AttnscopeError, NoAttentionFoundError, SelectionError
 from attnscope.maps import AttentionMap, Recording
 from attnscope.stitch import stitch
+from attnscope.text import Seq2SeqModel, TextEncoder, translate
 
 __version__ = "0.1.0"
 
@@ -46,11 +47,14 @@ __all__ = [
     "NoAttentionFoundError",
     "Recording",
     "SelectionError",
+    "Seq2SeqModel",
     "Strategy",
+    "TextEncoder",
     "capture",
     "list_strategies",
     "open_store",
     "register_strategy",
     "stitch",
+    "translate",
     "__version__",
 ]

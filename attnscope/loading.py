@@ -98,15 +98,16 @@ def call_factory(spec: str, what: str = "factory") -> Any:
 
 
 def load_model(spec: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
-               trust: bool = False) -> nn.Module:
+               trust: bool = False, generate: bool = False) -> nn.Module:
     """A model in eval mode, from ``pkg.module:factory`` or a Hugging Face directory,
-    with ``checkpoint`` (a state_dict, Lightning or ``model_state_dict`` file) applied."""
+    with ``checkpoint`` (a state_dict, Lightning or ``model_state_dict`` file) applied.
+    ``generate``: an encoder-decoder directory loads with its language-model head."""
     path = Path(spec)
     if ":" not in str(spec) or path.is_dir():
         if not path.is_dir():
             raise LoadError(f"model {str(spec)!r} is neither 'pkg.module:factory' nor a "
                             "directory holding a Hugging Face model")
-        model = _load_hf(path)
+        model = _load_hf(path, generate)
     else:
         model = call_factory(str(spec), "factory")
         if not isinstance(model, nn.Module):
@@ -212,8 +213,26 @@ def apply_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor],
     model.load_state_dict(cand, strict=True)
 
 
-def _load_hf(path: Path) -> nn.Module:
-    """A local Hugging Face model: sequence classifiers get their head, others AutoModel."""
+def load_tokenizer(path: str | os.PathLike) -> Any:
+    """The tokenizer saved in a local Hugging Face directory."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise LoadError(f"tokenizer {str(path)!r} is not a directory")
+    try:
+        import transformers
+    except ImportError:
+        raise LoadError("loading a Hugging Face tokenizer needs transformers: "
+                        "pip install 'attnscope[hf]'") from None
+    try:
+        return transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except Exception as err:
+        raise LoadError(f"cannot load a tokenizer from {str(path)!r}: {_one_line(err)}"
+                        ) from None
+
+
+def _load_hf(path: Path, generate: bool = False) -> nn.Module:
+    """A local Hugging Face model: sequence classifiers get their head, encoder-decoders
+    their LM head when ``generate``, others AutoModel."""
     if not (path / "config.json").is_file():
         raise LoadError(f"directory {str(path)!r} has no config.json, so it is not a "
                         "Hugging Face model")
@@ -228,6 +247,8 @@ def _load_hf(path: Path) -> nn.Module:
         config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
         heads = [a for a in (config.architectures or []) if a.endswith("ForSequenceClassification")]
         auto = (transformers.AutoModelForSequenceClassification if heads
+                else transformers.AutoModelForSeq2SeqLM
+                if generate and getattr(config, "is_encoder_decoder", False)
                 else transformers.AutoModel)
         return auto.from_pretrained(path, local_files_only=True)
     except Exception as err:

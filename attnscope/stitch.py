@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -222,10 +222,3 @@ def _store_groups(store: Any, step: str | None) -> dict[str, Group]:
 def _read(store: Any, entry: str, step: str | None) -> np.ndarray:
     return np.ascontiguousarray(store.read(entry, step=step), dtype=np.float32)
 
-
-def stitched_modules(maps: Iterable[AttentionMap]) -> list[str]:
-    """Modules that ran more than once in one model call (candidates for stitching)."""
-    seen: dict[tuple[str, int], int] = {}
-    for m in maps:
-        seen[(m.module, m.forward_index)] = seen.get((m.module, m.forward_index), 0) + 1
-    return list(dict.fromkeys(name for (name, _), n in seen.items() if n > 1))

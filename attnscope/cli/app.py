@@ -40,6 +40,7 @@ def _register_subcommands() -> None:
     from attnscope.cli.evaluate_command import evaluate
     from attnscope.cli.plot_command import plot
     from attnscope.cli.store_commands import export, store_app
+    from attnscope.cli.text_command import translate
 
     app.command("demo")(demo)
     app.command("capture")(capture)
@@ -48,6 +49,9 @@ def _register_subcommands() -> None:
     app.command("dashboard")(dashboard)
     app.add_typer(store_app, name="store")
     app.command("export")(export)
+    app.command("translate")(translate)
+    app.command("text", help="Same as translate; encoder-only models draw their "
+                "self-attention.")(translate)
 
 
 _register_subcommands()

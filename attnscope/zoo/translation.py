@@ -5,7 +5,9 @@ Source sentences are subject-object-verb with particles (``ookii neko ga akai ri
 taberu``), targets subject-verb-object (``big cat eats red apple``); every word has its
 own source and target token. Validation and test decode greedily with a key/value
 cache, so each generated token's attention is captured as it is produced: the module
-``net.decoder.1.cross_attn[t]`` holds the row of the token generated at step ``t``.
+``net.decoder.1.cross_attn[t]`` holds the row of the token generated at step ``t``
+(``attnscope.stitch`` puts them back into one map). The model speaks the text protocol
+(``attnscope.text.protocol``), so ``attnscope translate`` works on it too.
 """
 
 from __future__ import annotations
@@ -125,13 +127,34 @@ class Translator(nn.Module):
             x = layer(x, pad)
         return x, pad
 
+    def decode(self, tgt: torch.Tensor, memory: tuple[torch.Tensor, torch.Tensor]
+               ) -> torch.Tensor:
+        """Logits ``(batch, target, vocab)`` for a whole target prefix (teacher forcing)."""
+        x = self._embed(tgt)
+        for layer in self.decoder:
+            x, _ = layer(x, *memory)
+        return self.out(self.norm(x))
+
+    # the rest of the text protocol (attnscope.text.protocol): ids <-> words
+    bos_id, eos_id, pad_id = BOS, EOS, PAD
+
+    def source_ids(self, text: str) -> list[int]:
+        unknown = [w for w in text.split() if w not in INDEX]
+        if unknown:
+            from attnscope.text.protocol import TextModelError
+
+            raise TextModelError(f"words outside the demo vocabulary: {', '.join(unknown)}")
+        return [INDEX[w] for w in text.split()]
+
+    def source_tokens(self, ids: list[int]) -> list[str]:
+        return [VOCAB[i] for i in ids]
+
+    target_tokens = source_tokens
+
     def loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         src, tgt, _ = batch
-        memory, pad = self.encode(src)
-        x = self._embed(torch.cat([torch.full_like(tgt[:, :1], BOS), tgt[:, :-1]], 1))
-        for layer in self.decoder:
-            x, _ = layer(x, memory, pad)
-        logits = self.out(self.norm(x))
+        logits = self.decode(torch.cat([torch.full_like(tgt[:, :1], BOS), tgt[:, :-1]], 1),
+                             self.encode(src))
         return F.cross_entropy(logits.flatten(0, 1), tgt.flatten(), ignore_index=PAD)
 
     def translate(self, src: torch.Tensor, steps: int = TGT_LEN) -> torch.Tensor:

@@ -122,3 +122,36 @@ class TinyTranslator(nn.Module):
 def make_model() -> TinyTranslator:
     """Factory for ``--model tests.text.models:make_model``."""
     return TinyTranslator().eval()
+
+
+def make_data() -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Validation pairs ``(source ids, target ids)``, right-padded with ``PAD``."""
+    src = [[4, 7, 10, 5, 8, EOS], [6, 9, EOS, PAD, PAD, PAD], [5, 8, 11, 4, 7, EOS]]
+    tgt = [[12, 13, 16, EOS], [18, 15, EOS, PAD], [12, 14, 17, EOS]]
+    return [(torch.tensor(s), torch.tensor(t)) for s, t in zip(src, tgt)]
+
+
+class NoAttention(nn.Module):
+    """Speaks the protocol but mixes tokens with a GRU: nothing to capture."""
+
+    bos_id, eos_id = BOS, EOS
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tok = nn.Embedding(len(WORDS), 8)
+        self.rnn = nn.GRU(8, 8, batch_first=True)
+        self.lm = nn.Linear(8, len(WORDS))
+
+    def encode(self, src: torch.Tensor) -> torch.Tensor:
+        return self.rnn(self.tok(src))[1]
+
+    def decode(self, tgt: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        return self.lm(self.rnn(self.tok(tgt), memory)[0])
+
+    source_ids = TinyTranslator.source_ids
+    source_tokens = TinyTranslator.source_tokens
+    target_tokens = TinyTranslator.source_tokens
+
+
+def make_no_attention() -> NoAttention:
+    return NoAttention().eval()
