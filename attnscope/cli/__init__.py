@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from attnscope.cli.app import app
+from attnscope.cli.commands import app
 
 # options that take several values in a row (``--channel-names EEG1 EEG2 EEG3``); click
 # options take one value each, so the row is rewritten into repeated options first
@@ -16,7 +16,8 @@ MULTI = {"dashboard": ("--channel-names", "--class-names")}
 def expand_multi(argv: list[str]) -> list[str]:
     """``dashboard --channel-names A B --out d`` -> ``... --channel-names A
     --channel-names B --out d`` (only for the commands and options in ``MULTI``)."""
-    flags = MULTI.get(argv[0], ()) if argv else ()
+    command = next((a for a in argv if not a.startswith("-")), "")  # after --traceback
+    flags = MULTI.get(command, ())
     out: list[str] = []
     current = None
     for arg in argv:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from attnscope.cli.app import console, err_console, fail
+from attnscope.cli._console import console, err_console, fail
 
 
 def dashboard(
@@ -41,9 +41,9 @@ def dashboard(
 ) -> None:
     """Dashboards of hierarchical attention: across epochs (true->pred), across channels
     and over time, for each of the first N samples."""
+    from attnscope.cli.loading import load_data, load_model
     from attnscope.errors import AttnscopeError
     from attnscope.hierarchy import dashboard as run_dashboard
-    from attnscope.loading import load_data, load_model
 
     names = _split(channel_names)
     try:
@@ -58,7 +58,7 @@ def dashboard(
             channel_module=channel_module, temporal_module=temporal_module,
             epoch_seconds=epoch_seconds, batch_size=batch_size, dpi=dpi)
     except AttnscopeError as err:
-        raise fail(str(err)) from None
+        raise fail(str(err), err) from None
     for line in result.explain():
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     for note in result.notes:

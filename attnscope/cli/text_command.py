@@ -41,9 +41,9 @@ def translate(
 ) -> None:
     """Decode sentences while capturing attention: cross / causal self / encoder maps per
     layer with token labels, every head, and warnings (diffuse, copying, positional)."""
-    from attnscope.cli.app import console, fail
+    from attnscope.cli._console import console, fail
+    from attnscope.cli.loading import load_data, load_model, load_tokenizer
     from attnscope.errors import AttnscopeError
-    from attnscope.loading import load_data, load_model, load_tokenizer
     from attnscope.text import translate as run
     from attnscope.text.inputs import dataset_inputs, read_lines
 
@@ -65,5 +65,5 @@ def translate(
             echo=lambda line: console.print(line, markup=False, highlight=False,
                                             soft_wrap=True))
     except AttnscopeError as err:
-        raise fail(str(err)) from None
+        raise fail(str(err), err) from None
     console.print(f"wrote {out}/summary.json", markup=False, highlight=False)

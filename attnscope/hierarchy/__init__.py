@@ -8,8 +8,8 @@ Example:
 
 from __future__ import annotations
 
-from attnscope.hierarchy.collect import Hierarchy, collect
-from attnscope.hierarchy.dashboard import DashboardResult, dashboard
+from attnscope.hierarchy.gather import Hierarchy, collect
 from attnscope.hierarchy.levels import Level, find_levels
+from attnscope.hierarchy.pages import DashboardResult, dashboard
 
 __all__ = ["DashboardResult", "Hierarchy", "Level", "collect", "dashboard", "find_levels"]

@@ -24,7 +24,7 @@ import numpy as np
 
 from attnscope.errors import SelectionError
 from attnscope.maps import Recording
-from attnscope.stitch import stitch
+from attnscope.stitching import stitch
 
 LEVELS = ("epoch", "channel", "temporal")
 

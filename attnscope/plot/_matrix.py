@@ -23,7 +23,7 @@ def find_mask(w: np.ndarray, mask: MaskSpec = "auto") -> np.ndarray:
     """Boolean ``(query, key)`` mask of cells to hide.
 
     ``"auto"``: NaN and the cells a capture recorded as masked (stored as ``-0.0``, see
-    :func:`attnscope.capture.session.mark_masked`); for arrays without that record, the
+    :func:`attnscope.capturing.session.mark_masked`); for arrays without that record, the
     structure: a causal upper triangle that is exactly zero, keys no query attends to
     (padding) and queries with no weight at all. ``"zeros"``: every exact zero;
     ``None``: NaN only; an array: used as given.

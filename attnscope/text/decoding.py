@@ -19,7 +19,7 @@ import torch
 
 from attnscope.errors import AttnscopeError
 from attnscope.maps import AttentionMap
-from attnscope.stitch import stitch
+from attnscope.stitching import stitch
 from attnscope.text.protocol import TextModelError, is_seq2seq
 
 

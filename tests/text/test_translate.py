@@ -136,7 +136,7 @@ def test_hugging_face_seq2seq_directory(tmp_path, kind):
     # ground truth another way: the eager implementation's own attention outputs
     import transformers as tf
 
-    from attnscope.loading import load_tokenizer
+    from attnscope.cli.loading import load_tokenizer
 
     eager = tf.AutoModelForSeq2SeqLM.from_pretrained(folder, attn_implementation="eager").eval()
     wrapped = attnscope.text.hf.wrap_hf(eager, load_tokenizer(folder))
@@ -177,7 +177,7 @@ def test_encoder_only_hugging_face_model(tmp_path):
 
 
 def test_zoo_translator_speaks_the_same_protocol(tmp_path):
-    from attnscope.zoo.translation import Translator
+    from attnscope.demos.families.translation import Translator
 
     model = Translator().eval()
     assert isinstance(model, attnscope.Seq2SeqModel)
