@@ -59,6 +59,10 @@ def __getattr__(name: str) -> Any:
         from attnscope.integrations.lightning import AttentionCallback
 
         return AttentionCallback
+    if name == "graph":  # attnscope.graph.temporal_edge_index(...), without an import line
+        from importlib import import_module
+
+        return import_module("attnscope.graph")
     raise AttributeError(f"module 'attnscope' has no attribute {name!r}")
 
 

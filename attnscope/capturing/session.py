@@ -224,6 +224,8 @@ class CaptureSession:
             if effective is not None:
                 effective, _, _ = self.select(effective, owner.name, graph)
         model_tensors = () if owned else (weights, effective)
+        if not graph:
+            weights = mark_masked(weights, in_place=owned)
         weights = self.detach_copy(sel.finish(weights, head_axis), model_tensors)
         if effective is not None:
             effective = self.detach_copy(sel.finish(effective, head_axis), model_tensors)
@@ -298,3 +300,16 @@ class CaptureSession:
     def note_ignored_softmax(self, owner: Frame | None) -> None:
         name = owner.name if owner is not None else "<outside the model>"
         self.ignored_softmax[name] = self.ignored_softmax.get(name, 0) + 1
+
+
+def mark_masked(weights: torch.Tensor, in_place: bool = False) -> torch.Tensor:
+    """Exact zeros of a softmax output (keys the model masked with -inf or a huge negative
+    score) become -0.0, before any cast: they equal 0 for every computation, yet survive
+    float16 storage, unlike a small weight that merely rounds to +0.0 there. Figures hide
+    the signed zeros only (:func:`attnscope.plot.find_mask`). Maps without a zero cost one
+    min-reduction; ``in_place`` for tensors the strategy owns."""
+    if not weights.is_floating_point() or weights.numel() == 0 or bool(weights.amin() > 0):
+        return weights
+    if in_place:
+        return weights.masked_fill_(weights == 0, -0.0)
+    return torch.where(weights == 0, torch.tensor(-0.0, dtype=weights.dtype), weights)

@@ -35,6 +35,7 @@ def strategies() -> None:
 
 def _register_subcommands() -> None:
     from attnscope.cli.capture_command import capture
+    from attnscope.cli.dashboard_command import dashboard
     from attnscope.cli.demo_command import demo
     from attnscope.cli.evaluate_command import evaluate
     from attnscope.cli.plot_command import plot
@@ -48,6 +49,7 @@ def _register_subcommands() -> None:
     app.command("plot")(plot)
     app.command("view")(view)
     app.command("evaluate")(evaluate)
+    app.command("dashboard")(dashboard)
     app.add_typer(store_app, name="store")
     app.command("export")(export)
     app.command("stats")(stats)

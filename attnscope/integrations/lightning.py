@@ -229,11 +229,10 @@ class AttentionCallback(Callback):
 
         store = open_store(self.store_path(trainer))
         out = self.output_dir(trainer)
-        keys = {s: f"epoch_{int(s[6:])}" for s in store.steps
-                if s.startswith("epoch_") and s[6:].isdigit()}
-        written = export(store, out, "npy") + export(store, out, "npz", npz_keys=keys)
+        # the same defaults as ``attnscope export``: one set of names for both
+        written = export(store, out, "npy") + export(store, out, "npz")
         try:
-            written += export(store, out, "csv", csv_name="attention_all_epochs.csv")
+            written += export(store, out, "csv")
         except (ExportTooLargeError, attnscope.AttnscopeError) as err:
             warnings.warn(f"attention CSV not written: {err}", stacklevel=2)
         return written
