@@ -10,27 +10,32 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
 from torch import nn
 
+from attnscope.capture.layout import CallShape, declared_heads, fit_dense
 from attnscope.capture.selection import Selection
 from attnscope.errors import SelectionError
 from attnscope.maps import AttentionMap, Recording
 
 _WRAPPERS = (nn.Softmax, nn.Softmin, nn.Softmax2d, nn.LogSoftmax, nn.Identity,
              nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
-_ATTENTION_NAME = re.compile(r"attn|attention", re.IGNORECASE)
+_ATTENTION_NAME = re.compile(r"attn|atten|attend|mha|mhsa|multi_?head", re.IGNORECASE)
 _CROSS_NAME = re.compile(
     r"cross|encoder_attn|enc_dec|encdec|src_attn|multihead_attn|context_attn|inter_attn",
     re.IGNORECASE,
 )
+_SELF_NAME = re.compile(r"self", re.IGNORECASE)
 # forward kwargs that carry another sequence's states into an attention module
 _CROSS_KWARGS = ("encoder_hidden_states", "key_value_states", "memory", "encoder_outputs",
                  "cross_attention_states", "enc_output", "context")
+# forward kwargs that mean keys come from a cache (decoding): more keys than queries
+_CACHE_KWARGS = ("past_key_value", "past_key_values", "layer_past", "cache", "cache_position",
+                 "past_key_values_length", "kv_cache")
 
 
 class MapSink(Protocol):
@@ -49,8 +54,11 @@ class Frame:
     call_index: int
     wrapper: bool
     cross_hint: bool
+    tokens: int | None = None  # sequence length of its first (batch, seq, feature) input
+    cached: bool = False  # called with a key/value cache
     edge_index: torch.Tensor | None = None  # graph connectivity the layer is using now
-    pending: Any = None  # softmax output waiting to see what multiplies V (softmax.py)
+    pending: Any = None  # softmax outputs waiting for evidence (softmax.py)
+    products: list = field(default_factory=list)  # query-key products made in this call
 
 
 def _matches(patterns: Sequence[str], name: str, cls: str) -> bool:
@@ -61,6 +69,19 @@ def _patterns(value: str | Sequence[str] | None) -> tuple[str, ...]:
     if value is None:
         return ()
     return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _tokens(args: tuple, kwargs: dict, batch: int | None) -> int | None:
+    """Sequence length of a module call's first ``(batch, seq, feature)`` input
+    (``(seq, batch, feature)`` when only the second axis is the batch)."""
+    first = next((t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)), None)
+    if first is None or first.ndim != 3 or not first.is_floating_point() or batch is None:
+        return None
+    if first.shape[0] % batch == 0:
+        return int(first.shape[1])
+    if first.shape[1] == batch:
+        return int(first.shape[0])
+    return None
 
 
 def module_names(model: nn.Module) -> dict[nn.Module, str]:
@@ -97,6 +118,8 @@ class CaptureSession:
         self.claimed: set[str] = set()  # modules whose maps come from a declared strategy
         self.ignored_softmax: dict[str, int] = {}  # softmax owners that are not attention
         self._unsent: list[AttentionMap] = []
+        # called with a frame whose ``pending`` is set, as it leaves the stack
+        self.frame_end: list[Callable[[Frame], None]] = []
 
     # -- module stack --------------------------------------------------------------
     def push(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
@@ -110,12 +133,18 @@ class CaptureSession:
         index = self._calls.get(name, 0)
         self._calls[name] = index + 1
         cross = any(isinstance(kwargs.get(k), torch.Tensor) for k in _CROSS_KWARGS)
-        self.stack.append(Frame(name, module, index, isinstance(module, _WRAPPERS), cross))
+        cached = any(kwargs.get(k) is not None for k in _CACHE_KWARGS)
+        self.stack.append(Frame(name, module, index, isinstance(module, _WRAPPERS), cross,
+                                _tokens(args, kwargs, self.call_batch), cached))
 
     def pop(self, module: nn.Module) -> None:
         # pop down to this module's frame: a forward that raised may have left children
         while self.stack:
             frame = self.stack.pop()
+            if frame.pending is not None:
+                for end in self.frame_end:
+                    end(frame)
+                frame.pending = None
             if frame.module is module:
                 break
         if module is self.root and not self.stack:
@@ -128,6 +157,36 @@ class CaptureSession:
                 return frame
         return None
 
+    def parents(self, frame: Frame, levels: int = 2) -> list[Frame]:
+        """``frame`` and up to ``levels`` enclosing non-wrapper module calls."""
+        found: list[Frame] = []
+        for f in reversed(self.stack[: self.stack.index(frame) + 1]):
+            if not f.wrapper:
+                found.append(f)
+            if len(found) > levels:
+                break
+        return found
+
+    def call_shape(self, owner: Frame) -> CallShape:
+        """Batch, declared heads, query tokens and cache use of ``owner``'s call."""
+        frames = self.parents(owner, 2)
+        tokens = next((f.tokens for f in frames if f.tokens is not None), None)
+        heads = declared_heads(owner.module)
+        cached = any(f.cached for f in self.stack)
+        return CallShape(self.call_batch, heads, tokens, cached)
+
+    def fit(self, owner: Frame, t: torch.Tensor, what: str) -> torch.Tensor | None:
+        """``t`` (key axis last) as ``(batch, head, query, key)``, or ``None`` after a
+        note saying why it was not recorded."""
+        dense, why = fit_dense(t, self.call_shape(owner))
+        if dense is None:
+            self.note(f"{owner.name or '<root>'}: {what} of shape {list(t.shape)} not "
+                      f"recorded: {why}")
+        return dense
+
+    def note(self, text: str) -> None:
+        self.recording.note(text)
+
     def frame_of(self, module: nn.Module) -> Frame | None:
         for frame in reversed(self.stack):
             if frame.module is module:
@@ -136,13 +195,17 @@ class CaptureSession:
 
     # -- filters -------------------------------------------------------------------
     def attention_named(self) -> bool:
-        """Whether the innermost module (or the wrapper it called) is named attention."""
+        """Whether the innermost module (or the wrapper it called, or its parent) is named
+        like attention: ``attn``, ``attention``, ``Attend``, ``mha``, ``multi_head``..."""
+        levels = 0
         for frame in reversed(self.stack):
             last = frame.name.rsplit(".", 1)[-1]
             if _ATTENTION_NAME.search(last) or _ATTENTION_NAME.search(type(frame.module).__name__):
-                return True
+                return frame.module is not self.root or levels == 0
             if not frame.wrapper:
-                return False
+                levels += 1
+                if levels > 1:
+                    return False
         return False
 
     def matching(self, patterns: Sequence[str], what: str) -> list[nn.Module]:
@@ -180,16 +243,29 @@ class CaptureSession:
             self._wanted[key] = cached
         return cached
 
-    def dense_kind(self, owner: Frame, hint: str | None = None) -> str:
+    def dense_kind(self, owner: Frame, hint: str | None = None,
+                   lengths: tuple[int, int] | None = None) -> str:
+        """``"cross"`` or ``"self"``: the user's ``kinds``, then names of the module and of
+        up to two enclosing blocks (``cross_attention``, ``EncDecAttention``...), then its
+        cross-sequence keyword arguments, then the strategy's hint, then ``lengths``
+        (queries, keys): different lengths outside cached decoding mean another sequence.
+        """
         for pattern, kind in self.kinds.items():
             if _matches((pattern,), owner.name, type(owner.module).__name__):
                 return kind
+        for frame in self.parents(owner, 2):
+            last = frame.name.rsplit(".", 1)[-1]
+            cls = type(frame.module).__name__
+            if _CROSS_NAME.search(last) or _CROSS_NAME.search(cls):
+                return "cross"
+            if _SELF_NAME.search(last) or _SELF_NAME.search(cls):
+                break  # a block that says self stops the walk
+        if owner.cross_hint:
+            return "cross"
         if hint is not None:
             return hint
-        last = owner.name.rsplit(".", 1)[-1]
-        if owner.cross_hint or _CROSS_NAME.search(last) or _CROSS_NAME.search(
-            type(owner.module).__name__
-        ):
+        if lengths is not None and lengths[0] != lengths[1] and lengths[0] > 1 and \
+                not any(f.cached for f in self.stack):
             return "cross"
         return "self"
 
