@@ -178,7 +178,8 @@ class SdpaStrategy(Strategy):
             batch = query.shape[0] if query.ndim >= 3 else 1
             num_heads = query.shape[-3] if query.ndim >= 3 else 1
             kv_heads = key.shape[-3] if key.ndim >= 3 else 1
-            invalid = (kv_heads != num_heads and not bound.get("enable_gqa", False)) or (
+            # one key head broadcasts over the query heads (multi-query attention)
+            invalid = (kv_heads not in (num_heads, 1) and not bound.get("enable_gqa", False)) or (
                 bound.get("is_causal", False) and bound.get("attn_mask") is not None)
             if invalid:
                 return func(*args, **kwargs)  # let torch raise its own error

@@ -39,7 +39,7 @@ _SOFTMAXES = (F.softmax, torch.softmax, torch.Tensor.softmax, torch.special.soft
 _SAME = (F.dropout, torch.dropout, torch.Tensor.to, torch.Tensor.type_as, torch.Tensor.float,
          torch.Tensor.contiguous)
 _MATMULS = (torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm,
-            torch.Tensor.bmm, torch.einsum)
+            torch.Tensor.bmm, torch.einsum, torch.baddbmm, torch.Tensor.baddbmm)
 _MULS = (torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__)
 _KEEP_PRODUCTS = 8
 
@@ -77,12 +77,16 @@ def _is_weight(t: object) -> bool:
     return isinstance(t, nn.Parameter) or isinstance(getattr(t, "_base", None), nn.Parameter)
 
 
-def _operands(func, args: tuple) -> tuple[str | None, tuple]:
+def _operands(func, args: tuple, kwargs: dict) -> tuple[str | None, tuple]:
     if func is torch.einsum:
         ops = args[1:]
         if len(ops) == 1 and isinstance(ops[0], (list, tuple)):
             ops = tuple(ops[0])
         return str(args[0]).replace(" ", ""), ops
+    if func in (torch.baddbmm, torch.Tensor.baddbmm):  # bias + batch1 @ batch2
+        named = dict(zip(("input", "batch1", "batch2"), args))
+        named.update({k: v for k, v in kwargs.items() if k in ("batch1", "batch2")})
+        return None, (named.get("batch1"), named.get("batch2"))
     return None, args[:2]
 
 
@@ -119,7 +123,7 @@ class SoftmaxStrategy(Strategy):
             pending = _Pending(out, key_dim, owner, same=[out])
             scores = args[0]
             from_product = isinstance(scores, torch.Tensor) and any(
-                shape == scores.shape for shape, _ in owner.products)
+                _same_scores(shape, scores.shape) for shape, _ in owner.products)
             if from_product or bool(session.include):
                 if not self._record(session, pending):
                     return out
@@ -139,7 +143,7 @@ class SoftmaxStrategy(Strategy):
             owner = session.owner()
             if owner is None:
                 return out
-            equation, ops = _operands(func, args)
+            equation, ops = _operands(func, args, kwargs)
             tensors = [t for t in ops if isinstance(t, torch.Tensor)]
             for pending in self._waiting(session):
                 self._on_product(session, pending, equation, ops)
@@ -190,7 +194,7 @@ class SoftmaxStrategy(Strategy):
                 evidence = any(keys in o.shape for o in others)
             else:
                 products = [ref() for _, ref in pending.owner.products]
-                evidence = (equation != "*" and pending.is_same(t)
+                evidence = (equation != "*" and t.shape[-1] == keys
                             and key_dim == probs.ndim - 1
                             and _contracts_last(equation, index, t.ndim)
                             and not any(o is p for o in others for p in products))
@@ -231,7 +235,7 @@ class SoftmaxStrategy(Strategy):
         """Candidates without evidence go to the caller once, then are noted."""
         parent = session.owner()
         for pending in frame.pending or ():
-            if pending.recorded or pending.owner is not frame and pending.moved:
+            if pending.recorded:
                 continue
             if not pending.moved and parent is not None:
                 pending.moved = True
@@ -252,6 +256,12 @@ class SoftmaxStrategy(Strategy):
         eff, _, _ = session.select(to_dense_layout(used.detach(), pending.key_dim), m.module,
                                    graph=False)
         m.effective = session.detach_copy(session.selection.finish(eff, 1), (used,))
+
+
+def _same_scores(product: torch.Size, scores: torch.Size) -> bool:
+    """Scores are the product, maybe viewed with heads split from or folded into the
+    batch: same elements, same (query, key) axes."""
+    return product[-2:] == scores[-2:] and product.numel() == scores.numel()
 
 
 def _batch_rows(probs: torch.Tensor, key_dim: int) -> int:
