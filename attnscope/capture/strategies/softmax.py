@@ -124,7 +124,9 @@ class SoftmaxStrategy(Strategy):
             scores = args[0]
             from_product = isinstance(scores, torch.Tensor) and any(
                 _same_scores(shape, scores.shape) for shape, _ in owner.products)
-            if from_product or bool(session.include):
+            # Longformer's band has a documented layout (see layout.band_to_dense)
+            band = isinstance(getattr(owner.module, "one_sided_attn_window_size", None), int)
+            if from_product or band or bool(session.include):
                 if not self._record(session, pending):
                     return out
             owner.pending = [*(owner.pending or [])[-3:], pending]
@@ -212,10 +214,10 @@ class SoftmaxStrategy(Strategy):
         owner, probs = pending.owner, pending.probs
         t = probs.movedim(pending.key_dim, -1)
         window = getattr(owner.module, "one_sided_attn_window_size", None)
-        if isinstance(window, int) and probs.ndim == 4 and pending.key_dim == 3:
-            if probs.shape[-1] != 2 * window + 1:
-                session.note(f"{owner.name}: Longformer band with global tokens "
-                             f"({probs.shape[-1] - 2 * window - 1} extra keys) not recorded")
+        if isinstance(window, int):
+            if probs.ndim != 4 or pending.key_dim != 3 or probs.shape[-1] != 2 * window + 1:
+                session.note(f"{owner.name}: Longformer attention with global tokens "
+                             f"(softmax of shape {list(probs.shape)}) not recorded")
                 return False
             dense = band_to_dense(probs, window)
         else:
