@@ -73,9 +73,16 @@ def _patterns(value: str | Sequence[str] | None) -> tuple[str, ...]:
 
 def _tokens(args: tuple, kwargs: dict, batch: int | None) -> int | None:
     """Sequence length of a module call's first ``(batch, seq, feature)`` input
-    (``(seq, batch, feature)`` when only the second axis is the batch)."""
-    first = next((t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)), None)
-    if first is None or first.ndim != 3 or not first.is_floating_point() or batch is None:
+    (``(seq, batch, feature)`` when only the second axis is the batch), or of its
+    ``(batch, head, seq, dim)`` query when it gets q, k and v."""
+    tensors = [t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)]
+    first = tensors[0] if tensors else None
+    if first is None or not first.is_floating_point() or batch is None:
+        return None
+    if first.ndim == 4 and len(tensors) >= 3 and first.shape[0] == batch and \
+            tensors[1].shape[:2] == tensors[2].shape[:2] == first.shape[:2]:
+        return int(first.shape[-2])  # q, k, v already split: (batch, head, seq, dim)
+    if first.ndim != 3:
         return None
     if first.shape[0] % batch == 0:
         return int(first.shape[1])

@@ -132,3 +132,26 @@ def test_first_capture_does_not_import_dynamo():
             "assert rec.maps and 'torch._dynamo' not in sys.modules, sorted(sys.modules)\n"
             "assert torch.manual_seed is seed\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.parametrize("around", [0, 1])
+def test_local_attention_package_windows(around):
+    """lucidrains' local-attention: (batch*head, window, query, key) chunks; without
+    look-around they tile the sequence and are rebuilt, with it they are refused."""
+    local_attention = pytest.importorskip("local_attention",
+                                          reason="local-attention is not installed")
+    torch.manual_seed(0)
+    attn = local_attention.LocalAttention(dim=8, window_size=4, look_backward=around,
+                                          look_forward=around, autopad=True).eval()
+    q, k, v = (torch.randn(2, 2, 16, 8) for _ in range(3))
+    if around:
+        with pytest.raises(attnscope.NoAttentionFoundError, match="local-window"):
+            _capture(attn, q, k, v)
+        return
+    with torch.no_grad(), attnscope.capture(attn) as rec:
+        out = attn(q, k, v)
+    (m,) = rec.maps
+    assert m.weights.shape == (2, 2, 16, 16)
+    assert (m.weights @ v - out).abs().max() < TOL  # the map really multiplies V
+    block = torch.arange(16) // 4
+    assert torch.all(m.weights[..., block[:, None] != block[None, :]] == 0)

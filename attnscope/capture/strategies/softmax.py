@@ -126,9 +126,9 @@ class SoftmaxStrategy(Strategy):
                 _same_scores(shape, scores.shape) for shape, _ in owner.products)
             # Longformer's band has a documented layout (see layout.band_to_dense)
             band = isinstance(getattr(owner.module, "one_sided_attn_window_size", None), int)
-            if from_product or band or bool(session.include):
-                if not self._record(session, pending):
-                    return out
+            if (from_product or band or bool(session.include)) and \
+                    not self._record(session, pending):
+                return out
             owner.pending = [*(owner.pending or [])[-3:], pending]
             return out
 
