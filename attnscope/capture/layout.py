@@ -116,6 +116,11 @@ def fit_dense(t: torch.Tensor, call: CallShape) -> tuple[torch.Tensor | None, st
         n = lead[0]
         if batch is None or n == batch:
             return t[:, None], None
+        if q_len == 1 and tokens and tokens > 1 and n % (batch * tokens) == 0:
+            return None, (f"one row of {t.shape[-1]} weights per token, tokens folded into "
+                          f"the batch ({n} rows = {batch} samples x {tokens} tokens x "
+                          f"{n // batch // tokens}): a dynamic-convolution or band layout "
+                          "whose key offsets are not recorded")
         if heads and heads > 1 and n % heads == 0 and (n // heads) % batch == 0:
             return _unfold(t, n // heads, heads)
         if n % batch == 0:
@@ -123,8 +128,17 @@ def fit_dense(t: torch.Tensor, call: CallShape) -> tuple[torch.Tensor | None, st
         return None, (f"leading axis of {n} rows is not a multiple of the call's "
                       f"batch of {batch}: layout unknown")
     if len(lead) > 2:
-        t = t.flatten(0, len(lead) - 3)
+        t = t.flatten(0, len(lead) - 2)
     return t, None
+
+
+def folded_note(rows: int, batch: int | None) -> str | None:
+    """What a kept-whole batch axis holds when it is not the model call's batch."""
+    if batch is None or rows == batch:
+        return None
+    return (f"batch axis holds {rows} rows for a model call of {batch} samples (epochs, "
+            "channels or windows folded into the batch): kept whole, sample selection "
+            "does not apply")
 
 
 def band_to_dense(band: torch.Tensor, one_sided: int) -> torch.Tensor:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from attnscope.capture.layout import CallShape, declared_heads, fit_dense
+from attnscope.capture.layout import CallShape, declared_heads, fit_dense, folded_note
 from attnscope.capture.selection import Selection
 from attnscope.errors import SelectionError
 from attnscope.maps import AttentionMap, Recording
@@ -189,6 +189,10 @@ class CaptureSession:
         if dense is None:
             self.note(f"{owner.name or '<root>'}: {what} of shape {list(t.shape)} not "
                       f"recorded: {why}")
+        elif dense.ndim == 4:
+            folded = folded_note(int(dense.shape[0]), self.call_batch)
+            if folded:
+                self.note(f"{owner.name or '<root>'}: {folded}")
         return dense
 
     def note(self, text: str) -> None:

@@ -117,3 +117,50 @@ def test_longformer_global_tokens_are_refused_with_a_note():
     with torch.no_grad(), pytest.raises(attnscope.NoAttentionFoundError, match="global"):
         with attnscope.capture(model):
             model(input_ids=ids, global_attention_mask=glob)
+
+
+def _long_inputs():
+    torch.manual_seed(1)
+    ids = torch.randint(2, 64, (2, 32))
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+def test_bigbird_block_sparse_fragments_are_refused_with_a_note():
+    arch = Arch("BigBirdModel", dict(vocab_size=64, hidden_size=32, num_hidden_layers=1,
+                                     num_attention_heads=4, intermediate_size=48,
+                                     attention_type="block_sparse", block_size=2,
+                                     num_random_blocks=1, max_position_embeddings=64))
+    model = make(arch, "eager")
+    with torch.no_grad(), pytest.raises(attnscope.NoAttentionFoundError, match="query subset"):
+        with attnscope.capture(model):
+            model(**_long_inputs())
+
+
+def test_convbert_dynamic_convolution_is_refused_and_its_attention_kept():
+    from tests.capture.hf_models import SMALL
+
+    arch = Arch("ConvBertModel", dict(SMALL, embedding_size=32))
+    fast, eager = _pair(arch)
+    given = inputs(arch)
+    with torch.no_grad():
+        expected = reference(eager, arch, given)
+        with attnscope.capture(fast) as rec:
+            fast(**given)
+    assert len(rec.maps) == len(expected)
+    for m, (_, want) in zip(rec.maps, expected):
+        _close_on_live_rows(m.weights, want)
+    assert any("dynamic-convolution" in n for n in rec.notes)
+
+
+def test_swin_windows_stay_folded_in_the_batch_with_a_note():
+    arch = Arch("SwinModel", dict(embed_dim=16, depths=[2], num_heads=[2], window_size=2,
+                                  image_size=16, patch_size=4), "pixels")
+    fast, eager = _pair(arch)
+    given = inputs(arch)
+    with torch.no_grad():
+        (last,) = eager(**given, output_attentions=True).attentions  # last block per stage
+        with attnscope.capture(fast) as rec:
+            fast(**given)
+    assert [m.weights.shape for m in rec.maps] == [(8, 2, 4, 4)] * 2  # 2 images x 4 windows
+    assert (rec.maps[1].weights - last).abs().max() < TOL
+    assert any("8 rows for a model call of 2 samples" in n for n in rec.notes)

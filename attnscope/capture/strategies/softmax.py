@@ -55,6 +55,7 @@ class _Pending:
     record: AttentionMap | None = None  # the map, while an effective matrix can line up
     same: list[torch.Tensor] = field(default_factory=list)
     moved: bool = False  # handed to the caller's frame once
+    done: bool = False  # recorded or refused by the layout check: nothing left to decide
 
     def is_same(self, t: object) -> bool:
         return any(t is s for s in self.same)
@@ -185,6 +186,8 @@ class SoftmaxStrategy(Strategy):
                         self._keep_effective(session, pending, t)
                     return
             return
+        if pending.done:
+            return
         one_d = probs.numel() // keys == _batch_rows(probs, key_dim)
         for index, t in enumerate(ops):
             if not pending.shares(t):
@@ -212,6 +215,7 @@ class SoftmaxStrategy(Strategy):
 
     def _record(self, session: CaptureSession, pending: _Pending) -> bool:
         owner, probs = pending.owner, pending.probs
+        pending.done = True
         t = probs.movedim(pending.key_dim, -1)
         window = getattr(owner.module, "one_sided_attn_window_size", None)
         if isinstance(window, int):
@@ -237,7 +241,7 @@ class SoftmaxStrategy(Strategy):
         """Candidates without evidence go to the caller once, then are noted."""
         parent = session.owner()
         for pending in frame.pending or ():
-            if pending.recorded:
+            if pending.done:
                 continue
             if not pending.moved and parent is not None:
                 pending.moved = True
