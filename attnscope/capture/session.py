@@ -55,6 +55,7 @@ class Frame:
     wrapper: bool
     cross_hint: bool
     tokens: int | None = None  # sequence length of its first (batch, seq, feature) input
+    dims: tuple[int, int] | None = None  # the first two axes of that input
     cached: bool = False  # called with a key/value cache
     edge_index: torch.Tensor | None = None  # graph connectivity the layer is using now
     pending: Any = None  # softmax outputs waiting for evidence (softmax.py)
@@ -141,8 +142,12 @@ class CaptureSession:
         self._calls[name] = index + 1
         cross = any(isinstance(kwargs.get(k), torch.Tensor) for k in _CROSS_KWARGS)
         cached = any(kwargs.get(k) is not None for k in _CACHE_KWARGS)
+        first = next((t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)), None)
+        dims = (int(first.shape[0]), int(first.shape[1])) if first is not None and \
+            first.ndim == 3 and first.is_floating_point() else None
         self.stack.append(Frame(name, module, index, isinstance(module, _WRAPPERS), cross,
-                                _tokens(args, kwargs, self.call_batch), cached))
+                                tokens=_tokens(args, kwargs, self.call_batch),
+                                dims=dims, cached=cached))
 
     def pop(self, module: nn.Module) -> None:
         # pop down to this module's frame: a forward that raised may have left children
@@ -185,7 +190,13 @@ class CaptureSession:
     def fit(self, owner: Frame, t: torch.Tensor, what: str) -> torch.Tensor | None:
         """``t`` (key axis last) as ``(batch, head, query, key)``, or ``None`` after a
         note saying why it was not recorded."""
-        dense, why = fit_dense(t, self.call_shape(owner))
+        call = self.call_shape(owner)
+        if t.ndim >= 3 and call.tokens != t.shape[-2]:
+            # a sequence-first model, (seq, batch, feature): its first axis is no batch
+            dims = next((f.dims for f in self.parents(owner, 2) if f.dims is not None), None)
+            if dims is not None and dims[0] == t.shape[-2] and dims[1] != dims[0]:
+                call = CallShape(dims[1], call.heads, dims[0], call.cached)
+        dense, why = fit_dense(t, call)
         if dense is None:
             self.note(f"{owner.name or '<root>'}: {what} of shape {list(t.shape)} not "
                       f"recorded: {why}")

@@ -199,3 +199,26 @@ class CrossModel(nn.Module):
         x = x + self.self_block(x)
         x = x + self.cross_block(x, memory)
         return x + self.plain(x, other)  # no name says cross: the key length does
+
+
+class SeqFirstAttention(QKV):
+    """fairseq style: (seq, batch, feature) in, heads folded batch-major for bmm."""
+
+    def forward(self, x):  # (seq, batch, 16)
+        s, b, _ = x.shape
+        q, k, v = (lin(x).reshape(s, b * self.heads, -1).transpose(0, 1)
+                   for lin in (self.q, self.k, self.v))
+        probs = torch.bmm(q, k.transpose(1, 2) / q.shape[-1] ** 0.5).softmax(-1)
+        return torch.bmm(probs, v).transpose(0, 1).reshape(s, b, -1)
+
+    def expected(self, x):
+        return FoldedAttention.expected(self, x.transpose(0, 1))
+
+
+class SeqFirstModel(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.self_attn = SeqFirstAttention()
+
+    def forward(self, x):
+        return self.self_attn(x)

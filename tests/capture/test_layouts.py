@@ -155,3 +155,12 @@ def test_local_attention_package_windows(around):
     assert (m.weights @ v - out).abs().max() < TOL  # the map really multiplies V
     block = torch.arange(16) // 4
     assert torch.all(m.weights[..., block[:, None] != block[None, :]] == 0)
+
+
+def test_sequence_first_model_with_folded_heads():
+    torch.manual_seed(0)
+    model = lm.SeqFirstModel().eval()
+    x = torch.randn(5, 12, 16)  # 5 steps, 12 samples: the first axis is not the batch
+    (m,) = _capture(model, x).maps
+    assert m.weights.shape == (12, 2, 5, 5)
+    assert (m.weights - model.self_attn.expected(x)).abs().max() < TOL

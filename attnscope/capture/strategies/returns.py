@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from attnscope.capture.registry import Removable, Strategy, register_strategy
-from attnscope.capture.selection import to_dense_layout, to_graph_layout
+from attnscope.capture.selection import to_graph_layout
 from attnscope.capture.session import CaptureSession, Frame
 
 
@@ -43,8 +43,9 @@ def record_declared(session: CaptureSession, frame: Frame, value: Any, source: s
             session.record(frame, to_graph_layout(value, axis), kind="graph", source=source,
                            edge_index=frame.edge_index)
             return
-    session.record(frame, to_dense_layout(value, -1), kind=session.dense_kind(frame),
-                   source=source)
+    dense = session.fit(frame, value, f"declared weights ({source})")
+    if dense is not None:
+        session.record(frame, dense, kind=session.dense_kind(frame), source=source)
 
 
 class _MethodPatch:
