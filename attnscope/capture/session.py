@@ -9,7 +9,6 @@ seen by the interception mode knows which module's ``forward`` called it. Pure w
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -17,25 +16,11 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from attnscope.capture.frames import Frame, attention_named, named_cross, new_frame
 from attnscope.capture.layout import CallShape, declared_heads, fit_dense, folded_note
 from attnscope.capture.selection import Selection
 from attnscope.errors import SelectionError
 from attnscope.maps import AttentionMap, Recording
-
-_WRAPPERS = (nn.Softmax, nn.Softmin, nn.Softmax2d, nn.LogSoftmax, nn.Identity,
-             nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
-_ATTENTION_NAME = re.compile(r"attn|atten|attend|mha|mhsa|multi_?head", re.IGNORECASE)
-_CROSS_NAME = re.compile(
-    r"cross|encoder_attn|enc_dec|encdec|src_attn|multihead_attn|context_attn|inter_attn",
-    re.IGNORECASE,
-)
-_SELF_NAME = re.compile(r"self", re.IGNORECASE)
-# forward kwargs that carry another sequence's states into an attention module
-_CROSS_KWARGS = ("encoder_hidden_states", "key_value_states", "memory", "encoder_outputs",
-                 "cross_attention_states", "enc_output", "context")
-# forward kwargs that mean keys come from a cache (decoding): more keys than queries
-_CACHE_KWARGS = ("past_key_value", "past_key_values", "layer_past", "cache", "cache_position",
-                 "past_key_values_length", "kv_cache")
 
 
 class MapSink(Protocol):
@@ -43,23 +28,6 @@ class MapSink(Protocol):
 
     def write(self, m: AttentionMap) -> None: ...
     def commit(self) -> None: ...
-
-
-@dataclass
-class Frame:
-    """One active module call."""
-
-    name: str
-    module: nn.Module
-    call_index: int
-    wrapper: bool
-    cross_hint: bool
-    tokens: int | None = None  # sequence length of its first (batch, seq, feature) input
-    dims: tuple[int, int] | None = None  # the first two axes of that input
-    cached: bool = False  # called with a key/value cache
-    edge_index: torch.Tensor | None = None  # graph connectivity the layer is using now
-    pending: Any = None  # softmax outputs waiting for evidence (softmax.py)
-    products: list = field(default_factory=list)  # query-key products made in this call
 
 
 def _matches(patterns: Sequence[str], name: str, cls: str) -> bool:
@@ -70,26 +38,6 @@ def _patterns(value: str | Sequence[str] | None) -> tuple[str, ...]:
     if value is None:
         return ()
     return (value,) if isinstance(value, str) else tuple(value)
-
-
-def _tokens(args: tuple, kwargs: dict, batch: int | None) -> int | None:
-    """Sequence length of a module call's first ``(batch, seq, feature)`` input
-    (``(seq, batch, feature)`` when only the second axis is the batch), or of its
-    ``(batch, head, seq, dim)`` query when it gets q, k and v."""
-    tensors = [t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)]
-    first = tensors[0] if tensors else None
-    if first is None or not first.is_floating_point() or batch is None:
-        return None
-    if first.ndim == 4 and len(tensors) >= 3 and first.shape[0] == batch and \
-            tensors[1].shape[:2] == tensors[2].shape[:2] == first.shape[:2]:
-        return int(first.shape[-2])  # q, k, v already split: (batch, head, seq, dim)
-    if first.ndim != 3:
-        return None
-    if first.shape[0] % batch == 0:
-        return int(first.shape[1])
-    if first.shape[1] == batch:
-        return int(first.shape[0])
-    return None
 
 
 def module_names(model: nn.Module) -> dict[nn.Module, str]:
@@ -140,14 +88,7 @@ class CaptureSession:
             self.call_batch = None if first is None else int(first.shape[0])
         index = self._calls.get(name, 0)
         self._calls[name] = index + 1
-        cross = any(isinstance(kwargs.get(k), torch.Tensor) for k in _CROSS_KWARGS)
-        cached = any(kwargs.get(k) is not None for k in _CACHE_KWARGS)
-        first = next((t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)), None)
-        dims = (int(first.shape[0]), int(first.shape[1])) if first is not None and \
-            first.ndim == 3 and first.is_floating_point() else None
-        self.stack.append(Frame(name, module, index, isinstance(module, _WRAPPERS), cross,
-                                tokens=_tokens(args, kwargs, self.call_batch),
-                                dims=dims, cached=cached))
+        self.stack.append(new_frame(name, module, index, args, kwargs, self.call_batch))
 
     def pop(self, module: nn.Module) -> None:
         # pop down to this module's frame: a forward that raised may have left children
@@ -194,7 +135,8 @@ class CaptureSession:
         if t.ndim >= 3 and call.tokens != t.shape[-2]:
             # a sequence-first model, (seq, batch, feature): its first axis is no batch
             dims = next((f.dims for f in self.parents(owner, 2) if f.dims is not None), None)
-            if dims is not None and dims[0] == t.shape[-2] and dims[1] != dims[0]:
+            if dims is not None and dims[0] == t.shape[-2] and dims[1] != dims[0] and \
+                    t.shape[0] % dims[1] == 0:
                 call = CallShape(dims[1], call.heads, dims[0], call.cached)
         dense, why = fit_dense(t, call)
         if dense is None:
@@ -219,16 +161,7 @@ class CaptureSession:
     def attention_named(self) -> bool:
         """Whether the innermost module (or the wrapper it called, or its parent) is named
         like attention: ``attn``, ``attention``, ``Attend``, ``mha``, ``multi_head``..."""
-        levels = 0
-        for frame in reversed(self.stack):
-            last = frame.name.rsplit(".", 1)[-1]
-            if _ATTENTION_NAME.search(last) or _ATTENTION_NAME.search(type(frame.module).__name__):
-                return frame.module is not self.root or levels == 0
-            if not frame.wrapper:
-                levels += 1
-                if levels > 1:
-                    return False
-        return False
+        return attention_named(self.stack, self.root)
 
     def matching(self, patterns: Sequence[str], what: str) -> list[nn.Module]:
         """Modules matching any pattern; a pattern that matches nothing is an error."""
@@ -275,13 +208,8 @@ class CaptureSession:
         for pattern, kind in self.kinds.items():
             if _matches((pattern,), owner.name, type(owner.module).__name__):
                 return kind
-        for frame in self.parents(owner, 2):
-            last = frame.name.rsplit(".", 1)[-1]
-            cls = type(frame.module).__name__
-            if _CROSS_NAME.search(last) or _CROSS_NAME.search(cls):
-                return "cross"
-            if _SELF_NAME.search(last) or _SELF_NAME.search(cls):
-                break  # a block that says self stops the walk
+        if named_cross(self.parents(owner, 2)):
+            return "cross"
         if owner.cross_hint:
             return "cross"
         if hint is not None:

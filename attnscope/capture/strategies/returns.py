@@ -17,9 +17,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from attnscope.capture.frames import Frame
 from attnscope.capture.registry import Removable, Strategy, register_strategy
 from attnscope.capture.selection import to_graph_layout
-from attnscope.capture.session import CaptureSession, Frame
+from attnscope.capture.session import CaptureSession
 
 
 def _edge_axis(module: nn.Module, weights: torch.Tensor, edges: int) -> int | None:

@@ -29,10 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from attnscope.capture.frames import Frame
 from attnscope.capture.layout import band_to_dense
 from attnscope.capture.registry import Strategy, register_strategy
 from attnscope.capture.selection import to_dense_layout
-from attnscope.capture.session import CaptureSession, Frame
+from attnscope.capture.session import CaptureSession
 from attnscope.maps import AttentionMap
 
 _SOFTMAXES = (F.softmax, torch.softmax, torch.Tensor.softmax, torch.special.softmax)
