@@ -27,13 +27,20 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from attnscope.capture.frames import Frame
 from attnscope.capture.layout import band_to_dense
 from attnscope.capture.registry import Strategy, register_strategy
 from attnscope.capture.selection import to_dense_layout
 from attnscope.capture.session import CaptureSession
+from attnscope.capture.strategies._products import (
+    batch_rows,
+    contracts_last,
+    is_weight,
+    operands,
+    same_scores,
+    softmax_dim,
+)
 from attnscope.maps import AttentionMap
 
 _SOFTMAXES = (F.softmax, torch.softmax, torch.Tensor.softmax, torch.special.softmax)
@@ -68,41 +75,6 @@ class _Pending:
         return any(s.untyped_storage().data_ptr() == ptr for s in self.same)
 
 
-def _softmax_dim(args: tuple, kwargs: dict, ndim: int) -> int:
-    dim = args[1] if len(args) > 1 else kwargs.get("dim")
-    if dim is None:  # F.softmax's legacy implicit choice
-        dim = 0 if ndim in (0, 1, 3) else 1
-    return dim % max(ndim, 1)
-
-
-def _is_weight(t: object) -> bool:
-    return isinstance(t, nn.Parameter) or isinstance(getattr(t, "_base", None), nn.Parameter)
-
-
-def _operands(func, args: tuple, kwargs: dict) -> tuple[str | None, tuple]:
-    if func is torch.einsum:
-        ops = args[1:]
-        if len(ops) == 1 and isinstance(ops[0], (list, tuple)):
-            ops = tuple(ops[0])
-        return str(args[0]).replace(" ", ""), ops
-    if func in (torch.baddbmm, torch.Tensor.baddbmm):  # bias + batch1 @ batch2
-        named = dict(zip(("input", "batch1", "batch2"), args))
-        named.update({k: v for k, v in kwargs.items() if k in ("batch1", "batch2")})
-        return None, (named.get("batch1"), named.get("batch2"))
-    return None, args[:2]
-
-
-def _contracts_last(equation: str | None, index: int, ndim: int) -> bool:
-    """Whether operand ``index`` is multiplied over its last axis (summed away)."""
-    if equation is None:
-        return index == 0
-    inputs, _, output = equation.partition("->")
-    terms = inputs.split(",")
-    if index >= len(terms) or "." in terms[index] or len(terms[index]) != ndim or not output:
-        return False
-    return terms[index][-1] not in output
-
-
 @register_strategy
 class SoftmaxStrategy(Strategy):
     name = "softmax"
@@ -121,11 +93,11 @@ class SoftmaxStrategy(Strategy):
             if not session.wants(owner, session.attention_named()):
                 session.note_ignored_softmax(owner)
                 return out
-            key_dim = _softmax_dim(args, kwargs, out.ndim)
+            key_dim = softmax_dim(args, kwargs, out.ndim)
             pending = _Pending(out, key_dim, owner, same=[out])
             scores = args[0]
             from_product = isinstance(scores, torch.Tensor) and any(
-                _same_scores(shape, scores.shape) for shape, _ in owner.products)
+                same_scores(shape, scores.shape) for shape, _ in owner.products)
             # Longformer's band has a documented layout (see layout.band_to_dense)
             band = isinstance(getattr(owner.module, "one_sided_attn_window_size", None), int)
             if (from_product or band or bool(session.include)) and \
@@ -147,11 +119,11 @@ class SoftmaxStrategy(Strategy):
             owner = session.owner()
             if owner is None:
                 return out
-            equation, ops = _operands(func, args, kwargs)
+            equation, ops = operands(func, args, kwargs)
             tensors = [t for t in ops if isinstance(t, torch.Tensor)]
             for pending in self._waiting(session):
                 self._on_product(session, pending, equation, ops)
-            if len(tensors) == 2 and not any(_is_weight(t) for t in tensors):
+            if len(tensors) == 2 and not any(is_weight(t) for t in tensors):
                 owner.products = [*owner.products[-_KEEP_PRODUCTS:],
                                   (out.shape, weakref.ref(out))]
             return out
@@ -189,12 +161,12 @@ class SoftmaxStrategy(Strategy):
             return
         if pending.done:
             return
-        one_d = probs.numel() // keys == _batch_rows(probs, key_dim)
+        one_d = probs.numel() // keys == batch_rows(probs, key_dim)
         for index, t in enumerate(ops):
             if not pending.shares(t):
                 continue
             others = [o for o in ops if isinstance(o, torch.Tensor) and o is not t]
-            if not others or any(_is_weight(o) for o in others):
+            if not others or any(is_weight(o) for o in others):
                 return
             if one_d:
                 evidence = any(keys in o.shape for o in others)
@@ -202,7 +174,7 @@ class SoftmaxStrategy(Strategy):
                 products = [ref() for _, ref in pending.owner.products]
                 evidence = (equation != "*" and t.shape[-1] == keys
                             and key_dim == probs.ndim - 1
-                            and _contracts_last(equation, index, t.ndim)
+                            and contracts_last(equation, index, t.ndim)
                             and not any(o is p for o in others for p in products))
             if evidence:
                 self._record(session, pending)
@@ -263,15 +235,3 @@ class SoftmaxStrategy(Strategy):
         eff, _, _ = session.select(to_dense_layout(used.detach(), pending.key_dim), m.module,
                                    graph=False)
         m.effective = session.detach_copy(session.selection.finish(eff, 1), (used,))
-
-
-def _same_scores(product: torch.Size, scores: torch.Size) -> bool:
-    """Scores are the product, maybe viewed with heads split from or folded into the
-    batch: same elements, same (query, key) axes."""
-    return product[-2:] == scores[-2:] and product.numel() == scores.numel()
-
-
-def _batch_rows(probs: torch.Tensor, key_dim: int) -> int:
-    """Rows of a softmax output that has no query axis: its leading (batch) axis."""
-    others = [s for i, s in enumerate(probs.shape) if i != key_dim and s != 1]
-    return others[0] if len(others) == 1 else -1
