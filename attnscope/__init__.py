@@ -5,28 +5,49 @@ Example:
     >>> with attnscope.capture(model) as rec:
     ...     model(x)
     >>> rec.maps[0].weights.shape   # (batch, head, query, key)
+
+The capture engine lives in :mod:`attnscope.capturing` (``attnscope.capture`` is the
+function, so the subpackage has its own name).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import TYPE_CHECKING, Any
 
-from attnscope.capture import Strategy, capture, list_strategies, register_strategy
-from attnscope.errors import AttnscopeError, NoAttentionFoundError, SelectionError
+from attnscope.capturing import Strategy, capture, list_strategies, register_strategy
+from attnscope.capturing.dataset import capture_dataset
+from attnscope.errors import (
+    AttnscopeError,
+    DataError,
+    NoAttentionFoundError,
+    OptionError,
+    SelectionError,
+)
 from attnscope.maps import AttentionMap, Recording
+from attnscope.stitching import stitch
+from attnscope.text import Seq2SeqModel, TextEncoder, translate
+
+if TYPE_CHECKING:
+    from attnscope.integrations.lightning import AttentionCallback  # noqa: F401
+    from attnscope.store import Store, open_writer  # noqa: F401
 
 __version__ = "0.1.0"
 
 
-def open_store(path: Any) -> Any:
-    """Open an attention store written by ``capture(..., store=path)``."""
+def open_store(path: str | os.PathLike) -> Store:
+    """Open an attention store written by ``capture(..., store=path)`` for reading."""
     from attnscope.store import open_store as _open
 
     return _open(path)
 
 
 def __getattr__(name: str) -> Any:
-    # Lightning is heavy and optional: imported on first use of the callback only
+    # zarr (the store writer) and Lightning are imported on first use only
+    if name == "open_writer":
+        from attnscope.store import open_writer
+
+        return open_writer
     if name == "AttentionCallback":
         from attnscope.integrations.lightning import AttentionCallback
 
@@ -38,13 +59,21 @@ __all__ = [
     "AttentionCallback",
     "AttentionMap",
     "AttnscopeError",
+    "DataError",
     "NoAttentionFoundError",
+    "OptionError",
     "Recording",
     "SelectionError",
+    "Seq2SeqModel",
     "Strategy",
+    "TextEncoder",
     "capture",
+    "capture_dataset",
     "list_strategies",
     "open_store",
+    "open_writer",
     "register_strategy",
+    "stitch",
+    "translate",
     "__version__",
 ]

@@ -13,3 +13,12 @@ class NoAttentionFoundError(AttnscopeError):
 
 class SelectionError(AttnscopeError, ValueError):
     """A head, sample or module selection that the model cannot satisfy."""
+
+
+class DataError(AttnscopeError, ValueError):
+    """A batch or data set that the batch protocol (:mod:`attnscope.data`) cannot read."""
+
+
+class OptionError(AttnscopeError, ValueError):
+    """An option value attnscope does not take (a dtype, kind or keepbits); checked in
+    :mod:`attnscope.options` before any work starts."""

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-KINDS = ("self", "cross", "graph")
+from attnscope.entries import entry_name
+from attnscope.options import KINDS  # noqa: F401  (the kinds a map may have)
 
 
 @dataclass(eq=False)
@@ -51,6 +52,12 @@ class AttentionMap:
     samples: list[int] | None = None
     reduced: str | None = None
     effective: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def entry(self) -> str:
+        """Its name in a store and in listings: ``module``, ``module[call_index]``
+        (see :mod:`attnscope.entries`)."""
+        return entry_name(self.module, self.call_index)
 
     @property
     def is_graph(self) -> bool:
@@ -138,3 +145,11 @@ class Recording:
 
     def __repr__(self) -> str:
         return f"Recording({len(self.maps)} maps from {len(self.modules)} modules)"
+
+
+def is_one_d(shape: tuple[int, ...] | torch.Size) -> bool:
+    """Whether a dense map of ``shape`` (``(..., head, query, key)``) is 1-D attention:
+    one weight per key in a single query row (an LSTM's attention over time steps).
+    Each head of a one-query map is then drawn as bars; with one head too it is stored
+    and exported as ``(sample, key)``."""
+    return len(shape) >= 3 and shape[-2] == 1

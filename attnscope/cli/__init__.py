@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from attnscope.cli.app import app
+from attnscope.cli.commands import app
 
 
 def main(argv: list[str] | None = None) -> int:

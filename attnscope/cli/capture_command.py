@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from attnscope.cli.app import console, err_console, fail
+from attnscope.cli._console import console, err_console, fail
 
 
 def capture(
@@ -30,9 +30,10 @@ def capture(
     """Capture the attention of a model over a dataset into an attention store."""
     from rich.progress import Progress
 
-    from attnscope.capture.dataset import capture_dataset
+    from attnscope.capturing.dataset import capture_dataset
+    from attnscope.cli.loading import load_data, load_model
+    from attnscope.data import dataset_length, make_loader
     from attnscope.errors import AttnscopeError
-    from attnscope.loading import load_data, load_model, make_loader
     from attnscope.store import open_writer
 
     try:
@@ -42,7 +43,7 @@ def capture(
     try:
         net = load_model(model, checkpoint, trust=trust_checkpoint)
         loader = make_loader(load_data(data), batch_size)
-        total = limit or _length(loader)
+        total = limit or dataset_length(loader)
         writer = open_writer(store, step=step, model=net, dtype=dtype, if_exists="overwrite",
                              expected_samples=total)
         try:
@@ -58,13 +59,6 @@ def capture(
             raise
         writer.close()
     except AttnscopeError as err:
-        raise fail(str(err)) from None
+        raise fail(str(err), err) from None
     console.print(f"captured {done} samples into {store} (step {step!r}); "
                   f"see: attnscope store info {store}")
-
-
-def _length(loader: object) -> int | None:
-    try:
-        return len(loader.dataset)  # type: ignore[attr-defined]
-    except (AttributeError, TypeError):
-        return None

@@ -44,10 +44,10 @@ def evaluate(
     dpi: int = typer.Option(150, "--dpi", min=20, max=1200, help="resolution of the PNGs"),
 ) -> None:
     """Evaluate a model on its test set: predictions CSV, metrics JSON, figures, attention."""
-    from attnscope.cli.app import console, err_console, fail
+    from attnscope.cli._console import console, err_console, fail
+    from attnscope.cli.loading import load_data, load_model
     from attnscope.errors import AttnscopeError
     from attnscope.evaluate import evaluate as run_evaluation
-    from attnscope.loading import load_data, load_model
 
     if task is not None and task not in TASKS:
         raise fail(f"--task {task!r} is unknown; use regression or classification")
@@ -64,7 +64,7 @@ def evaluate(
                 info={"model": str(model), "checkpoint": str(checkpoint) if checkpoint
                       else None, "data": data})
     except AttnscopeError as err:
-        raise fail(str(err)) from None
+        raise fail(str(err), err) from None
     for note in result.notes:
         err_console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"{result.task} on {result.n_samples} test samples: "

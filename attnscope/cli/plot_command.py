@@ -12,12 +12,9 @@ from typing import Any
 
 import typer
 
+from attnscope.cli._console import fail
+
 KINDS = ("heatmap", "grid", "overview", "bars", "graph", "dashboard", "evolution")
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
 
 
 def _head(text: str) -> int | str:
@@ -25,7 +22,7 @@ def _head(text: str) -> int | str:
         return text
     if re.fullmatch(r"-?\d+", text):
         return int(text)
-    raise _fail(f"--head must be an index, 'mean' or 'all', not {text!r}")
+    raise fail(f"--head must be an index, 'mean' or 'all', not {text!r}")
 
 
 def _slug(*parts: Any) -> str:
@@ -36,13 +33,12 @@ def _figures(store: Any, kind: str, module: str | None, step: str | None, sample
              head: int | str, cmap: str, dpi: int) -> list[tuple[str, Any]]:
     """(file stem, figure) pairs for one ``--kind``."""
     from attnscope import plot
-    from attnscope.plot._source import pick_module
 
     opts = {"cmap": cmap, "dpi": dpi}
     if kind == "overview":
         return [(_slug("overview", step, f"s{sample}"),
                  plot.plot_overview(store, step=step, sample=sample, **opts))]
-    name = pick_module(list(store.modules), module)
+    name = plot.pick_module(list(store.modules), module)
     if kind == "evolution":
         stat = plot.plot_head_stats(store, name, samples=[sample])
         return [(_slug(name, "evolution", f"h{head}"),
@@ -66,9 +62,7 @@ def _figures(store: Any, kind: str, module: str | None, step: str | None, sample
         return [(stem + f"_h{head}_bars",
                  plot.plot_bars(store, **sel, head=head, dpi=dpi))]
     if kind == "dashboard":  # from a store: the inter-epoch entry, labelled by "classes"
-        from attnscope.plot._source import read_dense
-
-        w = read_dense(store, name, step, sample, "all").weights  # (head, epoch, epoch)
+        w = plot.read_dense(store, name, step, sample, "all").weights  # (head, epoch, epoch)
         classes = store.labels(step).get("classes")
         pairs = [str(c).split("->") for c in classes] if isinstance(classes, list) and \
             len(classes) == w.shape[-1] else None
@@ -76,7 +70,7 @@ def _figures(store: Any, kind: str, module: str | None, step: str | None, sample
                                   pred=[p[-1] for p in pairs] if pairs else None,
                                   title=f"{name} \u00b7 {step} \u00b7 sample {sample}", **opts)
         return [(stem + "_dashboard", fig)]
-    raise _fail(f"unknown --kind {kind!r}; choose one of: {', '.join(KINDS)}")
+    raise fail(f"unknown --kind {kind!r}; choose one of: {', '.join(KINDS)}")
 
 
 def _only_step(store: Any, module: str) -> str:
@@ -108,26 +102,26 @@ def plot(
     import matplotlib
 
     from attnscope.errors import AttnscopeError
-    from attnscope.plot import _figure
+    from attnscope.plot import save_figure, show_figures
     from attnscope.store import open_store
 
     if kind not in KINDS:
-        raise _fail(f"unknown --kind {kind!r}; choose one of: {', '.join(KINDS)}")
+        raise fail(f"unknown --kind {kind!r}; choose one of: {', '.join(KINDS)}")
     if fmt not in ("png", "pdf", "svg"):
-        raise _fail(f"unknown --format {fmt!r}; choose png, pdf or svg")
+        raise fail(f"unknown --format {fmt!r}; choose png, pdf or svg")
     if cmap not in matplotlib.colormaps:
-        raise _fail(f"unknown --cmap {cmap!r}; try viridis, magma, cividis, inferno")
+        raise fail(f"unknown --cmap {cmap!r}; try viridis, magma, cividis, inferno")
     try:
         opened = open_store(store)
         figures = _figures(opened, kind, module, step, sample, _head(head), cmap, dpi)
     except (AttnscopeError, KeyError) as e:
-        raise _fail(str(e.args[0] if e.args else e)) from None
+        raise fail(str(e.args[0] if e.args else e), e) from None
     except ValueError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e), e) from None
     out.mkdir(parents=True, exist_ok=True)
     for stem, fig in figures:
         path = out / f"{stem}.{fmt}"
-        _figure.save(fig, path, dpi)
+        save_figure(fig, path, dpi)
         typer.echo(str(path))
-    if show and not _figure.show([f for _, f in figures]):
+    if show and not show_figures([f for _, f in figures]):
         typer.echo("no interactive display available; figures were saved only", err=True)

@@ -7,12 +7,9 @@ from pathlib import Path
 
 import typer
 
+from attnscope.cli._console import fail
+
 store_app = typer.Typer(help="Inspect attention stores.", no_args_is_help=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
 
 
 @store_app.command()
@@ -41,7 +38,7 @@ def info(path: Path = typer.Argument(..., help="store directory")) -> None:
                               shape + (" ..." if len(shapes) > 3 else ""),
                               human(store.nbytes(module, step)))
     except StoreError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e), e) from None
     Console().print(table)
 
 
@@ -66,7 +63,7 @@ def export(
                            samples=_parse(samples, "--samples"), heads=_parse(heads, "--heads"),
                            squeeze=squeeze, max_rows=max_rows)
     except StoreError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e), e) from None
     for f in files:
         typer.echo(str(f))
 

@@ -8,7 +8,7 @@ Example:
     >>> result.files["attention_plot"]                       # runs/eval/attention_test.png
 
 The command ``attnscope evaluate`` loads the model, checkpoint and data with
-:mod:`attnscope.loading` and calls :func:`evaluate`. Left out on purpose: training,
+:mod:`attnscope.cli.loading` and calls :func:`evaluate`. Left out on purpose: training,
 validation splits, GPUs (evaluation runs where the model's parameters are), and
 per-position predictions of sequence models (outputs must be one row per sample).
 """

@@ -2,26 +2,28 @@
 ``attention_test.npy`` and reduced to one matrix (the mean over the test set, or one
 sample) for the figure.
 
-Memory stays bounded however large the test set: samples are read from the store in
-chunks of about ``chunk_bytes`` and written into a memory-mapped ``.npy``. Batches of
+Memory stays bounded however large the test set: the store's exporter reads samples in
+chunks of about ``chunk_bytes`` into a memory-mapped ``.npy``, and the mean is summed
+from the same chunks. Batches of
 different lengths are NaN-padded to the longest by the store, and the mean skips NaN.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from attnscope.entries import base_name, is_effective
 from attnscope.evaluate.batches import EvaluationError
+from attnscope.maps import is_one_d
+from attnscope.store.exports import CHUNK_BYTES
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-CHUNK_BYTES = 64 * 2**20
 
 
 @dataclass
@@ -43,17 +45,12 @@ class AttentionSummary:
 
     @property
     def one_d(self) -> bool:
-        """One weight per key (``(batch, 1, 1, key)``): drawn as bars."""
-        return self.matrix.shape[1] == 1
+        """One weight per key in one query row: drawn as bars."""
+        return is_one_d(self.matrix.shape)
 
     def describe(self) -> dict[str, Any]:
         return {"module": self.module, "kind": self.kind, "shape": list(self.shape),
                 "figure": self.what}
-
-
-def base_name(entry: str) -> str:
-    """Module name of a store entry (``"attn[2]"`` and ``"attn@effective"`` -> ``"attn"``)."""
-    return re.sub(r"(\[\d+\])?(@effective)?$", "", entry)
 
 
 def pick_module(store: Any, step: str, wanted: str | None = None) -> str:
@@ -66,7 +63,7 @@ def pick_module(store: Any, step: str, wanted: str | None = None) -> str:
             raise EvaluationError(f"no dense attention from module {wanted!r} in the test "
                                   f"set; captured: {', '.join(dense) or 'none'}")
         return found[0]
-    plain = [m for m in dense if not m.endswith("@effective")]
+    plain = [m for m in dense if not is_effective(m)]
     if not plain:
         raise EvaluationError("only graph attention was captured; evaluate draws dense maps "
                               "(use 'attnscope export' for edge weights)")
@@ -76,24 +73,22 @@ def pick_module(store: Any, step: str, wanted: str | None = None) -> str:
 def export_attention(store: Any, module: str, step: str, path: str | os.PathLike,
                      sample: int | None = None, chunk_bytes: int = CHUNK_BYTES
                      ) -> AttentionSummary:
-    """Write all samples of ``module`` to ``path`` (``.npy``) and reduce them."""
+    """Write all samples of ``module`` to ``path`` (``.npy``, streamed by the store's one
+    exporter) and reduce them on the way."""
+    from attnscope.store.exports import write_npy
+
     n = store.num_samples(module, step)
-    first = store.read(module, step, samples=[0])  # (1, head, query, key), padded
-    heads, queries, keys = first.shape[1:]
-    one_d = heads == 1 and queries == 1
-    shape = (n, keys) if one_d else (n, heads, queries, keys)
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
-    total = np.zeros((heads, queries, keys))
-    count = np.zeros((heads, queries, keys), dtype=np.int64)
-    per = max(1, chunk_bytes // (4 * heads * queries * keys))
-    for start in range(0, n, per):
-        block = store.read(module, step, samples=slice(start, start + per))
-        out[start:start + len(block)] = block.reshape(len(block), keys) if one_d else block
+    sums: list[np.ndarray] = []  # [total, count] over samples, per (head, query, key)
+
+    def accumulate(block: np.ndarray) -> None:
         valid = ~np.isnan(block)
-        total += np.where(valid, block, 0.0).sum(axis=0)
-        count += valid.sum(axis=0)
-    out.flush()
-    del out
+        if not sums:
+            sums.extend([np.zeros(block.shape[1:]), np.zeros(block.shape[1:], np.int64)])
+        sums[0] += np.where(valid, block, 0.0).sum(axis=0)
+        sums[1] += valid.sum(axis=0)
+
+    shape = write_npy(store, module, step, path, chunk_bytes=chunk_bytes, each=accumulate)
+    total, count = sums
     if sample is None:
         with np.errstate(invalid="ignore", divide="ignore"):
             matrix = np.where(count > 0, total / np.maximum(count, 1), np.nan)

@@ -13,11 +13,11 @@ from attnscope.evaluate.figures import (
     PREDICTION_COLOR,
     TARGET_COLOR,
     ZOOM_AFTER,
-    new_figure,
-    save,
     timeline_panels,
 )
 from attnscope.evaluate.predictions import Predictions
+from attnscope.plot import new_figure
+from attnscope.plot import save_figure as save
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

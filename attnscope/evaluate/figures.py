@@ -1,5 +1,6 @@
 """Evaluation figures. Each function returns a matplotlib ``Figure`` (object API, no
-pyplot state) and saves it when given a ``path``, so tests can inspect axes and labels.
+pyplot state, made and saved the one way :mod:`attnscope.plot` does) and saves it when
+given a ``path``, so tests can inspect axes and labels.
 
 Regression: predicted vs actual, residuals, timeline, error distribution.
 Classification: confusion matrix and timeline (see :mod:`attnscope.evaluate.class_figures`).
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from attnscope.evaluate.predictions import Predictions
+from attnscope.plot import new_figure
+from attnscope.plot import save_figure as save
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -22,22 +25,6 @@ PREDICTION_COLOR = "#d95f02"
 TARGET_COLOR = "#1b9e77"
 LINE_COLOR = "0.25"
 ZOOM_AFTER, ZOOM_SHOW = 1000, 300
-
-
-def new_figure(figsize: tuple[float, float], dpi: float = 100) -> Figure:
-    """A detached Agg figure with constrained layout (never shown, never leaks)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def save(fig: Figure, path: str | os.PathLike | None, dpi: float) -> Figure:
-    if path is not None:
-        fig.savefig(path, dpi=dpi, metadata={"Software": "attnscope"})
-    return fig
 
 
 def plot_predicted_vs_actual(pred: Predictions, metrics: dict[str, Any],

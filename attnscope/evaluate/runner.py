@@ -13,13 +13,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from attnscope.data import dataset_length, make_loader
+from attnscope.entries import base_name
 from attnscope.errors import NoAttentionFoundError
-from attnscope.evaluate.attention import base_name, export_attention, pick_module, plot_attention
+from attnscope.evaluate.attention import export_attention, pick_module, plot_attention
 from attnscope.evaluate.batches import EvaluationError, run_batch
 from attnscope.evaluate.metrics import classification_metrics, regression_metrics
 from attnscope.evaluate.predictions import Predictions, build_predictions, write_predictions
 from attnscope.evaluate.report import class_names, write_figures, write_json
-from attnscope.loading import make_loader
 
 STEP = "test"
 Progress = Callable[[int, "int | None"], None]
@@ -71,7 +72,7 @@ def evaluate(model: nn.Module, data: Any, out: str | os.PathLike, *, task: str |
     if attention_module is not None:
         _check_module(model, attention_module)
     loader = make_loader(data, batch_size)
-    total = _length(loader)
+    total = dataset_length(loader)
     was_training = model.training
     model.eval()
     notes: list[str] = []
@@ -127,7 +128,7 @@ def _run_capturing(model: nn.Module, loader: Any, total: int | None, store: Path
                    progress: Progress | None) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """``_run`` inside a capture that streams into ``store`` (step ``test``, replaced on
     a re-run); a model without attention leaves a note and no store behind."""
-    from attnscope.capture import capture
+    from attnscope import capture
     from attnscope.store import open_writer
 
     existed = store.exists()
@@ -184,10 +185,3 @@ def _check_module(model: nn.Module, wanted: str) -> None:
     if base_name(wanted) not in names:
         raise EvaluationError(f"--attention-module {wanted!r} is not a module of "
                               f"{type(model).__name__}")
-
-
-def _length(loader: Any) -> int | None:
-    try:
-        return len(loader.dataset)
-    except TypeError:
-        return None

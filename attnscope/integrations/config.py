@@ -21,7 +21,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from attnscope.errors import AttnscopeError
+from attnscope.errors import AttnscopeError, OptionError
+from attnscope.options import store_dtype
 
 
 class ConfigError(AttnscopeError, ValueError):
@@ -45,8 +46,10 @@ class AttentionConfig:
         if self.samples is not None and (not isinstance(self.samples, int) or self.samples < 1):
             raise ConfigError(f"attention.samples must be a positive integer or null, got "
                               f"{self.samples!r}")
-        if self.dtype not in ("float16", "float32"):
-            raise ConfigError(f"attention.dtype must be float16 or float32, got {self.dtype!r}")
+        try:
+            store_dtype(self.dtype)
+        except OptionError as err:
+            raise ConfigError(f"attention.dtype: {err}") from None
 
     @classmethod
     def from_mapping(cls, section: Mapping[str, Any] | None) -> AttentionConfig:

@@ -19,6 +19,7 @@ import numpy as np
 from lightning.pytorch.callbacks import Callback
 
 import attnscope
+from attnscope.data import batch_size
 from attnscope.integrations.config import AttentionConfig
 
 
@@ -169,7 +170,7 @@ class AttentionCallback(Callback):
         if self._batches is not None and batch_idx < len(self._batches):
             ids = self._batches[batch_idx]
         else:  # iterable datasets: position in the stream
-            size = _batch_size(batch)
+            size = batch_size(batch)
             ids = list(range(self._seen, self._seen + size))
             self._seen += size
         return [r for r, i in enumerate(ids) if self._limit is None or i < self._limit]
@@ -229,15 +230,16 @@ class AttentionCallback(Callback):
         experiment = getattr(trainer.logger, "experiment", None)
         if not hasattr(experiment, "add_figure"):
             return
+        from attnscope.maps import is_one_d
         from attnscope.plot import plot_bars, plot_heatmap
         from attnscope.store import open_store
 
         store = open_store(self.store_path(trainer))
         module = store.modules[0]
-        one_query = store.read(module, step=step, samples=[0]).shape[2] == 1
-        draw = plot_bars if one_query else plot_heatmap
-        figure = draw(store, module=module, step=step, sample=0, head="mean" if not one_query
-                      else 0, title=f"{module} - {step}")
+        one_d = is_one_d(store.read(module, step=step, samples=[0]).shape)
+        draw = plot_bars if one_d else plot_heatmap
+        figure = draw(store, module=module, step=step, sample=0, head=0 if one_d else "mean",
+                      title=f"{module} - {step}")
         experiment.add_figure(f"attention/{module}", figure, global_step=trainer.global_step)
 
 
@@ -306,15 +308,3 @@ def _batch_indices(loader: Any) -> list[list[int]] | None:
         return [list(b) for b in batch_sampler]
     except TypeError:
         return None
-
-
-def _batch_size(batch: Any) -> int:
-    import torch
-
-    if isinstance(batch, torch.Tensor):
-        return int(batch.shape[0])
-    if isinstance(batch, dict):
-        return _batch_size(next(iter(batch.values())))
-    if isinstance(batch, (list, tuple)) and batch:
-        return _batch_size(batch[0])
-    return 1

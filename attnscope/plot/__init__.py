@@ -24,12 +24,18 @@ _EXPORTS = {
     "plot_dashboard": "dashboard", "plot_evolution": "evolution",
     "plot_head_stats": "evolution", "head_stats": "evolution", "HEAD_STATS": "evolution",
     "epoch_labels": "_ticks", "block_reduce": "_matrix", "find_mask": "_matrix",
+    # the one way to make and save a figure, for every module that draws (evaluate, demos)
+    "new_figure": "_figure", "save_figure": "_figure", "show_figures": "_figure",
+    # reading one sample of a source, for commands that draw from a store
+    "pick_module": "_source", "read_dense": "_source",
 }
+_RENAMED = {"save_figure": "save", "show_figures": "show"}
 
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        return getattr(import_module(f"attnscope.plot.{_EXPORTS[name]}"), name)
+        module = import_module(f"attnscope.plot.{_EXPORTS[name]}")
+        return getattr(module, _RENAMED.get(name, name))
     raise AttributeError(f"module 'attnscope.plot' has no attribute {name!r}")

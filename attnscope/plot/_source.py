@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from attnscope.entries import parse_entry
 from attnscope.errors import SelectionError
 from attnscope.maps import AttentionMap, Recording
 
@@ -98,16 +99,10 @@ def head_positions(spec: HeadSpec, num_heads: int) -> list[int]:
     return [h % num_heads for h in out]
 
 
-def _split_call(name: str) -> tuple[str, int]:
-    m = re.fullmatch(r"(.*)\[(\d+)\]", name)
-    return (m.group(1), int(m.group(2))) if m else (name, 0)
-
-
 def _recording_maps(rec: Recording, module: str | int | None) -> tuple[str, list[AttentionMap]]:
-    names = list(dict.fromkeys(
-        m.module if m.call_index == 0 else f"{m.module}[{m.call_index}]" for m in rec.maps))
+    names = list(dict.fromkeys(m.entry for m in rec.maps))
     name = pick_module(names, module)
-    base, call = _split_call(name)
+    base, call, _ = parse_entry(name)
     maps = [m for m in rec.maps if m.module == base and m.call_index == call]
     return name, maps
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from attnscope.maps import is_one_d
 from attnscope.plot import _figure, _ticks
 from attnscope.plot._source import read_dense, to_numpy
 from attnscope.plot.heatmap import describe
@@ -45,8 +46,9 @@ def plot_bars(source: Any, *, module: str | int | None = None, step: str | None 
     """
     dense = read_dense(source, module, step, sample, "mean" if head == "mean" else [head])
     w = dense.weights.mean(axis=0) if head == "mean" else dense.weights[0]  # (query, key)
+    one_d = is_one_d(dense.weights.shape)  # (head, query, key) with a single query row
     if query is None:
-        query = 0 if w.shape[0] == 1 else "mean"
+        query = 0 if one_d else "mean"
     row = np.nanmean(w, axis=0) if query == "mean" else w[int(query)]
     keys = row.shape[0]
     x = np.arange(keys, dtype=float) if time is None else np.asarray(time, dtype=float)
@@ -95,7 +97,7 @@ def plot_bars(source: Any, *, module: str | int | None = None, step: str | None 
     fig.legend(handles, names, loc="outside lower center", fontsize=7,
                ncols=min(5, len(names)), frameon=False)
     ax.grid(axis="y", alpha=0.3, zorder=0)
-    how = "" if query == 0 and w.shape[0] == 1 else (
+    how = "" if query == 0 and one_d else (
         " \u00b7 mean over queries" if query == "mean" else f" \u00b7 query {query}")
     what = "mean of heads" if head == "mean" else (
         f"head {dense.heads[0]}" if dense.num_heads > 1 else "")

@@ -24,9 +24,7 @@ SCALES = ("shared", "layer", "panel")
 def dense_modules(source: Any) -> list[str]:
     """Names of the dense (non-graph) modules of a Recording, store or mapping."""
     if isinstance(source, Recording):
-        return list(dict.fromkeys(
-            m.module if m.call_index == 0 else f"{m.module}[{m.call_index}]"
-            for m in source.maps if not m.is_graph))
+        return list(dict.fromkeys(m.entry for m in source.maps if not m.is_graph))
     if is_store(source):
         return [n for n in source.modules if not source.module_info(n).get("graph")]
     return module_names(source)

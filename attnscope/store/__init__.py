@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from attnscope.options import check_keepbits
 from attnscope.store.errors import (
     DiskSpaceError,
     ExportTooLargeError,
@@ -26,7 +27,7 @@ from attnscope.store.errors import (
     StoreBusyError,
     StoreError,
 )
-from attnscope.store.export import export
+from attnscope.store.exports import export
 from attnscope.store.reader import Store
 from attnscope.store.writer import StoreWriter, delete_step, init_root, set_step_labels
 
@@ -62,14 +63,17 @@ def open_writer(store: str | os.PathLike, *, step: str, model: torch.nn.Module |
                        if_exists=if_exists, durable=durable)
 
 
-def create_store(path: str | os.PathLike, *, keepbits: int | None = None) -> Store:
-    """Create an empty store whose writers default to lossy ``keepbits`` (None: lossless).
+def create_store(path: str | os.PathLike, *, keepbits: int | None = None) -> Path:
+    """Create an empty store whose writers default to lossy ``keepbits`` (None: lossless);
+    returns its path. An existing store is left as it is.
 
     Useful because ``capture(store=path)`` passes no codec options: create the store
-    first, then capture into it.
+    first, then capture into it; read it with :func:`open_store` once something is in it.
     """
-    init_root(Path(path), keepbits)
-    return Store(path)
+    check_keepbits(keepbits)
+    root = Path(path)
+    init_root(root, keepbits)
+    return root
 
 
 def open_store(path: str | os.PathLike) -> Store:

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from attnscope.entries import entry_name  # noqa: F401  (re-exported for the writer)
 from attnscope.store.errors import StoreError
 
 FORMAT = "attnscope-store"
@@ -41,12 +42,6 @@ def check_step(step: str) -> str:
             f"invalid step name {step!r}; use letters, digits, '_', '.', '-' (e.g. 'epoch_003')"
         )
     return step
-
-
-def entry_name(module: str, call_index: int, effective: bool = False) -> str:
-    """Name under which one module call is stored: ``name``, ``name[2]``, ``name@effective``."""
-    name = module if call_index == 0 else f"{module}[{call_index}]"
-    return f"{name}@effective" if effective else name
 
 
 def step_dir(root: Path, step: str) -> Path:

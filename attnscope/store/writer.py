@@ -26,12 +26,12 @@ from typing import Any
 import torch
 import zarr
 
+from attnscope.entries import is_effective
 from attnscope.maps import AttentionMap
+from attnscope.options import check_keepbits, resolve_dtype
 from attnscope.store import codec, layout
 from attnscope.store.errors import StoreBusyError, StoreError
 from attnscope.store.estimate import check_disk
-
-DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
 
 def init_root(root: Path, keepbits: int | None = None) -> None:
@@ -59,17 +59,15 @@ class StoreWriter:
     def __init__(self, root: Path, step: str, *, model: torch.nn.Module | None, dtype: str,
                  expected_samples: int | None, labels: dict | None, keepbits: int | None,
                  if_exists: str, durable: bool) -> None:
-        if dtype not in DTYPES:
-            raise StoreError(f"dtype {dtype!r} cannot be stored; use 'float16' or 'float32'")
+        stored_dtype = resolve_dtype(dtype, stored=True)
+        check_keepbits(keepbits)
         if if_exists not in ("append", "overwrite", "error"):
             raise StoreError(f"if_exists={if_exists!r}; use 'append', 'overwrite' or 'error'")
         self.root, self.step = root, layout.check_step(step)
         init_root(root, keepbits)
         meta = layout.read_meta(root)
         self.keepbits = meta.get("keepbits") if keepbits is None else keepbits
-        if self.keepbits is not None and not 0 <= int(self.keepbits) <= 23:
-            raise StoreError(f"keepbits={self.keepbits} out of range; use 0..10 for float16")
-        self.dtype, self.durable, self.expected = DTYPES[dtype], durable, expected_samples
+        self.dtype, self.durable, self.expected = stored_dtype, durable, expected_samples
         cls = type(model)
         self.model = None if model is None else f"{cls.__module__}.{cls.__qualname__}"
         self.labels = dict(labels or {})
@@ -171,7 +169,7 @@ class StoreWriter:
             self._new[name] = {"key": key, "module": m.module, "call_index": m.call_index,
                                "kind": m.kind, "graph": graph, "num_heads": int(heads),
                                "heads": m.heads, "reduced": m.reduced, "source": m.source,
-                               "effective": name.endswith("@effective")}
+                               "effective": is_effective(name)}
         heads = m.weights.shape[-1] if graph else m.weights.shape[1]
         # head selection and reduction may differ from step to step: kept per step too
         self._step_heads[name] = {"num_heads": int(heads), "heads": m.heads,

@@ -1,4 +1,5 @@
-"""``attnscope capture`` over a dataset, and ``capture_dataset`` behind it."""
+"""``attnscope capture`` over a dataset (``capture_dataset`` is tested in
+tests/capturing/test_dataset.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import numpy as np
 import torch
 
 import attnscope
-from attnscope.capture.dataset import capture_dataset
 from attnscope.cli import main
 from tests.evaluate import fixtures
 
@@ -26,15 +26,6 @@ def test_capture_a_dataset_into_a_store_matches_a_direct_capture(tmp_path, capsy
     with torch.no_grad(), attnscope.capture(model) as rec:
         model(x)
     np.testing.assert_allclose(got, rec.maps[0].weights.numpy(), atol=1e-6)
-
-
-def test_capture_dataset_restores_train_mode(tmp_path):
-    model = fixtures.make_regressor().train()
-    loader = torch.utils.data.DataLoader(fixtures.make_regression_data(), batch_size=8)
-    done = capture_dataset(model, loader, tmp_path / "s", step="x", limit=5)
-    assert done == 5 and model.training
-    assert attnscope.open_store(tmp_path / "s").read(
-        attnscope.open_store(tmp_path / "s").modules[0], step="x").shape[0] == 5
 
 
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys):

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from tests.capture.models import LSTMRegressor
+from tests.capturing.models import LSTMRegressor
 
 STEPS, FEATURES = 12, 2
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from attnscope.evaluate import EvaluationError, build_predictions, write_predictions
-from attnscope.evaluate.batches import find_prediction, split_batch
+from attnscope.evaluate.batches import find_prediction
 from attnscope.evaluate.predictions import infer_task, to_probabilities
 
 
@@ -80,19 +80,6 @@ def test_classification_csv(tmp_path):
     assert rows[0] == ["sample_idx", "prediction", "target", "correct", "prob_0", "prob_1"]
     assert rows[1][:4] == ["0", "1", "1", "1"] and rows[2][:4] == ["1", "0", "1", "0"]
     assert np.array(rows[1][4:], dtype=float) == pytest.approx([0.2, 0.8])
-
-
-def test_batches_of_every_shape():
-    x, y = torch.ones(2, 3), torch.zeros(2)
-    assert split_batch([x, y]) == ((x,), {}, y)
-    args, kwargs, target = split_batch((x, x, y))
-    assert len(args) == 2 and target is y
-    args, kwargs, target = split_batch({"input_ids": x, "labels": y})
-    assert args == () and list(kwargs) == ["input_ids"] and target is y
-    with pytest.raises(EvaluationError, match="inputs and a target"):
-        split_batch(x)
-    with pytest.raises(EvaluationError, match="target under one of"):
-        split_batch({"input_ids": x})
 
 
 def test_prediction_inside_outputs():

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tests.capture.models import LSTMRegressor
+from tests.capturing.models import LSTMRegressor
 
 STEPS = 12
 

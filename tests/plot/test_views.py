@@ -16,7 +16,7 @@ from attnscope.plot import (
     plot_overview,
     plot_top_edges,
 )
-from tests.plot.conftest import SOURCE, TARGET
+from tests.plot.conftest import TARGET
 
 
 def _heat_axes(fig):
@@ -124,4 +124,3 @@ def test_epoch_labels_checks_lengths():
     with pytest.raises(ValueError, match="predictions"):
         epoch_labels([0, 1], [0])
     assert epoch_labels(["W"], ["N1"]) == (["W->N1"], ["tab:red"])
-    assert SOURCE  # shared fixtures import

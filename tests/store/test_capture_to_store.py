@@ -8,8 +8,8 @@ import torch
 
 import attnscope
 from attnscope.store import open_writer
-from tests.capture import models
-from tests.capture.cases import _decoder
+from tests.capturing import models
+from tests.capturing.cases import _decoder
 
 
 def test_every_model_call_is_one_batch_and_reads_back(tmp_path):

@@ -1,8 +1,0 @@
-"""Interception of attention weights: the ``capture`` context and its strategies."""
-
-from attnscope.capture.api import capture, unwrap_model
-from attnscope.capture.registry import Strategy, list_strategies, register_strategy
-from attnscope.capture.strategies.sdpa import sdpa_probabilities
-
-__all__ = ["Strategy", "capture", "list_strategies", "register_strategy",
-           "sdpa_probabilities", "unwrap_model"]

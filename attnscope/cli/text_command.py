@@ -1,0 +1,69 @@
+"""``attnscope translate`` (alias ``text``): sentences through a user's encoder-decoder or
+encoder-only model, token-labelled attention figures and diagnostics per example."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def translate(
+    model: str = typer.Option(..., "--model", "-m",
+                              help="pkg.module:factory, or a Hugging Face model directory"),
+    out: Path = typer.Option(..., "--out", "-o", help="output directory"),
+    text: list[str] | None = typer.Option(None, "--input", "-i",
+                                          help="a sentence (repeatable)"),
+    file: Path | None = typer.Option(None, "--file", "-f", help="sentences, one per line"),
+    data: str | None = typer.Option(None, "--data", "-d",
+                                    help="pkg.module:factory giving examples to decode"),
+    num_examples: int = typer.Option(3, "--num-examples", "-n", min=1,
+                                     help="how many --data examples"),
+    layer: int = typer.Option(-1, "--layer", "-l",
+                              help="layer to draw; negative counts from the end"),
+    beam: int = typer.Option(1, "--beam", min=1, help="beam width (1: greedy)"),
+    max_length: int | None = typer.Option(None, "--max-length", min=1,
+                                          help="most generated tokens [default: 2 x source + 10]"),
+    tokenizer: Path | None = typer.Option(
+        None, "--tokenizer", help="Hugging Face tokenizer directory [default: the model's]"),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", "-c",
+                                           help="state_dict / Lightning / model_state_dict file"),
+    trust_checkpoint: bool = typer.Option(
+        False, "--trust-checkpoint",
+        help="allow pickled code in the checkpoint (weights_only=False); only for files you "
+             "trust"),
+    include: list[str] | None = typer.Option(None, "--include",
+                                             help="module glob to capture (repeatable)"),
+    exclude: list[str] | None = typer.Option(None, "--exclude",
+                                             help="module glob never captured (repeatable)"),
+    show: bool = typer.Option(False, "--show", help="open the figures when done"),
+    dpi: int = typer.Option(150, "--dpi", min=20, max=1200, help="resolution of the PNGs"),
+) -> None:
+    """Decode sentences while capturing attention: cross / causal self / encoder maps per
+    layer with token labels, every head, and warnings (diffuse, copying, positional)."""
+    from attnscope.cli._console import console, fail
+    from attnscope.cli.loading import load_data, load_model, load_tokenizer
+    from attnscope.errors import AttnscopeError
+    from attnscope.text import translate as run
+    from attnscope.text.inputs import dataset_inputs, read_lines
+
+    if not (text or file or data):
+        raise fail("give sentences with --input, --file or --data")
+    try:
+        net = load_model(model, checkpoint, trust=trust_checkpoint, generate=True)
+        tok = None
+        if tokenizer is not None or Path(model).is_dir():
+            tok = load_tokenizer(tokenizer or model)
+        inputs: list = list(text or [])
+        if file is not None:
+            inputs += read_lines(file)
+        if data is not None:
+            pad = getattr(net, "pad_id", getattr(tok, "pad_token_id", None))
+            inputs += dataset_inputs(load_data(data), num_examples, pad)
+        run(net, inputs, out, tokenizer=tok, layer=layer, beam=beam, max_length=max_length,
+            include=include or None, exclude=exclude or None, dpi=dpi, show=show,
+            echo=lambda line: console.print(line, markup=False, highlight=False,
+                                            soft_wrap=True))
+    except AttnscopeError as err:
+        raise fail(str(err), err) from None
+    console.print(f"wrote {out}/summary.json", markup=False, highlight=False)

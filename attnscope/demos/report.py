@@ -1,0 +1,68 @@
+"""What a demo leaves beside its store: the evolution figure (one sample across epochs
+beside the pattern metric) and ``summary.md``.
+
+Figures are made and saved the one way :mod:`attnscope.plot` does (Agg, object API).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from attnscope.demos.registry import DemoResult
+
+
+def plot_evolution(rows: np.ndarray, metric: Sequence[float], *, steps: Sequence[str],
+                   marked: Sequence[int] | None = None, key_axis: str = "time step",
+                   metric_name: str = "metric", threshold: float | None = None,
+                   title: str = "", path: Path) -> Path:
+    """Attention of one sample across epochs (rows ``(epoch, key)``) beside the pattern
+    metric per epoch. attnscope.plot draws one map at a time; this joins several."""
+    from attnscope.plot import new_figure, save_figure
+
+    fig = new_figure((11, 0.28 * len(steps) + 2.4), dpi=120)
+    left, right = fig.subplots(1, 2, width_ratios=[3, 1])
+    image = left.imshow(rows, aspect="auto", cmap="viridis", interpolation="nearest")
+    left.set_yticks(range(len(steps)), list(steps), fontsize=7)
+    left.set_xlabel(key_axis)
+    for m in marked or ():
+        left.axvline(m, color="tab:red", lw=0.8, ls=":")
+    fig.colorbar(image, ax=left, label="attention weight", shrink=0.9)
+    left.set_title(title, fontsize=9)
+    right.plot(np.arange(len(metric)), metric, marker="o", color="tab:blue")
+    if threshold is not None:
+        right.axhline(threshold, color="tab:red", ls="--", lw=0.8, label="threshold")
+        right.legend(fontsize=7)
+    right.set_xlabel("epoch")
+    right.set_ylabel(metric_name, fontsize=8)
+    right.set_title("pattern metric (validation)", fontsize=9)
+    right.grid(alpha=0.3)
+    save_figure(fig, path)
+    return path
+
+
+def write_summary(out: Path, result: DemoResult, *, expected: str, task: str,
+                  trained: bool, notes: Sequence[str] = ()) -> Path:
+    """``out/summary.md``: what was expected, what the metric shows, how long training took."""
+    verdict = "shown" if result.passed else "NOT shown"
+    lines = [
+        f"# attnscope demo: {result.family}",
+        "",
+        f"- task: {task}",
+        f"- expected attention: {expected}",
+        f"- model: {'trained' if trained else 'untrained control (same seed, no training)'}",
+        f"- {result.metric_name}: **{result.metric:.4f}** "
+        f"(threshold {result.threshold:.4f}) -> pattern {verdict}",
+        f"- training time: {result.train_seconds:.1f} s",
+    ]
+    lines += [f"- {k}: {v:.4g}" for k, v in result.details.items()]
+    lines += [f"- {n}" for n in notes]
+    if result.files:
+        lines += ["", "## Files", ""] + [f"- `{Path(f).name}`" for f in result.files]
+    path = out / "summary.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
