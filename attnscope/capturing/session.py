@@ -132,7 +132,8 @@ class CaptureSession:
         """``t`` (key axis last) as ``(batch, head, query, key)``, or ``None`` after a
         note saying why it was not recorded."""
         call = self.call_shape(owner)
-        if t.ndim >= 3 and call.tokens != t.shape[-2]:
+        # (a one-token decode step reads batch-first: its queries may be packed heads)
+        if t.ndim >= 3 and call.tokens not in (t.shape[-2], 1):
             # a sequence-first model, (seq, batch, feature): its first axis is no batch
             dims = next((f.dims for f in self.parents(owner, 2) if f.dims is not None), None)
             if dims is not None and dims[0] == t.shape[-2] and dims[1] != dims[0] and \
