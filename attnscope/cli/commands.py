@@ -38,6 +38,7 @@ def _register_subcommands() -> None:
     from attnscope.cli.demo_command import demo
     from attnscope.cli.evaluate_command import evaluate
     from attnscope.cli.plot_command import plot
+    from attnscope.cli.stats_command import stats
     from attnscope.cli.store_commands import export, store_app
     from attnscope.cli.text_command import translate
 
@@ -47,6 +48,7 @@ def _register_subcommands() -> None:
     app.command("evaluate")(evaluate)
     app.add_typer(store_app, name="store")
     app.command("export")(export)
+    app.command("stats")(stats)
     app.command("translate")(translate)
     app.command("text", help="Same as translate; encoder-only models draw their "
                 "self-attention.")(translate)

@@ -225,9 +225,16 @@ class SdpaStrategy(Strategy):
                 result = out.reshape(*query.shape[:-1], value.shape[-1])
             else:
                 result = func(*args, **kwargs)
-            session.record(owner, probs, kind=session.dense_kind(
+            vw = None
+            if getattr(session, "value_weighted", False):  # opt-in: alpha * ||v_j||
+                from attnscope.capturing.value import sdpa_value_norms, weighted
+
+                vw = weighted(probs, sdpa_value_norms(value, num_heads, samples, heads))
+            m = session.record(owner, probs, kind=session.dense_kind(
                 owner, lengths=(query.shape[-2], key.shape[-2])), source="sdpa",
                 selected=True, heads=heads, samples=samples, owned=True)
+            if vw is not None and m is not None:
+                m.value_weighted = sel.finish(vw, 1)
             return result
 
         return {F.scaled_dot_product_attention: handle}
