@@ -41,10 +41,12 @@ def _register_subcommands() -> None:
     from attnscope.cli.stats_command import stats
     from attnscope.cli.store_commands import export, store_app
     from attnscope.cli.text_command import translate
+    from attnscope.cli.view_command import view
 
     app.command("demo")(demo)
     app.command("capture")(capture)
     app.command("plot")(plot)
+    app.command("view")(view)
     app.command("evaluate")(evaluate)
     app.add_typer(store_app, name="store")
     app.command("export")(export)
