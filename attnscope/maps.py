@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -39,6 +40,8 @@ class AttentionMap:
         effective: for dense maps whose probabilities are changed after the softmax and
             before they multiply the values (e.g. a relative position bias added after
             the softmax), the matrix that really multiplies V, same shape as ``weights``.
+        value_weighted: ``alpha_ij * ||f(x_j)||`` (Kobayashi et al. 2020), same shape as
+            ``weights``, when captured with ``value_weighted=True`` (sdpa and MHA calls).
     """
 
     module: str
@@ -52,6 +55,7 @@ class AttentionMap:
     samples: list[int] | None = None
     reduced: str | None = None
     effective: torch.Tensor | None = field(default=None, repr=False)
+    value_weighted: torch.Tensor | None = field(default=None, repr=False)
 
     @property
     def entry(self) -> str:
@@ -100,11 +104,20 @@ class Recording:
         ...     model(x)
         >>> rec.modules                 # names, in first-call order
         >>> rec["encoder.layers.0.self_attn"]   # its maps, one per call
+        >>> rec.notes                   # what was skipped or unfolded, and why
     """
 
     def __init__(self) -> None:
         self.maps: list[AttentionMap] = []
         self.num_recorded = 0
+        # why attention-like calls were not recorded (or were reshaped), one line each
+        self.notes: list[str] = []
+        self.stats: Any = None  # per-head summary, with capture(..., stats=True)
+
+    def note(self, text: str) -> None:
+        """Add a note once (the same call repeats every batch)."""
+        if text not in self.notes:
+            self.notes.append(text)
 
     @property
     def modules(self) -> list[str]:

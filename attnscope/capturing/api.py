@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -59,6 +60,10 @@ def _no_attention_message(session: CaptureSession, strategies: Sequence[str]) ->
         parts.append(f"include={list(session.include)}")
     if session.forward_index < 0:
         parts.append("the model was never called inside the `with` block")
+    notes = session.recording.notes
+    if notes:
+        more = f" (+{len(notes) - 3} more in rec.notes)" if len(notes) > 3 else ""
+        parts.append("skipped: " + " | ".join(notes[:3]) + more)
     if session.ignored_softmax:
         names = ", ".join(repr(n or "<root>") for n in list(session.ignored_softmax)[:5])
         example = next(iter(session.ignored_softmax)) or type(session.root).__name__
@@ -91,6 +96,8 @@ def capture(
     store: Any = None,
     step: str | None = None,
     keep: bool | None = None,
+    stats: bool = False,
+    value_weighted: bool = False,
 ) -> Iterator[Recording]:
     """Record the attention probabilities of every forward run inside the block.
 
@@ -119,6 +126,10 @@ def capture(
             for labels, disk-space checks and lossy options; the caller closes it.
         step: the store step name, e.g. ``"epoch_003"`` or ``"test"``.
         keep: keep maps in memory too (default: only without a store).
+        stats: print min/max/mean/entropy per module and head when the block ends
+            (accumulated map by map, also with a store); kept as ``rec.stats``.
+        value_weighted: also record ``alpha_ij * ||f(x_j)||`` (Kobayashi et al. 2020)
+            as ``map.value_weighted`` for sdpa and MHA calls (in memory only).
 
     Raises:
         NoAttentionFoundError: the block ended normally and nothing was captured.
@@ -152,6 +163,12 @@ def capture(
         sink, own_sink = open_writer(store, step=step or "default", model=root,
                                      dtype=stored), True
     session.sink = sink
+    session.value_weighted = value_weighted
+    tee = None
+    if stats:  # summarises each map on its way to the store (or to nowhere)
+        from attnscope.analysis.summary import StatsTee
+
+        session.sink = tee = StatsTee(sink, step or "")
 
     handles: list[Removable] = []
     handlers = {}
@@ -163,8 +180,11 @@ def capture(
         for strategy in instances:
             handles += strategy.attach(session)
             handlers.update(strategy.handlers(session))
-        # compiled code would skip hooks and the mode: run it eagerly while capturing
-        stance.enter_context(torch.compiler.set_stance("force_eager"))
+        # compiled code would skip hooks and the mode: run it eagerly while capturing.
+        # Without dynamo loaded nothing is compiled, and importing it would replace
+        # torch.manual_seed for the rest of the process.
+        if "torch._dynamo" in sys.modules:
+            stance.enter_context(torch.compiler.set_stance("force_eager"))
         mode = InterceptMode(handlers)
         mode.__enter__()
         yield session.recording
@@ -185,3 +205,9 @@ def capture(
                 sink.abort()
     if session.recording.num_recorded == 0:
         raise NoAttentionFoundError(_no_attention_message(session, names))
+    if tee is not None:
+        from attnscope.analysis.summary import print_summary
+
+        session.flush(commit=False)  # maps recorded outside a call of the model itself
+        session.recording.stats = tee.report()
+        print_summary(session.recording.stats)

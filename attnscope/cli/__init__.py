@@ -9,12 +9,35 @@ import typer
 from attnscope.cli.commands import app
 from attnscope.errors import AttnscopeError
 
+# options that take several values in a row (``--channel-names EEG1 EEG2 EEG3``); click
+# options take one value each, so the row is rewritten into repeated options first
+MULTI = {"dashboard": ("--channel-names", "--class-names")}
+
+
+def expand_multi(argv: list[str]) -> list[str]:
+    """``dashboard --channel-names A B --out d`` -> ``... --channel-names A
+    --channel-names B --out d`` (only for the commands and options in ``MULTI``)."""
+    command = next((a for a in argv if not a.startswith("-")), "")  # after --traceback
+    flags = MULTI.get(command, ())
+    out: list[str] = []
+    current = None
+    for arg in argv:
+        if arg.startswith("-"):
+            current = arg if arg in flags else None
+            out.append(arg)
+        elif current is not None and out[-1] != current:
+            out += [current, arg]
+        else:
+            out.append(arg)
+    return out
+
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (2 on bad input) instead of exiting."""
+    args = expand_multi(list(argv if argv is not None else sys.argv[1:]))
     try:
         # without standalone mode, click returns the code of a typer.Exit instead of raising
-        code = app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
+        code = app(args=args, standalone_mode=False)
     except typer.Exit as stop:
         return stop.exit_code
     except typer.Abort:

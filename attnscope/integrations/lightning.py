@@ -45,6 +45,10 @@ class AttentionCallback(Callback):
         durable: fsync every captured batch (survives power loss; a killed process
             keeps its committed batches either way). Off by default: it costs ~1 s per
             batch with dozens of entries.
+        log_metrics: log per-head metrics of every captured step as logger scalars
+            (``attention/<module>/head<h>/<metric>``, TensorBoard curves across epochs);
+            ``True`` for normalised entropy, peak, distance and first-key mass, or a list
+            of names from ``attnscope.analysis.METRICS``.
         capture_options: any other ``attnscope.capture`` keyword (``returns=`` ...).
 
     Batches that are not captured run with no hook at all. DDP: each rank writes its own
@@ -63,6 +67,7 @@ class AttentionCallback(Callback):
         export: bool = True,
         log_images: bool = True,
         durable: bool = False,
+        log_metrics: bool | Sequence[str] = False,
         **capture_options: Any,
     ) -> None:
         AttentionConfig(every_n_epochs=every_n_epochs, samples=samples, dtype=dtype)  # checks
@@ -71,6 +76,13 @@ class AttentionCallback(Callback):
                                     include=list(modules) if modules else None)
         self.dtype, self.dir = dtype, None if dir is None else Path(dir)
         self.export, self.log_images, self.durable = export, log_images, durable
+        if not isinstance(log_metrics, bool):
+            from attnscope.analysis.metrics import METRICS
+
+            bad = [m for m in log_metrics if m not in METRICS]
+            if bad:
+                raise ValueError(f"log_metrics {bad} unknown; choose from {METRICS}")
+        self.log_metrics = log_metrics
         self._writer: Any = None
         self._capture: Any = None
         self._batches: list[list[int]] | None = None
@@ -203,6 +215,8 @@ class AttentionCallback(Callback):
             trainer.strategy.barrier("attnscope-merged")
         if self.log_images and trainer.is_global_zero and trainer.logger is not None:
             self.log_figure(trainer, self._step)
+        if self.log_metrics and trainer.is_global_zero and trainer.logger is not None:
+            self.log_attention_metrics(trainer, self._step)
 
     def _has_store(self, trainer: Any) -> bool:
         return (self.store_path(trainer) / "attnscope.json").exists()
@@ -215,11 +229,10 @@ class AttentionCallback(Callback):
 
         store = open_store(self.store_path(trainer))
         out = self.output_dir(trainer)
-        keys = {s: f"epoch_{int(s[6:])}" for s in store.steps
-                if s.startswith("epoch_") and s[6:].isdigit()}
-        written = export(store, out, "npy") + export(store, out, "npz", npz_keys=keys)
+        # the same defaults as ``attnscope export``: one set of names for both
+        written = export(store, out, "npy") + export(store, out, "npz")
         try:
-            written += export(store, out, "csv", csv_name="attention_all_epochs.csv")
+            written += export(store, out, "csv")
         except (ExportTooLargeError, attnscope.AttnscopeError) as err:
             warnings.warn(f"attention CSV not written: {err}", stacklevel=2)
         return written
@@ -241,6 +254,16 @@ class AttentionCallback(Callback):
         figure = draw(store, module=module, step=step, sample=0, head=0 if one_d else "mean",
                       title=f"{module} - {step}")
         experiment.add_figure(f"attention/{module}", figure, global_step=trainer.global_step)
+
+
+    def log_attention_metrics(self, trainer: Any, step: str) -> None:
+        """Per-head metrics of ``step`` (mean over its samples) as logger scalars."""
+        from attnscope.analysis.stats import LOGGED, step_scalars
+
+        names = LOGGED if self.log_metrics is True else tuple(self.log_metrics)
+        scalars = step_scalars(self.store_path(trainer), step, names,
+                               prefix="attention" if step != "test" else "attention_test")
+        trainer.logger.log_metrics(scalars, step=trainer.global_step)
 
 
 def merge_parts(store_path: Path, step: str, world_size: int) -> None:

@@ -1,5 +1,8 @@
 """Exports for scripts that expect plain files: ``attention_<step>.npy`` per step, one
-``attention_all_epochs.npz`` (a key per step plus ``time_steps``), and a long-form CSV.
+``attention_all_epochs.npz`` (a key per step plus ``time_steps``), and a long-form CSV
+``attention_all_epochs.csv`` -- the same names and keys the Lightning callback writes
+(steps ``epoch_003`` become npz keys ``epoch_3``, as training scripts save them).
+Graph entries keep their ``edge_index`` (see :mod:`attnscope.store.graph_export`).
 
 1-D attention (one head, one query) is squeezed to ``(sample, key)`` by default, the
 shape such scripts save; pass ``squeeze=False`` for ``(sample, head, query, key)``.
@@ -24,9 +27,11 @@ from attnscope._files import atomic_path, ensure_dir, safe_filename
 from attnscope.maps import is_one_d
 from attnscope.store.errors import ExportTooLargeError, StoreError
 from attnscope.store.estimate import human
+from attnscope.store.graph_export import npz_edge_arrays, write_edges_csv
 from attnscope.store.reader import Store
 from attnscope.store.reader import _positions as positions
 
+CSV_NAME = "attention_all_epochs.csv"
 CHUNK_BYTES = 64 * 2**20  # what one streamed read may hold
 MAX_CSV_ROWS = 5_000_000  # ~200 MB of text; beyond that a CSV is the wrong tool
 FORMATS = ("npy", "npz", "csv")
@@ -36,11 +41,12 @@ def export(store: Store, out: str | Path, fmt: str, *, modules: list[str] | None
            steps: list[str] | None = None, samples: Any = None, heads: Any = None,
            squeeze: bool = True, max_rows: int = MAX_CSV_ROWS,
            npz_keys: Mapping[str, str] | None = None,
-           csv_name: str = "attention.csv") -> list[Path]:
+           csv_name: str = CSV_NAME) -> list[Path]:
     """Write ``fmt`` files for the selected modules and steps under ``out``; return them.
 
-    ``npz_keys`` renames steps inside the ``.npz`` (e.g. ``{"epoch_000": "epoch_0"}``, the
-    keys training scripts already read); ``csv_name`` names the CSV file."""
+    ``npz_keys`` renames steps inside the ``.npz`` (default :func:`training_keys`:
+    ``{"epoch_000": "epoch_0"}``, the keys training scripts already read); ``csv_name``
+    names the CSV file (graph entries go to ``<stem>_edges.csv`` beside dense ones)."""
     if fmt not in FORMATS:
         raise StoreError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
     modules = modules or store.modules
@@ -52,27 +58,57 @@ def export(store: Store, out: str | Path, fmt: str, *, modules: list[str] | None
             raise StoreError(f"no step {s!r} in store '{store.root}'; steps: {store.steps}")
     out = ensure_dir(out)
     if fmt == "csv":
-        return [_csv(store, out / csv_name, modules, steps, samples, heads, max_rows)]
+        return _csv_files(store, out / csv_name, modules, steps, samples, heads, max_rows)
+    renames = dict(training_keys(steps)) if npz_keys is None else dict(npz_keys)
     written = []
     for m in modules:
         target = out if len(modules) == 1 else ensure_dir(out / safe_filename(m))
+        graph = bool(store.module_info(m).get("graph"))
         if fmt == "npy":
             for s in steps:
                 if store.segments(m, s):
                     path = target / f"attention_{s}.npy"
-                    write_npy(store, m, s, path, samples=samples, heads=heads, squeeze=squeeze)
+                    write_npy(store, m, s, path, samples=samples, heads=heads,
+                              squeeze=squeeze and not graph)
                     written.append(path)
         else:
-            arrays = {s: _squeeze(store.read(m, s, samples, heads), squeeze)
+            arrays = {s: _squeeze(store.read(m, s, samples, heads), squeeze and not graph)
                       for s in steps if store.segments(m, s)}
             keys = max((a.shape[-1] for a in arrays.values()), default=0)
             labels = next((store.labels(s)["time_steps"] for s in arrays
                            if len(store.labels(s).get("time_steps", [])) == keys), None)
             time_steps = np.asarray(labels) if labels is not None else np.arange(keys)
-            renamed = {(npz_keys or {}).get(s, s): a for s, a in arrays.items()}
+            renamed = {renames.get(s, s): a for s, a in arrays.items()}
+            edges = npz_edge_arrays(store, m, {s: renames.get(s, s) for s in arrays},
+                                    samples) if graph else {}
             with atomic_path(target / "attention_all_epochs.npz") as tmp:
-                np.savez(tmp, **renamed, time_steps=time_steps)
+                np.savez(tmp, **renamed, time_steps=time_steps, **edges)
             written.append(target / "attention_all_epochs.npz")
+    return written
+
+
+def training_keys(steps: list[str]) -> dict[str, str]:
+    """``{"epoch_003": "epoch_3", ...}``: npz keys as training scripts write them."""
+    return {s: f"epoch_{int(s[6:])}" for s in steps
+            if s.startswith("epoch_") and s[6:].isdigit()}
+
+
+def _csv_files(store: Store, path: Path, modules: list[str], steps: list[str], samples: Any,
+               heads: Any, max_rows: int) -> list[Path]:
+    """Dense entries to ``path``; graph entries (source/target columns) to ``path`` too
+    when only graphs are selected, else to ``<stem>_edges.csv``."""
+    graphs = [m for m in modules if store.module_info(m)["graph"]]
+    dense = [m for m in modules if m not in graphs]
+    rows = csv_rows(store, modules, steps, samples, heads)
+    if rows > max_rows:
+        raise ExportTooLargeError(
+            f"CSV would have {rows:,} rows (~{human(rows * 40)}), over the limit of "
+            f"{max_rows:,}; slice with --module/--step/--samples/--heads, raise --max-rows, "
+            "or use --format npz")
+    written = [_csv(store, path, dense, steps, samples, heads, max_rows)] if dense else []
+    if graphs:
+        edges = path if not dense else path.with_name(path.stem + "_edges.csv")
+        written.append(write_edges_csv(store, edges, graphs, steps, samples, heads))
     return written
 
 
@@ -110,16 +146,18 @@ def csv_rows(store: Store, modules: list[str], steps: list[str], samples: Any,
             segs = store.segments(m, s)
             if not segs:
                 continue
+            graph = bool(store.module_info(m).get("graph"))
+            hax = -1 if graph else 1
             n = len(_positions(samples, sum(g.shape[0] for g in segs)))
-            h = len(_positions(heads, max(g.shape[1] for g in segs), "head"))
-            rows += n * h * max(g.shape[2] for g in segs) * max(g.shape[3] for g in segs)
+            h = len(_positions(heads, max(g.shape[hax] for g in segs), "head"))
+            cells = [max(g.shape[i] for g in segs) for i in range(1, len(segs[0].shape))]
+            cells[hax] = 1
+            rows += n * h * int(np.prod(cells))
     return rows
 
 
 def _csv(store: Store, path: Path, modules: list[str], steps: list[str], samples: Any,
          heads: Any, max_rows: int) -> Path:
-    if any(store.module_info(m)["graph"] for m in modules):
-        raise StoreError("CSV export is for dense maps; export graph maps with --format npz")
     rows = csv_rows(store, modules, steps, samples, heads)
     if rows > max_rows:
         raise ExportTooLargeError(

@@ -59,7 +59,14 @@ class MhaStrategy(Strategy):
             same = query is key or (query.shape == key.shape
                                     and query.data_ptr() == key.data_ptr())
             hint = "self" if same else "cross"
-            session.record(owner, probs, kind=session.dense_kind(owner, hint), source="mha")
+            m = session.record(owner, probs, kind=session.dense_kind(owner, hint), source="mha")
+            if m is not None and getattr(session, "value_weighted", False):
+                from attnscope.capturing.value import mha_value_norms, weighted
+
+                with torch.no_grad():  # opt-in: alpha * ||(x W_V + b_V) W_O^h||
+                    vw, _, _ = session.select(weighted(probs, mha_value_norms(call)),
+                                              owner.name, False)
+                m.value_weighted = session.selection.finish(vw, 1)
             return result
 
         return {F.multi_head_attention_forward: handle}

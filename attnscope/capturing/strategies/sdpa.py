@@ -181,34 +181,63 @@ class SdpaStrategy(Strategy):
             batch = query.shape[0] if query.ndim >= 3 else 1
             num_heads = query.shape[-3] if query.ndim >= 3 else 1
             kv_heads = key.shape[-3] if key.ndim >= 3 else 1
-            invalid = (kv_heads != num_heads and not bound.get("enable_gqa", False)) or (
+            # one key head broadcasts over the query heads (multi-query attention)
+            invalid = (kv_heads not in (num_heads, 1) and not bound.get("enable_gqa", False)) or (
                 bound.get("is_causal", False) and bound.get("attn_mask") is not None)
             if invalid:
                 return func(*args, **kwargs)  # let torch raise its own error
+            needs_grad = torch.is_grad_enabled() and any(
+                t.requires_grad for t in (query, key, value)
+            )
+            mask, causal = bound.get("attn_mask"), bool(bound.get("is_causal", False))
+            shape = (*query.shape[:-1], key.shape[-2])
+            plain = query.ndim == 4
+            if plain:  # the layout check on shapes alone: nothing is computed
+                fitted = session.fit(owner, torch.empty(shape, device="meta"),
+                                     "sdpa probabilities")
+                if fitted is None:
+                    return func(*args, **kwargs)
+                plain = tuple(fitted.shape) == shape
+            if not plain:
+                # heads folded into the batch or packed into the query axis: compute all
+                # of it, then let the layout check unfold or refuse it
+                with torch.no_grad():
+                    probs, _ = sdpa_probabilities(query, key, mask, causal, bound.get("scale"))
+                result = func(*args, **kwargs)
+                dense = session.fit(owner, probs.flatten(0, 1) if query.ndim == 3
+                                    else probs, "sdpa probabilities")
+                if dense is not None:
+                    session.record(owner, dense, kind=session.dense_kind(
+                        owner, lengths=tuple(dense.shape[-2:])), source="sdpa", owned=True)
+                return result
             sel = session.selection
             samples = session.sample_rows(batch)
             if samples == []:
                 return func(*args, **kwargs)
             heads = sel.head_index(num_heads, owner.name)
-            needs_grad = torch.is_grad_enabled() and any(
-                t.requires_grad for t in (query, key, value)
-            )
             # one pass gives both when every probability is computed anyway
             reuse = (samples is None and heads is None and not needs_grad
                      and dropout_p == 0.0 and query.device.type == "cpu")
             with torch.no_grad():
                 probs, out = sdpa_probabilities(
-                    query, key, bound.get("attn_mask"), bool(bound.get("is_causal", False)),
-                    bound.get("scale"), value=value if reuse else None, samples=samples,
-                    heads=heads,
+                    query, key, mask, causal, bound.get("scale"),
+                    value=value if reuse else None, samples=samples, heads=heads,
                     out_dtype=sel.dtype if sel.reduce is None else None, module=owner.name,
                 )
             if reuse:
                 result = out.reshape(*query.shape[:-1], value.shape[-1])
             else:
                 result = func(*args, **kwargs)
-            session.record(owner, probs, kind=session.dense_kind(owner), source="sdpa",
-                           selected=True, heads=heads, samples=samples, owned=True)
+            vw = None
+            if getattr(session, "value_weighted", False):  # opt-in: alpha * ||v_j||
+                from attnscope.capturing.value import sdpa_value_norms, weighted
+
+                vw = weighted(probs, sdpa_value_norms(value, num_heads, samples, heads))
+            m = session.record(owner, probs, kind=session.dense_kind(
+                owner, lengths=(query.shape[-2], key.shape[-2])), source="sdpa",
+                selected=True, heads=heads, samples=samples, owned=True)
+            if vw is not None and m is not None:
+                m.value_weighted = sel.finish(vw, 1)
             return result
 
         return {F.scaled_dot_product_attention: handle}

@@ -1,0 +1,202 @@
+"""Per-head metrics of dense attention maps, one number per (sample, head).
+
+Every metric averages over the *valid* rows of a map: rows that are finite and carry
+weight (NaN rows and fully masked, all-zero rows are the diagnostics' business). The
+keys a row could attend to are inferred from structure: a key column that is zero in
+every head and query of a sample was masked (padding); a square map whose upper
+triangle is zero in every head is causal. Entropy is normalised by ``log`` of that
+number of allowed keys, so a causal head is not called focused because early rows
+have few keys.
+
+=============  ==================================================================
+metric         meaning
+=============  ==================================================================
+min max mean   over every finite weight of the map
+entropy        row entropy in nats
+norm_entropy   entropy / log(allowed keys): 0 = one key, 1 = uniform
+peak           largest weight of a row
+keys90         keys needed to hold 90% of a row's mass
+distance       mean |query - key| under the weights (square maps)
+diagonal       weight on the query's own position (square maps)
+prev_token     weight on the position just before the query (square maps)
+first          weight on the first key (the usual attention sink)
+special        weight on special tokens such as [CLS], [SEP], <s> (needs tokens)
+dup_token      weight on earlier copies of the query's own token (needs tokens)
+induction      weight on the token after an earlier copy of the query's token
+               (needs tokens; a repeated sequence makes this the induction score)
+=============  ==================================================================
+
+Left out on purpose: gradient-based scores and anything that needs the model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+METRICS = ("min", "max", "mean", "entropy", "norm_entropy", "peak", "keys90", "distance",
+           "diagonal", "prev_token", "first", "special", "dup_token", "induction")
+SPECIAL = re.compile(r"^(\[[A-Za-z_]+\]|<[/A-Za-z_|]+>|<\|[^|]+\|>)$")
+PAD = re.compile(r"^(\[PAD\]|<pad>|<\|pad\|>|\[pad\])$", re.IGNORECASE)
+
+
+def valid_rows(w: np.ndarray) -> np.ndarray:
+    """``(sample, head, query)``: rows that are finite and sum to more than 0."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(w).all(-1) & (np.nan_to_num(w).sum(-1) > 0)
+
+
+def allowed_keys(w: np.ndarray) -> np.ndarray:
+    """``(sample, 1, query, key)`` bool: keys each query could attend to, inferred from
+    zero columns (masked keys) and a zero upper triangle (causal)."""
+    pos = np.nan_to_num(w) > 0
+    alive = pos.any(axis=(1, 2), keepdims=True)  # (sample, 1, 1, key)
+    q, k = w.shape[-2:]
+    allowed = np.broadcast_to(alive, (w.shape[0], 1, q, k))
+    if q == k and q > 1:
+        upper = np.triu(np.ones((q, k), dtype=bool), 1)
+        causal = ~(pos & upper).any(axis=(1, 2, 3))  # (sample,)
+        if causal.any():
+            allowed = allowed.copy()
+            allowed[causal] &= ~upper
+    return allowed
+
+
+def row_mean(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Mean of ``x`` ``(sample, head, query)`` over the ``rows`` that count; NaN if none."""
+    rows = np.broadcast_to(rows, x.shape)
+    count = rows.sum(-1)
+    total = np.where(rows, np.nan_to_num(x), 0.0).sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _token_masks(q_tok: Sequence[str] | None, k_tok: Sequence[str] | None
+                 ) -> dict[str, np.ndarray]:
+    """``(query, key)`` masks for the token-based scores."""
+    out: dict[str, np.ndarray] = {}
+    if k_tok is not None:
+        out["special"] = np.array([bool(SPECIAL.match(t)) for t in k_tok])[None, :]
+    if q_tok is not None and k_tok is not None and list(q_tok) == list(k_tok):
+        tok = np.asarray(q_tok, dtype=object)
+        n = len(tok)
+        same = tok[:, None] == tok[None, :]  # (query, key)
+        before = np.tril(np.ones((n, n), dtype=bool), -1)
+        out["dup_token"] = same & before
+        ind = np.zeros((n, n), dtype=bool)
+        ind[:, 1:] = same[:, :-1] & before[:, 1:]  # token at key-1 equals the query's
+        out["induction"] = ind
+    return out
+
+
+def map_metrics(w: np.ndarray, query_tokens: Sequence[str] | None = None,
+                key_tokens: Sequence[str] | None = None,
+                metrics: Sequence[str] = METRICS) -> dict[str, np.ndarray]:
+    """``{metric: (sample, head)}`` for weights ``(sample, head, query, key)``.
+
+    Example:
+        >>> m = map_metrics(rec.maps[0].weights.numpy())
+        >>> m["norm_entropy"].mean(0)     # per head
+    """
+    w = np.asarray(w, dtype=np.float32)
+    want = set(metrics)
+    n, h, q, k = w.shape
+    rows = valid_rows(w)
+    all_finite = bool(np.isfinite(w).all())
+    # the common case (every row finite and alive) needs no masked copies
+    z = w if all_finite and rows.all() else np.where(
+        rows[..., None], np.nan_to_num(w), 0.0).astype(np.float32)
+    out: dict[str, np.ndarray] = {}
+    if want & {"min", "max", "mean"} and all_finite:
+        out["min"], out["max"], out["mean"] = (w.min(axis=(2, 3)), w.max(axis=(2, 3)),
+                                               w.mean(axis=(2, 3), dtype=np.float64))
+    elif want & {"min", "max", "mean"}:
+        finite = np.isfinite(w)
+        some = finite.any(axis=(2, 3))
+        with np.errstate(invalid="ignore"):
+            out["min"] = np.where(some, np.where(finite, w, np.inf).min(axis=(2, 3)), np.nan)
+            out["max"] = np.where(some, np.where(finite, w, -np.inf).max(axis=(2, 3)), np.nan)
+            cnt = finite.sum(axis=(2, 3))
+            out["mean"] = np.where(cnt > 0, np.where(finite, w, 0).sum(axis=(2, 3))
+                                   / np.maximum(cnt, 1), np.nan)
+    if want & {"entropy", "norm_entropy"}:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ent = -np.where(z > 0, z * np.log(np.where(z > 0, z, 1.0)), 0.0).sum(-1)
+        out["entropy"] = row_mean(ent, rows)
+        support = allowed_keys(w).sum(-1)  # (sample, 1, query)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            norm = ent / np.log(np.maximum(support, 2))
+        out["norm_entropy"] = row_mean(np.clip(norm, 0.0, 1.0), rows & (support > 1))
+    if "peak" in want:
+        out["peak"] = row_mean(z.max(-1), rows)
+    if "keys90" in want:
+        cum = np.cumsum(-np.sort(-z, axis=-1), axis=-1)
+        need = (cum < 0.9 * z.sum(-1, keepdims=True) - 1e-6).sum(-1) + 1
+        out["keys90"] = row_mean(need.astype(np.float32), rows)
+    square = q == k
+    if "distance" in want:
+        if square:
+            dist = np.abs(np.arange(q)[:, None] - np.arange(k)[None, :]).astype(np.float32)
+            out["distance"] = row_mean((z * dist).sum(-1), rows)
+        else:
+            out["distance"] = np.full((n, h), np.nan)
+    if "diagonal" in want:
+        out["diagonal"] = row_mean(np.diagonal(z, 0, -2, -1), rows) if square \
+            else np.full((n, h), np.nan)
+    if "prev_token" in want:
+        if square and q > 1:
+            prev = np.concatenate([np.zeros((n, h, 1), np.float32),
+                                   np.diagonal(z, -1, -2, -1)], -1)
+            first_row = np.zeros(q, dtype=bool)
+            first_row[1:] = True
+            out["prev_token"] = row_mean(prev, rows & first_row)
+        else:
+            out["prev_token"] = np.full((n, h), np.nan)
+    if "first" in want:
+        out["first"] = row_mean(z[..., 0], rows)
+    masks = _token_masks(query_tokens, key_tokens)
+    for name in ("special", "dup_token", "induction"):
+        if name not in want:
+            continue
+        m = masks.get(name)
+        if m is None or not m.any():
+            out[name] = np.full((n, h), np.nan)
+            continue
+        has = m.any(-1) if name != "special" else np.ones(q, dtype=bool)
+        out[name] = row_mean((z * m).sum(-1), rows & has)
+    return {k_: out[k_] for k_ in metrics if k_ in out}
+
+
+def graph_metrics(w: np.ndarray, edge_index: np.ndarray,
+                  metrics: Sequence[str] = METRICS) -> dict[str, np.ndarray]:
+    """Metrics of edge maps ``(sample, ..., edge, head)``: min/max/mean over edges, and
+    entropy, peak and keys90 over each destination node's incoming edges."""
+    w = np.asarray(w, dtype=np.float32)
+    n, heads = w.shape[0], w.shape[-1]
+    flat = w.reshape(n, -1, w.shape[-2], heads)  # (sample, group, edge, head)
+    dst = np.asarray(edge_index)[1]
+    nodes = int(dst.max()) + 1 if dst.size else 0
+    out: dict[str, np.ndarray] = {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["min"] = np.nanmin(flat, axis=(1, 2))
+        out["max"] = np.nanmax(flat, axis=(1, 2))
+        out["mean"] = np.nanmean(flat, axis=(1, 2))
+        z = np.nan_to_num(flat)
+        term = np.where(z > 0, -z * np.log(np.where(z > 0, z, 1.0)), 0.0)
+        # scatter every edge into its destination node: (sample, group, node, head)
+        ent = np.zeros((n, flat.shape[1], nodes, heads), np.float32)
+        np.add.at(ent, (slice(None), slice(None), dst), term)
+        peak = np.zeros_like(ent)
+        np.maximum.at(peak, (slice(None), slice(None), dst), z)
+        mass = np.zeros_like(ent)
+        np.add.at(mass, (slice(None), slice(None), dst), z)
+        degree = np.bincount(dst, minlength=nodes)[None, None, :, None]
+        live = mass > 0
+        norm = ent / np.log(np.maximum(degree, 2))
+        out["entropy"] = np.nanmean(np.where(live, ent, np.nan), axis=(1, 2))
+        out["norm_entropy"] = np.nanmean(np.where(live & (degree > 1), norm, np.nan),
+                                         axis=(1, 2))
+        out["peak"] = np.nanmean(np.where(live, peak, np.nan), axis=(1, 2))
+    return {k_: out[k_] for k_ in metrics if k_ in out}

@@ -1,0 +1,110 @@
+"""What ``head_stats`` hands back: per-head summary rows and the diagnostics, as a
+rich table or CSV."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from attnscope.analysis._blocks import AnalysisError
+from attnscope.analysis.diagnostics import Finding
+from attnscope.analysis.metrics import METRICS
+
+KEYS = ("module", "step", "head")
+EXTRA = ("nearest_head", "nearest_js")
+SHORT = {"norm_entropy": "H/Hmax", "entropy": "H", "keys90": "k90", "distance": "dist",
+         "prev_token": "prev", "nearest_js": "JS near", "nearest_head": "near",
+         "dup_token": "dup", "induction": "induct", "diagonal": "diag"}
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return "-" if math.isnan(v) else f"{v:.3g}"
+    return str(v)
+
+
+@dataclass
+class StatsReport:
+    """Per-head summaries (``rows``: dicts with module, step, head, samples and every
+    metric) and the diagnostics found on the way."""
+
+    rows: list[dict[str, Any]]
+    findings: list[Finding] = field(default_factory=list)
+    csv_path: Path | None = None
+
+    def value(self, module: str, metric: str, step: str = "", head: int | None = None
+              ) -> np.ndarray | float:
+        """One metric of one entry: per head (array), or one head's value."""
+        got = [r for r in self.rows if r["module"] == module and r["step"] == step]
+        if not got:
+            raise AnalysisError(f"no stats for {module!r} at step {step!r}")
+        vals = np.array([r[metric] for r in sorted(got, key=lambda r: r["head"])], float)
+        return vals if head is None else float(vals[head])
+
+    def by_module(self) -> list[dict[str, Any]]:
+        """Rows averaged over heads (min/max over heads)."""
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for r in self.rows:
+            groups.setdefault((r["module"], r["step"]), []).append(r)
+        out = []
+        for (module, step), rs in groups.items():
+            row: dict[str, Any] = {"module": module, "step": step, "head": "all",
+                                   "samples": rs[0]["samples"]}
+            for m in METRICS:
+                v = np.array([r[m] for r in rs], float)
+                row[m] = _reduce(m, v)
+            out.append(row)
+        return out
+
+    def table(self, metrics: Sequence[str] = METRICS, by: str = "head",
+              title: str | None = None) -> Any:
+        """A rich ``Table`` of the summary (metrics that are NaN everywhere left out)."""
+        from rich.table import Table
+
+        rows = self.rows if by == "head" else self.by_module()
+        shown = [m for m in metrics if any(isinstance(r.get(m), (int, float)) and not (
+            isinstance(r.get(m), float) and math.isnan(r[m])) for r in rows)]
+        keys = ("module", "step", "head", "samples") if any(r["step"] for r in rows) \
+            else ("module", "head", "samples")
+        table = Table(title=title)
+        for col in (*keys, *shown):
+            table.add_column(SHORT.get(col, col), justify="left" if col in ("module", "step")
+                             else "right", overflow="fold")
+        for r in rows:
+            cells = [_cell(r.get(c, "")) for c in (*keys, *shown)]
+            table.add_row(cells[0] or "<root>", *cells[1:])
+        return table
+
+    def write_csv(self, path: str | os.PathLike) -> Path:
+        """The per-head summary as CSV."""
+        path = Path(path)
+        cols = [*KEYS, "samples", *METRICS, *EXTRA]
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, cols, extrasaction="ignore")
+            w.writeheader()
+            for r in self.rows:
+                w.writerow({c: _fmt(r.get(c)) for c in cols})
+        return path
+
+
+def _reduce(metric: str, v: np.ndarray) -> float:
+    if not np.isfinite(v).any():
+        return math.nan
+    if metric == "min":
+        return float(np.nanmin(v))
+    if metric == "max":
+        return float(np.nanmax(v))
+    return float(np.nanmean(v))
+
+
+def _fmt(v: Any) -> Any:
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.6g}"
+    return v

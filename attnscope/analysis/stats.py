@@ -1,0 +1,164 @@
+"""``head_stats``: every metric per (entry, step, sample, head), streamed block by block
+into an optional CSV, summarised per (entry, step, head) in memory (small whatever the
+store size), with diagnostics from the same pass.
+
+Summaries: ``min`` is the smallest over samples, ``max`` the largest, every other metric
+the mean over samples; ``nearest_head``/``nearest_js`` name each head's closest other
+head by mean Jensen-Shannon distance (redundant heads score near 0).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from attnscope.analysis._blocks import BUDGET, AnalysisError, blocks, is_store
+from attnscope.analysis.diagnostics import FindingCounter, Thresholds
+from attnscope.analysis.metrics import METRICS, graph_metrics, map_metrics
+from attnscope.analysis.report import EXTRA, StatsReport, _fmt
+from attnscope.analysis.similarity import head_distances, nearest_heads
+
+LOGGED = ("norm_entropy", "peak", "distance", "first")  # default scalars per epoch
+
+
+def step_scalars(store: Any, step: str, metrics: Sequence[str] = LOGGED,
+                 prefix: str = "attention") -> dict[str, float]:
+    """``{"<prefix>/<entry>/head<h>/<metric>": value}`` for one step (mean over samples):
+    what a training logger plots as one curve per head across epochs."""
+    if not is_store(store):
+        from attnscope.store import open_store
+
+        store = open_store(store)
+    bad = [m for m in metrics if m not in METRICS]
+    if bad:
+        raise AnalysisError(f"unknown metrics {bad}; available: {', '.join(METRICS)}")
+    report = head_stats(store, steps=[step], similarity=False)
+    return {f"{prefix}/{r['module']}/head{r['head']}/{m}": float(r[m])
+            for r in report.rows for m in metrics if not math.isnan(r[m])}
+
+
+class _Acc:
+    """Running per-head sums of one (entry, step)."""
+
+    def __init__(self) -> None:
+        self.count: dict[int, int] = {}
+        self.sums: dict[tuple[int, str], list[float]] = {}  # [sum, n, min, max]
+        self.dist: np.ndarray | None = None
+        self.dist_n = 0
+
+    def add(self, heads: np.ndarray, values: dict[str, np.ndarray]) -> None:
+        n = next(iter(values.values())).shape[0]
+        for j, head in enumerate(heads):
+            h = int(head)
+            self.count[h] = self.count.get(h, 0) + n
+            for m, v in values.items():
+                col = v[:, j]
+                ok = col[np.isfinite(col)]
+                s = self.sums.setdefault((h, m), [0.0, 0, math.inf, -math.inf])
+                if len(ok):
+                    s[0] += float(ok.sum())
+                    s[1] += len(ok)
+                    s[2] = min(s[2], float(ok.min()))
+                    s[3] = max(s[3], float(ok.max()))
+
+    def rows(self, module: str, step: str) -> list[dict[str, Any]]:
+        near = None
+        if self.dist is not None and self.dist_n:
+            near = nearest_heads(self.dist / self.dist_n)
+        out = []
+        for h in sorted(self.count):
+            row: dict[str, Any] = {"module": module, "step": step, "head": h,
+                                   "samples": self.count[h]}
+            for m in METRICS:
+                s = self.sums.get((h, m))
+                if s is None or not s[1]:
+                    row[m] = math.nan
+                elif m == "min":
+                    row[m] = s[2]
+                elif m == "max":
+                    row[m] = s[3]
+                else:
+                    row[m] = s[0] / s[1]
+            if near is not None and h < len(near[0]):
+                row["nearest_head"], row["nearest_js"] = int(near[0][h]), float(near[1][h])
+            else:
+                row["nearest_head"], row["nearest_js"] = "", math.nan
+            out.append(row)
+        return out
+
+
+def head_stats(source: Any, modules: Sequence[str] | None = None, *,
+               steps: Sequence[str] | None = None, samples: Any = None,
+               tokens: Sequence[str] | None = None, csv_path: str | os.PathLike | None = None,
+               similarity: bool = True, thresholds: Thresholds = Thresholds(),
+               budget: int = BUDGET, progress: Any = None) -> StatsReport:
+    """Metrics of every head, streamed over a store (or a recording, or arrays).
+
+    Example:
+        >>> report = head_stats(attnscope.open_store("runs/attn"), csv_path="stats.csv")
+        >>> report.value("encoder.layers.0.self_attn", "prev_token", step="epoch_009")
+
+    Args:
+        modules, steps, samples: what to read (default: everything).
+        tokens: token labels for a recording (stores use the step's ``tokens`` labels).
+        csv_path: write one row per (entry, step, sample, head) here while reading.
+        similarity: also compute each head's nearest other head (JS distance).
+        progress: called with each block (e.g. to advance a progress bar).
+    """
+    accs: dict[tuple[str, str], _Acc] = {}
+    counter = FindingCounter(thresholds)
+    writer = None
+    part = None if csv_path is None else Path(f"{csv_path}.part")  # renamed when complete
+    try:
+        with contextlib.ExitStack() as stack:
+            if part is not None:
+                writer = csv.writer(stack.enter_context(open(part, "w", newline="")))
+                writer.writerow(["module", "step", "sample", "head", *METRICS, *EXTRA])
+            for b in blocks(source, modules, steps, samples, tokens, budget):
+                _add_block(b, accs, counter, similarity, writer)
+                if progress is not None:
+                    progress(b)
+        if part is not None:
+            part.replace(csv_path)
+    finally:
+        if part is not None:
+            part.unlink(missing_ok=True)
+    rows = [r for (module, step), acc in accs.items() for r in acc.rows(module, step)]
+    if not rows:
+        raise AnalysisError("nothing to analyse: no maps matched the selection")
+    return StatsReport(rows, counter.findings(), None if csv_path is None else Path(csv_path))
+
+
+def _add_block(b: Any, accs: dict[tuple[str, str], _Acc], counter: FindingCounter,
+               similarity: bool, writer: Any) -> None:
+    """Metrics, diagnostics, head distances and CSV rows of one block."""
+    if b.graph:
+        values = graph_metrics(b.weights, b.edge_index)
+    else:
+        values = map_metrics(b.weights, b.query_tokens, b.key_tokens)
+        counter.add(b, values)
+    acc = accs.setdefault((b.module, b.step), _Acc())
+    acc.add(b.heads, values)
+    near = None
+    if similarity and not b.graph and b.all_heads and len(b.heads) > 1:
+        d = head_distances(b.weights)
+        acc.dist = np.nan_to_num(d).sum(0) + (0 if acc.dist is None else acc.dist)
+        acc.dist_n += d.shape[0]
+        near = nearest_heads(d)
+    if writer is not None:
+        _write_rows(writer, b, values, near)
+
+
+def _write_rows(writer: Any, b: Any, values: dict[str, np.ndarray], near: Any) -> None:
+    for i, sample in enumerate(b.samples):
+        for j, head in enumerate(b.heads):
+            cells = [_fmt(float(values[m][i, j])) if m in values else "" for m in METRICS]
+            extra = ["", ""] if near is None else [int(near[0][i, j]), _fmt(float(near[1][i, j]))]
+            writer.writerow([b.module, b.step, int(sample), int(head), *cells, *extra])
