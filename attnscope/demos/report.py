@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from attnscope.store.schema import META_FILE
+
 if TYPE_CHECKING:
     from attnscope.demos.registry import DemoResult
 
@@ -48,7 +50,7 @@ def plot_evolution(rows: np.ndarray, metric: Sequence[float], *, steps: Sequence
 def write_view(out: Path, max_mb: float = 40.0) -> Path | None:
     """``out/view.html``: the interactive viewer of the demo's store (every step on the
     slider), narrowed to the last step, then one head, when that is too large."""
-    if not (out / "store" / "attnscope.json").exists():
+    if not (out / "store" / META_FILE).exists():
         return None
     from attnscope.viewer import ViewTooLargeError, render_html
 

@@ -21,6 +21,7 @@ from lightning.pytorch.callbacks import Callback
 import attnscope
 from attnscope.data import batch_size
 from attnscope.integrations.config import AttentionConfig
+from attnscope.store.schema import TEST_STEP, epoch_step
 
 
 class AttentionCallback(Callback):
@@ -114,7 +115,7 @@ class AttentionCallback(Callback):
     def on_validation_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
             return
-        self._begin(trainer, pl_module, f"epoch_{trainer.current_epoch:03d}",
+        self._begin(trainer, pl_module, epoch_step(trainer.current_epoch),
                     trainer.val_dataloaders, self.samples)
 
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx,
@@ -130,7 +131,7 @@ class AttentionCallback(Callback):
 
     # -- test --------------------------------------------------------------------------
     def on_test_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-        self._begin(trainer, pl_module, "test", trainer.test_dataloaders, None)
+        self._begin(trainer, pl_module, TEST_STEP, trainer.test_dataloaders, None)
 
     def on_test_batch_start(self, trainer, pl_module, batch, batch_idx,
                             dataloader_idx=0) -> None:
@@ -262,7 +263,7 @@ class AttentionCallback(Callback):
 
         names = LOGGED if self.log_metrics is True else tuple(self.log_metrics)
         scalars = step_scalars(self.store_path(trainer), step, names,
-                               prefix="attention" if step != "test" else "attention_test")
+                               prefix="attention" if step != TEST_STEP else "attention_test")
         trainer.logger.log_metrics(scalars, step=trainer.global_step)
 
 
