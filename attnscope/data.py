@@ -117,3 +117,28 @@ def _as_tensor(value: Any) -> torch.Tensor:
     except Exception:
         raise DataError(f"the target must be a tensor or numbers, got "
                         f"{type(value).__name__}") from None
+
+
+OUTPUT_KEYS = ("logits", "prediction", "predictions", "preds", "output", "y_hat")
+
+
+def find_prediction(output: Any) -> torch.Tensor:
+    """The prediction tensor inside a model's return value: a tensor, a tuple whose first
+    tensor is it (models that also return their attention), a ``ModelOutput`` with
+    ``logits``, or a dict with one of :data:`OUTPUT_KEYS`."""
+    if isinstance(output, torch.Tensor):
+        return output
+    logits = getattr(output, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
+    if isinstance(output, Mapping):
+        for key in OUTPUT_KEYS:
+            if isinstance(output.get(key), torch.Tensor):
+                return output[key]
+    if isinstance(output, Sequence) and not isinstance(output, str):
+        for item in output:
+            if isinstance(item, torch.Tensor):
+                return item
+    raise DataError(f"cannot find the prediction in the model output "
+                    f"({type(output).__name__}); return a tensor, a tuple starting "
+                    f"with one, or a dict with one of {OUTPUT_KEYS}")

@@ -20,5 +20,20 @@ class DataError(AttnscopeError, ValueError):
 
 
 class OptionError(AttnscopeError, ValueError):
-    """An option value attnscope does not take (a dtype, kind or keepbits); checked in
-    :mod:`attnscope.options` before any work starts."""
+    """An option value attnscope does not take (a dtype, kind, keepbits, a resolution or
+    a size outside the range that works); checked before any work starts."""
+
+
+class OutputError(AttnscopeError):
+    """A file or directory that cannot be written: disk full, read-only, no permission,
+    or a file where a directory should be. Nothing half-written is left behind."""
+
+
+class ModelError(AttnscopeError):
+    """The user's model raised on the data it was given (wrong type, width, device);
+    the model's own exception is kept as the cause."""
+
+
+class MapTooLargeError(SelectionError):
+    """An attention map that cannot fit in memory; the message names the selection
+    (heads=, samples=, dtype=) that would."""

@@ -108,12 +108,20 @@ class Recording:
         ...     model(x)
         >>> rec.modules                 # names, in first-call order
         >>> rec["encoder.layers.0.self_attn"]   # its maps, one per call
+        >>> rec.notes                   # what was skipped or unfolded, and why
     """
 
     def __init__(self) -> None:
         self.maps: list[AttentionMap] = []
         self.num_recorded = 0
+        # why attention-like calls were not recorded (or were reshaped), one line each
+        self.notes: list[str] = []
         self.stats: Any = None  # per-head summary, with capture(..., stats=True)
+
+    def note(self, text: str) -> None:
+        """Add a note once (the same call repeats every batch)."""
+        if text not in self.notes:
+            self.notes.append(text)
 
     @property
     def modules(self) -> list[str]:

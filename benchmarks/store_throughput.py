@@ -32,7 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from attnscope.maps import AttentionMap  # noqa: E402
-from attnscope.store import open_store, open_writer  # noqa: E402
+from attnscope.store import open_store, open_writer, tune_allocator  # noqa: E402
 
 SHAPE = (8, 12, 512, 512)
 
@@ -97,7 +97,9 @@ RSS_CHILD = """
 import sys, time, torch
 sys.path.insert(0, sys.argv[3])
 from attnscope.maps import AttentionMap
-from attnscope.store import open_writer
+from attnscope.store import open_writer, tune_allocator
+if sys.argv[4] == "1":
+    tune_allocator()
 g = torch.Generator().manual_seed(1)
 pool = [torch.softmax(torch.randn({shape}, generator=g) * 2, -1) for _ in range(2)]
 w = open_writer(sys.argv[1], step="epoch_000", expected_samples=int(sys.argv[2]))
@@ -117,10 +119,10 @@ print(base, peak, time.perf_counter() - t)
 """
 
 
-def bench_rss(samples: int, tmp: Path) -> tuple[int, int, float]:
+def bench_rss(samples: int, tmp: Path, tune: bool) -> tuple[int, int, float]:
     code = RSS_CHILD.replace("{shape}", repr(SHAPE))
     out = subprocess.run([sys.executable, "-c", code, str(tmp / "rss"), str(samples),
-                          str(Path(__file__).resolve().parents[1])],
+                          str(Path(__file__).resolve().parents[1]), str(int(tune))],
                          check=True, capture_output=True, text=True).stdout.split()
     return int(out[0]), int(out[1]), float(out[2])
 
@@ -211,7 +213,11 @@ def main() -> None:
     ap.add_argument("--keepbits", type=int, default=7, help="lossy mode row")
     ap.add_argument("--rss-samples", type=int, default=2000)
     ap.add_argument("--dir", default=".", help="where to write (same disk for all rows)")
+    ap.add_argument("--no-tune-allocator", action="store_true",
+                    help="skip attnscope.store.tune_allocator() (the opt-in glibc setting)")
     a = ap.parse_args()
+    if not a.no_tune_allocator:
+        tune_allocator()
     batch_bytes = int(np.prod(SHAPE)) * 4
     nb = max(1, round(a.total_gb * 1e9 / batch_bytes))
     mb = nb * batch_bytes / 1e6
@@ -235,7 +241,7 @@ def main() -> None:
             dt, size, err = bench_store(pool, nb, tmp, name.replace(" ", "_"), **kw)
             rows.append((name, mb / dt, size / (nb * batch_bytes), err))
         t_npy, t_store = bench_read(pool, nb, tmp, tmp / "store_float16_lossless_(durable)")
-        base, peak, t_rss = bench_rss(a.rss_samples, tmp)
+        base, peak, t_rss = bench_rss(a.rss_samples, tmp, not a.no_tune_allocator)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"\n{nb} batches of {SHAPE} float32 = {mb / 1e3:.2f} GB per write row, "

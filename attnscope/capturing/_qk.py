@@ -53,7 +53,8 @@ def record_sdpa(session: Any, owner: Any, bound: dict[str, Any], samples: list[i
                            bool(bound.get("is_causal", False)), bound.get("scale"),
                            samples=samples, heads=heads, half=session_form(session) == "qk16",
                            reduced=sel.reduce)
-    kind = session.dense_kind(owner, kind)
+    kind = session.dense_kind(owner, kind, lengths=(bound["query"].shape[-2],
+                                                    bound["key"].shape[-2]))
     # maps kept in memory, or a sink wrapper that summarises them (stats), need real
     # probabilities; only a writer alone takes a map that carries just its inputs
     if session.keep or not hasattr(session.sink, "form"):

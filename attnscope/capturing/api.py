@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -40,7 +41,7 @@ def _attach_module_stack(session: CaptureSession) -> list[Removable]:
         session.push(module, args, kwargs)
 
     def post(module: nn.Module, args: tuple, output: Any) -> None:
-        session.pop(module)
+        session.pop(module, output)
 
     handles: list[Removable] = []
     for module in session.names:
@@ -59,6 +60,10 @@ def _no_attention_message(session: CaptureSession, strategies: Sequence[str]) ->
         parts.append(f"include={list(session.include)}")
     if session.forward_index < 0:
         parts.append("the model was never called inside the `with` block")
+    notes = session.recording.notes
+    if notes:
+        more = f" (+{len(notes) - 3} more in rec.notes)" if len(notes) > 3 else ""
+        parts.append("skipped: " + " | ".join(notes[:3]) + more)
     if session.ignored_softmax:
         names = ", ".join(repr(n or "<root>") for n in list(session.ignored_softmax)[:5])
         example = next(iter(session.ignored_softmax)) or type(session.root).__name__
@@ -188,8 +193,11 @@ def capture(
         for strategy in instances:
             handles += strategy.attach(session)
             handlers.update(strategy.handlers(session))
-        # compiled code would skip hooks and the mode: run it eagerly while capturing
-        stance.enter_context(torch.compiler.set_stance("force_eager"))
+        # compiled code would skip hooks and the mode: run it eagerly while capturing.
+        # Without dynamo loaded nothing is compiled, and importing it would replace
+        # torch.manual_seed for the rest of the process.
+        if "torch._dynamo" in sys.modules:
+            stance.enter_context(torch.compiler.set_stance("force_eager"))
         mode = InterceptMode(handlers)
         mode.__enter__()
         yield session.recording

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ from torch import nn
 
 from attnscope.capturing.api import capture
 from attnscope.data import batch_size, first_rows, model_inputs
+from attnscope.errors import AttnscopeError, ModelError
 
 
 def capture_dataset(model: nn.Module, loader: Any, store: Any, *, step: str,
@@ -31,14 +33,23 @@ def capture_dataset(model: nn.Module, loader: Any, store: Any, *, step: str,
     done = 0
     try:
         with torch.no_grad(), capture(model, store=store, step=step, **capture_options):
-            for batch in loader:
+            for batch in _batches(loader):
                 args, kwargs = model_inputs(batch)
                 size = batch_size(batch)
                 if limit is not None and done + size > limit:
                     # the rest of this batch is beyond the limit: run only what is kept
                     size = limit - done
                     args, kwargs = first_rows(args, kwargs, size)
-                model(*args, **kwargs)
+                try:
+                    model(*args, **kwargs)
+                except AttnscopeError:
+                    raise
+                except Exception as err:  # wrong dtype or width in the data, mostly
+                    text = " ".join(str(err).split())[:200]
+                    raise ModelError(
+                        f"the model failed on samples {done}..{done + size - 1}: "
+                        f"{type(err).__name__}: {text}; check that --data gives what the "
+                        "model expects (dtype, shape)") from err
                 done += size
                 if progress is not None:
                     progress(size)
@@ -47,3 +58,20 @@ def capture_dataset(model: nn.Module, loader: Any, store: Any, *, step: str,
     finally:
         model.train(was_training)
     return done
+
+
+def _batches(loader: Any) -> Any:
+    """Iterate ``loader``; a data set that fails to load or collate is one clear error."""
+    it = iter(loader)
+    for index in itertools.count():
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except AttnscopeError:
+            raise
+        except Exception as err:
+            text = " ".join(str(err).split())[:200]
+            raise ModelError(f"reading batch {index} of the data failed: "
+                             f"{type(err).__name__}: {text}") from err
+        yield batch

@@ -9,28 +9,19 @@ seen by the interception mode knows which module's ``forward`` called it. Pure w
 from __future__ import annotations
 
 import fnmatch
-import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
 from torch import nn
 
+from attnscope.capturing.frames import Frame, attention_named, named_cross, new_frame
+from attnscope.capturing.layout import CallShape, declared_heads, fit_dense, folded_note
 from attnscope.capturing.selection import Selection
 from attnscope.errors import SelectionError
 from attnscope.maps import AttentionMap, Recording
-
-_WRAPPERS = (nn.Softmax, nn.Softmin, nn.Softmax2d, nn.LogSoftmax, nn.Identity,
-             nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
-_ATTENTION_NAME = re.compile(r"attn|attention", re.IGNORECASE)
-_CROSS_NAME = re.compile(
-    r"cross|encoder_attn|enc_dec|encdec|src_attn|multihead_attn|context_attn|inter_attn",
-    re.IGNORECASE,
-)
-# forward kwargs that carry another sequence's states into an attention module
-_CROSS_KWARGS = ("encoder_hidden_states", "key_value_states", "memory", "encoder_outputs",
-                 "cross_attention_states", "enc_output", "context")
 
 
 class MapSink(Protocol):
@@ -38,19 +29,6 @@ class MapSink(Protocol):
 
     def write(self, m: AttentionMap) -> None: ...
     def commit(self) -> None: ...
-
-
-@dataclass
-class Frame:
-    """One active module call."""
-
-    name: str
-    module: nn.Module
-    call_index: int
-    wrapper: bool
-    cross_hint: bool
-    edge_index: torch.Tensor | None = None  # graph connectivity the layer is using now
-    pending: Any = None  # softmax output waiting to see what multiplies V (softmax.py)
 
 
 def _matches(patterns: Sequence[str], name: str, cls: str) -> bool:
@@ -97,6 +75,8 @@ class CaptureSession:
         self.claimed: set[str] = set()  # modules whose maps come from a declared strategy
         self.ignored_softmax: dict[str, int] = {}  # softmax owners that are not attention
         self._unsent: list[AttentionMap] = []
+        # called with a frame whose ``pending`` is set, as it leaves the stack
+        self.frame_end: list[Callable[[Frame], None]] = []
 
     # -- module stack --------------------------------------------------------------
     def push(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
@@ -104,22 +84,31 @@ class CaptureSession:
         if module is self.root and not any(f.module is module for f in self.stack):
             self.forward_index += 1
             self._calls.clear()
+            self._unsent.clear()  # maps of an earlier call that raised (or was interrupted)
             first = next((t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)
                           and t.ndim > 0), None)
             self.call_batch = None if first is None else int(first.shape[0])
         index = self._calls.get(name, 0)
         self._calls[name] = index + 1
-        cross = any(isinstance(kwargs.get(k), torch.Tensor) for k in _CROSS_KWARGS)
-        self.stack.append(Frame(name, module, index, isinstance(module, _WRAPPERS), cross))
+        self.stack.append(new_frame(name, module, index, args, kwargs, self.call_batch))
 
-    def pop(self, module: nn.Module) -> None:
+    def pop(self, module: nn.Module, output: Any = None) -> None:
         # pop down to this module's frame: a forward that raised may have left children
         while self.stack:
             frame = self.stack.pop()
+            if frame.pending is not None:
+                for end in self.frame_end:
+                    end(frame)
+                frame.pending = None
             if frame.module is module:
                 break
         if module is self.root and not self.stack:
-            self.flush(commit=True)
+            # torch runs this hook with output None from inside its ``except`` when the
+            # forward raised: that call's maps are a half batch and are never committed
+            if output is None and sys.exc_info()[0] is not None:
+                self._unsent.clear()
+            else:
+                self.flush(commit=True)
 
     def owner(self) -> Frame | None:
         """The innermost module call that is not a pure wrapper."""
@@ -127,6 +116,48 @@ class CaptureSession:
             if not frame.wrapper:
                 return frame
         return None
+
+    def parents(self, frame: Frame, levels: int = 2) -> list[Frame]:
+        """``frame`` and up to ``levels`` enclosing non-wrapper module calls."""
+        found: list[Frame] = []
+        for f in reversed(self.stack[: self.stack.index(frame) + 1]):
+            if not f.wrapper:
+                found.append(f)
+            if len(found) > levels:
+                break
+        return found
+
+    def call_shape(self, owner: Frame) -> CallShape:
+        """Batch, declared heads, query tokens and cache use of ``owner``'s call."""
+        frames = self.parents(owner, 2)
+        tokens = next((f.tokens for f in frames if f.tokens is not None), None)
+        heads = declared_heads(owner.module)
+        cached = any(f.cached for f in self.stack)
+        return CallShape(self.call_batch, heads, tokens, cached)
+
+    def fit(self, owner: Frame, t: torch.Tensor, what: str) -> torch.Tensor | None:
+        """``t`` (key axis last) as ``(batch, head, query, key)``, or ``None`` after a
+        note saying why it was not recorded."""
+        call = self.call_shape(owner)
+        # (a one-token decode step reads batch-first: its queries may be packed heads)
+        if t.ndim >= 3 and call.tokens not in (t.shape[-2], 1):
+            # a sequence-first model, (seq, batch, feature): its first axis is no batch
+            dims = next((f.dims for f in self.parents(owner, 2) if f.dims is not None), None)
+            if dims is not None and dims[0] == t.shape[-2] and dims[1] != dims[0] and \
+                    t.shape[0] % dims[1] == 0:
+                call = CallShape(dims[1], call.heads, dims[0], call.cached)
+        dense, why = fit_dense(t, call)
+        if dense is None:
+            self.note(f"{owner.name or '<root>'}: {what} of shape {list(t.shape)} not "
+                      f"recorded: {why}")
+        elif dense.ndim == 4:
+            folded = folded_note(int(dense.shape[0]), self.call_batch)
+            if folded:
+                self.note(f"{owner.name or '<root>'}: {folded}")
+        return dense
+
+    def note(self, text: str) -> None:
+        self.recording.note(text)
 
     def frame_of(self, module: nn.Module) -> Frame | None:
         for frame in reversed(self.stack):
@@ -136,14 +167,9 @@ class CaptureSession:
 
     # -- filters -------------------------------------------------------------------
     def attention_named(self) -> bool:
-        """Whether the innermost module (or the wrapper it called) is named attention."""
-        for frame in reversed(self.stack):
-            last = frame.name.rsplit(".", 1)[-1]
-            if _ATTENTION_NAME.search(last) or _ATTENTION_NAME.search(type(frame.module).__name__):
-                return True
-            if not frame.wrapper:
-                return False
-        return False
+        """Whether the innermost module (or the wrapper it called, or its parent) is named
+        like attention: ``attn``, ``attention``, ``Attend``, ``mha``, ``multi_head``..."""
+        return attention_named(self.stack, self.root)
 
     def matching(self, patterns: Sequence[str], what: str) -> list[nn.Module]:
         """Modules matching any pattern; a pattern that matches nothing is an error."""
@@ -180,16 +206,24 @@ class CaptureSession:
             self._wanted[key] = cached
         return cached
 
-    def dense_kind(self, owner: Frame, hint: str | None = None) -> str:
+    def dense_kind(self, owner: Frame, hint: str | None = None,
+                   lengths: tuple[int, int] | None = None) -> str:
+        """``"cross"`` or ``"self"``: the user's ``kinds``, then names of the module and of
+        up to two enclosing blocks (``cross_attention``, ``EncDecAttention``...), then its
+        cross-sequence keyword arguments, then the strategy's hint, then ``lengths``
+        (queries, keys): different lengths outside cached decoding mean another sequence.
+        """
         for pattern, kind in self.kinds.items():
             if _matches((pattern,), owner.name, type(owner.module).__name__):
                 return kind
+        if named_cross(self.parents(owner, 2)):
+            return "cross"
+        if owner.cross_hint:
+            return "cross"
         if hint is not None:
             return hint
-        last = owner.name.rsplit(".", 1)[-1]
-        if owner.cross_hint or _CROSS_NAME.search(last) or _CROSS_NAME.search(
-            type(owner.module).__name__
-        ):
+        if lengths is not None and lengths[0] != lengths[1] and lengths[0] > 1 and \
+                not any(f.cached for f in self.stack):
             return "cross"
         return "self"
 
@@ -224,6 +258,8 @@ class CaptureSession:
             if effective is not None:
                 effective, _, _ = self.select(effective, owner.name, graph)
         model_tensors = () if owned else (weights, effective)
+        if not graph:
+            weights = mark_masked(weights, in_place=owned)
         weights = self.detach_copy(sel.finish(weights, head_axis), model_tensors)
         if effective is not None:
             effective = self.detach_copy(sel.finish(effective, head_axis), model_tensors)
@@ -298,3 +334,16 @@ class CaptureSession:
     def note_ignored_softmax(self, owner: Frame | None) -> None:
         name = owner.name if owner is not None else "<outside the model>"
         self.ignored_softmax[name] = self.ignored_softmax.get(name, 0) + 1
+
+
+def mark_masked(weights: torch.Tensor, in_place: bool = False) -> torch.Tensor:
+    """Exact zeros of a softmax output (keys the model masked with -inf or a huge negative
+    score) become -0.0, before any cast: they equal 0 for every computation, yet survive
+    float16 storage, unlike a small weight that merely rounds to +0.0 there. Figures hide
+    the signed zeros only (:func:`attnscope.plot.find_mask`). Maps without a zero cost one
+    min-reduction; ``in_place`` for tensors the strategy owns."""
+    if not weights.is_floating_point() or weights.numel() == 0 or bool(weights.amin() > 0):
+        return weights
+    if in_place:
+        return weights.masked_fill_(weights == 0, -0.0)
+    return torch.where(weights == 0, torch.tensor(-0.0, dtype=weights.dtype), weights)

@@ -29,12 +29,15 @@ def read_checkpoint(path: str | os.PathLike, trust: bool = False) -> dict[str, t
     try:
         obj = torch.load(file, map_location="cpu", weights_only=not trust)
     except Exception as err:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
-        if found and not trust:
+        # the safe unpickler names what it refused; a refusal is not damage: the file
+        # may run code when unpickled, so only an explicit opt-in loads it
+        found = re.search(r"GLOBAL (\S+?)(?: whose|\s|$)", str(err))
+        what = found.group(1) if found else _pickled_code(file)
+        if what and not trust:
             raise CheckpointError(
-                f"checkpoint {str(file)!r} holds pickled Python objects ({found.group(1)}) "
-                "that safe loading refuses; if you trust its source, pass "
-                "--trust-checkpoint (trust=True)") from None
+                f"checkpoint {str(file)!r} holds pickled Python objects ({what}) that could "
+                "run code when loaded, so safe loading refuses them; if you trust its "
+                "source, pass --trust-checkpoint (trust=True)") from None
         raise CheckpointError(f"checkpoint {str(file)!r} is truncated or not a PyTorch "
                               f"checkpoint ({type(err).__name__}: {one_line(err)[:160]})"
                               ) from err
@@ -92,3 +95,25 @@ def _is_state_dict(obj: Mapping) -> bool:
 
 def _few(keys: list[str], n: int = 3) -> str:
     return "(" + ", ".join(keys[:n]) + (", ..." if len(keys) > n else "") + ")" if keys else ""
+
+
+def _pickled_code(file: Path) -> str | None:
+    """What a plain pickle file would call when loaded (``posix system``), found by
+    reading its opcodes without running any; None for a damaged or harmless file."""
+    import pickletools
+
+    calls, names = [], []
+    try:
+        with open(file, "rb") as f:
+            for op, arg, _ in pickletools.genops(f):
+                if op.name in ("GLOBAL", "INST"):
+                    calls.append(str(arg))
+                elif op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE"):
+                    names = [*names[-1:], str(arg)]
+                elif op.name == "STACK_GLOBAL":
+                    calls.append(" ".join(names[-2:]))
+                if op.name == "STOP":
+                    break
+    except Exception:  # not a pickle, or cut short: damage, not code
+        return None
+    return calls[0] if calls else None

@@ -35,17 +35,21 @@ def strategies() -> None:
 
 def _register_subcommands() -> None:
     from attnscope.cli.capture_command import capture
+    from attnscope.cli.dashboard_command import dashboard
     from attnscope.cli.demo_command import demo
     from attnscope.cli.evaluate_command import evaluate
     from attnscope.cli.plot_command import plot
     from attnscope.cli.stats_command import stats
     from attnscope.cli.store_commands import export, store_app
     from attnscope.cli.text_command import translate
+    from attnscope.cli.view_command import view
 
     app.command("demo")(demo)
     app.command("capture")(capture)
     app.command("plot")(plot)
+    app.command("view")(view)
     app.command("evaluate")(evaluate)
+    app.command("dashboard")(dashboard)
     app.add_typer(store_app, name="store")
     app.command("export")(export)
     app.command("stats")(stats)

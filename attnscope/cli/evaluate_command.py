@@ -42,6 +42,9 @@ def evaluate(
         help="allow pickled code in the checkpoint (weights_only=False); only for files you "
              "trust"),
     dpi: int = typer.Option(150, "--dpi", min=20, max=1200, help="resolution of the PNGs"),
+    prefix: str | None = typer.Option(
+        None, "--prefix", help="name files <PREFIX>_scatter.png, <PREFIX>_attention_heatmap"
+        ".png, <PREFIX>_attention_weights.npy ... (several models in one folder)"),
 ) -> None:
     """Evaluate a model on its test set: predictions CSV, metrics JSON, figures, attention."""
     from attnscope.cli._console import console, err_console, fail
@@ -60,7 +63,7 @@ def evaluate(
                 save_predictions=save_predictions, attention=attention,
                 attention_plot=attention_plot, include=include or None,
                 attention_module=attention_module, attention_sample=attention_sample,
-                dpi=dpi, progress=advance,
+                dpi=dpi, progress=advance, prefix=prefix,
                 info={"model": str(model), "checkpoint": str(checkpoint) if checkpoint
                       else None, "data": data})
     except AttnscopeError as err:

@@ -26,12 +26,16 @@ def _head(text: str) -> int | str:
 
 
 def _slug(*parts: Any) -> str:
-    return "_".join(re.sub(r"[^A-Za-z0-9._\-]+", "-", str(p)).strip("-") for p in parts if p != "")
+    """A file stem; module names stay unique and stable (see ``safe_filename``)."""
+    from attnscope._files import safe_filename
+
+    return "_".join(safe_filename(str(p)) for p in parts if p != "")
 
 
 def _figures(store: Any, kind: str, module: str | None, step: str | None, sample: int,
-             head: int | str, cmap: str, dpi: int) -> list[tuple[str, Any]]:
-    """(file stem, figure) pairs for one ``--kind``."""
+             head: int | str, cmap: str, dpi: int, graph: dict[str, Any] | None = None
+             ) -> list[tuple[str, Any]]:
+    """(file stem, figure) pairs for one ``--kind`` (``graph``: node/time-step/top-k)."""
     from attnscope import plot
 
     opts = {"cmap": cmap, "dpi": dpi}
@@ -50,10 +54,23 @@ def _figures(store: Any, kind: str, module: str | None, step: str | None, sample
     stem = _slug(name, step, f"s{sample}")
     if head == "all" and kind in ("graph", "bars"):
         head = "mean"
-    if kind == "graph":
-        return [(stem + "_top-edges", plot.plot_top_edges(store, **sel, head=head, dpi=dpi)),
-                (stem + "_graph", plot.plot_graph(store, **sel, head=head, **opts)),
-                (stem + "_matrix", plot.plot_edge_matrix(store, **sel, head=head, **opts))]
+    if kind == "graph" or (graph and any(v is not None for v in graph.values()
+                                         if not isinstance(v, str))):
+        from attnscope.cli._graph_plots import graph_figures
+
+        if kind != "graph":
+            raise fail("--node, --time-step and --top-k apply to --kind graph")
+        if not store.module_info(name).get("graph"):
+            raise fail(f"{name!r} holds dense maps; --kind graph is for edge maps")
+        g = graph or {}
+        return graph_figures(store, name, step, sample, head, g.get("node"),
+                             g.get("time_step"), g.get("top_k"), g.get("axis", "auto"), opts,
+                             stem)
+    if kind in ("grid", "heatmap") and _one_query(store, name, step, sample):
+        # 1-D attention (one weight per key) is a bar chart, never a one-row matrix
+        return [(stem + f"_h{head}_bars", plot.plot_bars(
+            store, **sel, head="mean" if head == "all" else head, dpi=dpi,
+            labels=_key_labels(store, step, sample, name)))]
     if kind == "grid" or (kind == "heatmap" and head == "all"):
         return [(stem + "_heads", plot.plot_heads(store, **sel, **opts))]
     if kind == "heatmap":
@@ -62,8 +79,9 @@ def _figures(store: Any, kind: str, module: str | None, step: str | None, sample
         return [(stem + f"_h{head}_bars",
                  plot.plot_bars(store, **sel, head=head, dpi=dpi))]
     if kind == "dashboard":  # from a store: the inter-epoch entry, labelled by "classes"
-        w = plot.read_dense(store, name, step, sample, "all").weights  # (head, epoch, epoch)
-        classes = store.labels(step).get("classes")
+        dense = plot.read_dense(store, name, step, sample, "all")
+        w = dense.weights  # (head, epoch, epoch)
+        classes = dense.labels.get("classes")  # per-sample true->pred when stored so
         pairs = [str(c).split("->") for c in classes] if isinstance(classes, list) and \
             len(classes) == w.shape[-1] else None
         fig = plot.plot_dashboard(w, true=[p[0] for p in pairs] if pairs else None,
@@ -71,6 +89,22 @@ def _figures(store: Any, kind: str, module: str | None, step: str | None, sample
                                   title=f"{name} \u00b7 {step} \u00b7 sample {sample}", **opts)
         return [(stem + "_dashboard", fig)]
     raise fail(f"unknown --kind {kind!r}; choose one of: {', '.join(KINDS)}")
+
+
+def _one_query(store: Any, module: str, step: str, sample: int) -> bool:
+    lengths = store.lengths(module, step)
+    return bool(len(lengths)) and -len(lengths) <= sample < len(lengths) and \
+        int(lengths[sample][0]) == 1
+
+
+def _key_labels(store: Any, step: str, sample: int, module: str) -> list[str] | None:
+    """Stored labels that fit the key axis (time steps, tokens, channels)."""
+    from attnscope.plot._source import read_dense
+    from attnscope.plot.heatmap import axis_labels
+
+    dense = read_dense(store, module, step, sample, [0])
+    found = axis_labels(dense, dense.weights.shape[-1], "key", None)
+    return [str(v) for v in found] if found is not None else None
 
 
 def _only_step(store: Any, module: str) -> str:
@@ -96,6 +130,13 @@ def plot(
     dpi: int = typer.Option(150, "--dpi", help="resolution of raster output"),
     cmap: str = typer.Option("viridis", "--cmap", help="matplotlib colour map"),
     show: bool = typer.Option(False, "--show", help="also open the figures in a window"),
+    node: int = typer.Option(None, "--node", help="graph: node (destination row, or the "
+                             "node dim of a temporal graph)"),
+    time_step: int = typer.Option(None, "--time-step", help="graph: time step (time dim of "
+                                  "a spatial graph, or destination row of a temporal one)"),
+    top_k: int = typer.Option(None, "--top-k", min=1, help="graph: strongest edges shown"),
+    graph_axis: str = typer.Option("auto", "--graph-axis", help="graph: what the nodes are: "
+                                   "auto | node | time"),
 ) -> None:
     """Draw attention figures from a store: heatmap, head grid, model overview, 1-D bars,
     graph views, EEG dashboard or evolution across training steps."""
@@ -103,25 +144,33 @@ def plot(
 
     from attnscope.errors import AttnscopeError
     from attnscope.plot import save_figure, show_figures
+    from attnscope.plot._figure import DPI_RANGE
     from attnscope.store import open_store
 
     if kind not in KINDS:
         raise fail(f"unknown --kind {kind!r}; choose one of: {', '.join(KINDS)}")
     if fmt not in ("png", "pdf", "svg"):
         raise fail(f"unknown --format {fmt!r}; choose png, pdf or svg")
+    low, high = DPI_RANGE
+    if not low <= dpi <= high:
+        raise fail(f"--dpi {dpi} is out of range; use {low}..{high} (150 is typical)")
     if cmap not in matplotlib.colormaps:
         raise fail(f"unknown --cmap {cmap!r}; try viridis, magma, cividis, inferno")
     try:
         opened = open_store(store)
-        figures = _figures(opened, kind, module, step, sample, _head(head), cmap, dpi)
+        figures = _figures(opened, kind, module, step, sample, _head(head), cmap, dpi,
+                           {"node": node, "time_step": time_step, "top_k": top_k,
+                            "axis": graph_axis})
     except (AttnscopeError, KeyError) as e:
         raise fail(str(e.args[0] if e.args else e), e) from None
     except ValueError as e:
         raise fail(str(e), e) from None
-    out.mkdir(parents=True, exist_ok=True)
-    for stem, fig in figures:
-        path = out / f"{stem}.{fmt}"
-        save_figure(fig, path, dpi)
-        typer.echo(str(path))
+    try:
+        for stem, fig in figures:
+            path = out / f"{stem}.{fmt}"
+            save_figure(fig, path, dpi)
+            typer.echo(str(path))
+    except AttnscopeError as e:
+        raise fail(str(e), e) from None
     if show and not show_figures([f for _, f in figures]):
         typer.echo("no interactive display available; figures were saved only", err=True)

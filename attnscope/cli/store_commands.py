@@ -18,7 +18,8 @@ def info(path: Path = typer.Argument(..., help="store directory")) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from attnscope.store import StoreError, open_store
+    from attnscope.errors import AttnscopeError
+    from attnscope.store import open_store
     from attnscope.store.estimate import human
 
     try:
@@ -37,7 +38,7 @@ def info(path: Path = typer.Argument(..., help="store directory")) -> None:
                 table.add_row(module, kind, step, str(store.num_samples(module, step)),
                               shape + (" ..." if len(shapes) > 3 else ""),
                               human(store.nbytes(module, step)))
-    except StoreError as e:
+    except AttnscopeError as e:
         raise fail(str(e), e) from None
     Console().print(table)
 
@@ -54,15 +55,16 @@ def export(
     squeeze: bool = typer.Option(True, help="1-D attention as (sample, key)"),
 ) -> None:
     """Export a store to .npy per step, one .npz of all steps, or a long-form CSV."""
-    from attnscope.store import StoreError, open_store
+    from attnscope.errors import AttnscopeError
     from attnscope.store import export as run_export
+    from attnscope.store import open_store
 
     try:
         store = open_store(path)
         files = run_export(store, out, format, modules=module or None, steps=step or None,
                            samples=_parse(samples, "--samples"), heads=_parse(heads, "--heads"),
                            squeeze=squeeze, max_rows=max_rows)
-    except StoreError as e:
+    except AttnscopeError as e:
         raise fail(str(e), e) from None
     for f in files:
         typer.echo(str(f))
@@ -77,7 +79,10 @@ def _parse(text: str | None, flag: str) -> slice | list[int] | None:
     try:
         if ":" in text:
             parts = [int(p) if p else None for p in text.split(":")]
+            if len(parts) > 3 or (len(parts) == 3 and parts[2] == 0):
+                raise ValueError(text)
             return slice(*parts)
         return [int(p) for p in text.split(",")]
     except (TypeError, ValueError):
-        raise StoreError(f"{flag} {text!r} is not a slice like 0:10 or a list like 3,5") from None
+        raise StoreError(f"{flag} {text!r} is not a slice like 0:10 (step 1 or more) or a "
+                         "list like 3,5") from None

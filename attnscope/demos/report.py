@@ -1,5 +1,5 @@
 """What a demo leaves beside its store: the evolution figure (one sample across epochs
-beside the pattern metric) and ``summary.md``.
+beside the pattern metric), the interactive ``view.html`` and ``summary.md``.
 
 Figures are made and saved the one way :mod:`attnscope.plot` does (Agg, object API).
 """
@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from attnscope.store.schema import META_FILE
 
 if TYPE_CHECKING:
     from attnscope.demos.registry import DemoResult
@@ -45,6 +47,21 @@ def plot_evolution(rows: np.ndarray, metric: Sequence[float], *, steps: Sequence
     return path
 
 
+def write_view(out: Path, max_mb: float = 40.0) -> Path | None:
+    """``out/view.html``: the interactive viewer of the demo's store (every step on the
+    slider), narrowed to the last step, then one head, when that is too large."""
+    if not (out / "store" / META_FILE).exists():
+        return None
+    from attnscope.viewer import ViewTooLargeError, render_html
+
+    for selection in ({}, {"steps": "last"}, {"steps": "last", "heads": [0]}):
+        try:
+            return render_html(out / "store", max_mb=max_mb, **selection).save(out / "view.html")
+        except ViewTooLargeError:
+            continue
+    return None
+
+
 def write_summary(out: Path, result: DemoResult, *, expected: str, task: str,
                   trained: bool, notes: Sequence[str] = ()) -> Path:
     """``out/summary.md``: what was expected, what the metric shows, how long training took."""
@@ -61,8 +78,10 @@ def write_summary(out: Path, result: DemoResult, *, expected: str, task: str,
     ]
     lines += [f"- {k}: {v:.4g}" for k, v in result.details.items()]
     lines += [f"- {n}" for n in notes]
-    if result.files:
-        lines += ["", "## Files", ""] + [f"- `{Path(f).name}`" for f in result.files]
+    view = write_view(out)
+    files = [*result.files, *([view] if view else [])]
+    if files:
+        lines += ["", "## Files", ""] + [f"- `{Path(f).name}`" for f in files]
     path = out / "summary.md"
     path.write_text("\n".join(lines) + "\n")
     return path

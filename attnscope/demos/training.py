@@ -20,6 +20,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
+from attnscope.store.schema import epoch_of, epoch_step
+
 Loaders = tuple[Any, Any, Any]
 
 
@@ -108,7 +110,7 @@ class StepLabels(Callback):
 
     def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         if not trainer.sanity_checking:
-            self._write(f"epoch_{trainer.current_epoch:03d}", pl_module)
+            self._write(epoch_step(trainer.current_epoch), pl_module)
 
     def on_test_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         self._write("test", pl_module)
@@ -172,4 +174,4 @@ def make_loaders(sets: list[tuple[torch.Tensor, ...]], train_batch: int,
 
 def epoch_steps(store: Any) -> list[str]:
     """``epoch_000``, ``epoch_001`` ... in order."""
-    return sorted(s for s in store.steps if s.startswith("epoch_"))
+    return sorted((s for s in store.steps if epoch_of(s) is not None), key=epoch_of)

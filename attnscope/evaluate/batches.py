@@ -10,16 +10,14 @@ return their attention), a ``ModelOutput`` with ``logits``, or a dict.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from attnscope.data import split_batch
+from attnscope import data
+from attnscope.data import OUTPUT_KEYS, split_batch  # noqa: F401  (OUTPUT_KEYS re-exported)
 from attnscope.errors import AttnscopeError, DataError
-
-OUTPUT_KEYS = ("logits", "prediction", "predictions", "preds", "output", "y_hat")
 
 
 class EvaluationError(AttnscopeError):
@@ -27,23 +25,12 @@ class EvaluationError(AttnscopeError):
 
 
 def find_prediction(output: Any) -> torch.Tensor:
-    """The prediction tensor inside a model's return value."""
-    if isinstance(output, torch.Tensor):
-        return output
-    logits = getattr(output, "logits", None)
-    if isinstance(logits, torch.Tensor):
-        return logits
-    if isinstance(output, Mapping):
-        for key in OUTPUT_KEYS:
-            if isinstance(output.get(key), torch.Tensor):
-                return output[key]
-    if isinstance(output, Sequence) and not isinstance(output, str):
-        for item in output:
-            if isinstance(item, torch.Tensor):
-                return item
-    raise EvaluationError(f"cannot find the prediction in the model output "
-                          f"({type(output).__name__}); return a tensor, a tuple starting "
-                          f"with one, or a dict with one of {OUTPUT_KEYS}")
+    """The prediction tensor inside a model's return value (see
+    :func:`attnscope.data.find_prediction`), as an :class:`EvaluationError` when absent."""
+    try:
+        return data.find_prediction(output)
+    except DataError as err:
+        raise EvaluationError(str(err)) from None
 
 
 def run_batch(model: nn.Module, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:

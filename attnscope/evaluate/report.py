@@ -11,27 +11,39 @@ from typing import Any
 
 from torch import nn
 
+from attnscope._files import atomic_path
 from attnscope.evaluate import class_figures, figures
 from attnscope.evaluate.predictions import Predictions
 
+# with a prefix, files take the names researchers' own evaluation scripts give them
+# (``MODEL_scatter.png``, ``MODEL_attention_heatmap.png``, ``MODEL_attention_weights.npy``)
+PREFIXED = {"predicted_vs_actual": "scatter.png", "attention_plot": "attention_heatmap.png",
+            "attention_npy": "attention_weights.npy", "attention_store": "attention"}
+
+
+def file_name(key: str, default: str, prefix: str | None = None) -> str:
+    """``default``, or ``<prefix>_<script name>`` when a prefix is given."""
+    return f"{prefix}_{PREFIXED.get(key, default)}" if prefix else default
+
 
 def write_figures(pred: Predictions, metrics: dict[str, Any], out: Path, dpi: float,
-                  names: list[str] | None = None) -> dict[str, Path]:
+                  names: list[str] | None = None, prefix: str | None = None
+                  ) -> dict[str, Path]:
     """Regression: predicted vs actual, residuals, error distribution; classification:
     confusion matrix; both: timeline. Returns ``{name: path}``."""
     files: dict[str, Path] = {}
+
+    def path(key: str) -> Path:
+        files[key] = out / file_name(key, f"{key}.png", prefix)
+        return files[key]
+
     if pred.task == "regression":
-        files["predicted_vs_actual"] = out / "predicted_vs_actual.png"
-        figures.plot_predicted_vs_actual(pred, metrics, files["predicted_vs_actual"], dpi)
-        files["residuals"] = out / "residuals.png"
-        figures.plot_residuals(pred, files["residuals"], dpi)
-        files["error_distribution"] = out / "error_distribution.png"
-        figures.plot_error_distribution(pred, metrics, files["error_distribution"], dpi)
+        figures.plot_predicted_vs_actual(pred, metrics, path("predicted_vs_actual"), dpi)
+        figures.plot_residuals(pred, path("residuals"), dpi)
+        figures.plot_error_distribution(pred, metrics, path("error_distribution"), dpi)
     else:
-        files["confusion_matrix"] = out / "confusion_matrix.png"
-        class_figures.plot_confusion_matrix(metrics, files["confusion_matrix"], dpi)
-    files["timeline"] = out / "timeline.png"
-    figures.plot_timeline(pred, files["timeline"], dpi, names)
+        class_figures.plot_confusion_matrix(metrics, path("confusion_matrix"), dpi)
+    figures.plot_timeline(pred, path("timeline"), dpi, names)
     return files
 
 
@@ -41,7 +53,8 @@ def write_json(path: Path, doc: dict[str, Any]) -> None:
     # one line per innermost list of numbers (confusion-matrix rows, shapes)
     text = re.sub(r"\[([-\d.eE,\s]+|null)\]",
                   lambda m: "[" + ", ".join(m.group(1).split()).replace(",,", ",") + "]", text)
-    path.write_text(text + "\n")
+    with atomic_path(path) as tmp:
+        tmp.write_text(text + "\n")
 
 
 def _finite(value: Any) -> Any:

@@ -4,6 +4,7 @@ the way, then write predictions, metrics, figures and the test-set attention."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from attnscope._files import ensure_dir
 from attnscope.data import dataset_length, make_loader
 from attnscope.entries import base_name
 from attnscope.errors import NoAttentionFoundError
@@ -20,7 +22,7 @@ from attnscope.evaluate.attention import export_attention, pick_module, plot_att
 from attnscope.evaluate.batches import EvaluationError, run_batch
 from attnscope.evaluate.metrics import classification_metrics, regression_metrics
 from attnscope.evaluate.predictions import Predictions, build_predictions, write_predictions
-from attnscope.evaluate.report import class_names, write_figures, write_json
+from attnscope.evaluate.report import class_names, file_name, write_figures, write_json
 
 STEP = "test"
 Progress = Callable[[int, "int | None"], None]
@@ -45,7 +47,8 @@ def evaluate(model: nn.Module, data: Any, out: str | os.PathLike, *, task: str |
              attention_plot: bool = True, include: Sequence[str] | None = None,
              attention_module: str | None = None, attention_sample: int | None = None,
              dpi: float = 150, progress: Progress | None = None,
-             info: dict[str, Any] | None = None) -> EvaluationResult:
+             info: dict[str, Any] | None = None, prefix: str | None = None
+             ) -> EvaluationResult:
     """Evaluate ``model`` on the test set ``data`` and write the results into ``out``.
 
     Example:
@@ -64,11 +67,17 @@ def evaluate(model: nn.Module, data: Any, out: str | os.PathLike, *, task: str |
         attention_sample: draw this test sample instead of the test-set mean.
         progress: called with ``(samples done, total or None)`` after every batch.
         info: extra fields for the JSON (e.g. the model and data specs).
+        prefix: name files ``<prefix>_...``: ``<prefix>_scatter.png``,
+            ``<prefix>_attention_heatmap.png``, ``<prefix>_attention_weights.npy``,
+            ``<prefix>_predictions.csv`` ... (several models side by side in one folder).
     """
+    if prefix is not None and (not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._\-]*", prefix)):
+        raise EvaluationError(f"prefix {prefix!r} must be letters, digits, '.', '_' or '-' "
+                              "(it starts every file name)")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise EvaluationError(f"output directory {str(out)!r} is a file; give a directory")
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out)
     if attention_module is not None:
         _check_module(model, attention_module)
     loader = make_loader(data, batch_size)
@@ -78,8 +87,9 @@ def evaluate(model: nn.Module, data: Any, out: str | os.PathLike, *, task: str |
     notes: list[str] = []
     try:
         if attention:
-            outputs, targets, found = _run_capturing(model, loader, total, out / "attention",
-                                                    include, notes, progress)
+            store = out / file_name("attention_store", "attention", prefix)
+            outputs, targets, found = _run_capturing(model, loader, total, store, include,
+                                                     notes, progress)
         else:
             (outputs, targets), found = _run(model, loader, total, progress), False
     finally:
@@ -88,13 +98,15 @@ def evaluate(model: nn.Module, data: Any, out: str | os.PathLike, *, task: str |
     result = EvaluationResult(pred.task, len(pred), _metrics(pred, data, model), notes=notes,
                               predictions=pred)
     if save_predictions:
-        result.files["predictions"] = out / "predictions.csv"
+        result.files["predictions"] = out / file_name("predictions", "predictions.csv", prefix)
         write_predictions(pred, result.files["predictions"])
     result.files.update(write_figures(pred, result.metrics, out, dpi,
-                                      class_names(data, model, pred.num_classes)))
+                                      class_names(data, model, pred.num_classes), prefix))
     if found:
-        _write_attention(result, out, attention_module, attention_sample, attention_plot, dpi)
-    result.files["results"] = Path(output) if output is not None else out / "results.json"
+        _write_attention(result, out, attention_module, attention_sample, attention_plot, dpi,
+                         prefix)
+    result.files["results"] = Path(output) if output is not None else \
+        out / file_name("results", "results.json", prefix)
     write_json(result.files["results"], {
         "task": result.task, "n_samples": result.n_samples, "metrics": result.metrics,
         "attention": result.attention, "files": {k: str(v) for k, v in result.files.items()},
@@ -161,22 +173,25 @@ def _metrics(pred: Predictions, data: Any, model: nn.Module) -> dict[str, Any]:
 
 
 def _write_attention(result: EvaluationResult, out: Path, module: str | None,
-                     sample: int | None, draw: bool, dpi: float) -> None:
+                     sample: int | None, draw: bool, dpi: float, prefix: str | None) -> None:
     from attnscope.store import open_store
 
-    store = open_store(out / "attention")
+    where = out / file_name("attention_store", "attention", prefix)
+    store = open_store(where)
     name = pick_module(store, STEP, module)
-    result.files["attention_npy"] = out / "attention_test.npy"
+    result.files["attention_npy"] = out / file_name("attention_npy", "attention_test.npy",
+                                                    prefix)
     summary = export_attention(store, name, STEP, result.files["attention_npy"], sample)
     result.attention = summary.describe()
-    result.attention["store"] = str(out / "attention")
+    result.attention["store"] = str(where)
     others = [m for m in store.modules if m != name and store.segments(m, STEP)]
     if others:
         result.notes.append(f"attention of {name!r} exported; also captured: "
                             f"{', '.join(others[:6])}{' ...' if len(others) > 6 else ''} "
                             "(see --attention-module, or 'attnscope export')")
     if draw:
-        result.files["attention_plot"] = out / "attention_test.png"
+        result.files["attention_plot"] = out / file_name("attention_plot", "attention_test.png",
+                                                         prefix)
         plot_attention(summary, result.files["attention_plot"], dpi)
 
 

@@ -21,6 +21,7 @@ from lightning.pytorch.callbacks import Callback
 import attnscope
 from attnscope.data import batch_size
 from attnscope.integrations.config import AttentionConfig
+from attnscope.store.schema import TEST_STEP, epoch_step
 
 
 class AttentionCallback(Callback):
@@ -114,7 +115,7 @@ class AttentionCallback(Callback):
     def on_validation_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
             return
-        self._begin(trainer, pl_module, f"epoch_{trainer.current_epoch:03d}",
+        self._begin(trainer, pl_module, epoch_step(trainer.current_epoch),
                     trainer.val_dataloaders, self.samples)
 
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx,
@@ -130,7 +131,7 @@ class AttentionCallback(Callback):
 
     # -- test --------------------------------------------------------------------------
     def on_test_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-        self._begin(trainer, pl_module, "test", trainer.test_dataloaders, None)
+        self._begin(trainer, pl_module, TEST_STEP, trainer.test_dataloaders, None)
 
     def on_test_batch_start(self, trainer, pl_module, batch, batch_idx,
                             dataloader_idx=0) -> None:
@@ -229,11 +230,10 @@ class AttentionCallback(Callback):
 
         store = open_store(self.store_path(trainer))
         out = self.output_dir(trainer)
-        keys = {s: f"epoch_{int(s[6:])}" for s in store.steps
-                if s.startswith("epoch_") and s[6:].isdigit()}
-        written = export(store, out, "npy") + export(store, out, "npz", npz_keys=keys)
+        # the same defaults as ``attnscope export``: one set of names for both
+        written = export(store, out, "npy") + export(store, out, "npz")
         try:
-            written += export(store, out, "csv", csv_name="attention_all_epochs.csv")
+            written += export(store, out, "csv")
         except (ExportTooLargeError, attnscope.AttnscopeError) as err:
             warnings.warn(f"attention CSV not written: {err}", stacklevel=2)
         return written
@@ -263,7 +263,7 @@ class AttentionCallback(Callback):
 
         names = LOGGED if self.log_metrics is True else tuple(self.log_metrics)
         scalars = step_scalars(self.store_path(trainer), step, names,
-                               prefix="attention" if step != "test" else "attention_test")
+                               prefix="attention" if step != TEST_STEP else "attention_test")
         trainer.logger.log_metrics(scalars, step=trainer.global_step)
 
 

@@ -11,11 +11,16 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from attnscope._files import atomic_path, ensure_dir
+from attnscope.errors import OptionError
+
 if TYPE_CHECKING:
     from matplotlib.colors import Colormap, Normalize
     from matplotlib.figure import Figure
 
 FORMATS = (".png", ".pdf", ".svg")
+DPI_RANGE = (20, 1200)
+MAX_PIXELS = 1 << 15  # per side; matplotlib's Agg refuses beyond 2**16
 DEFAULT_CMAP = "viridis"
 MASK_FACE = "#e4e4e4"
 MASK_HATCH = "#b0b0b0"
@@ -32,15 +37,30 @@ def new_figure(figsize: tuple[float, float], dpi: float = 150, layout: str | Non
     return fig
 
 
+def check_dpi(dpi: float, size: tuple[float, float] | None = None) -> float:
+    """``dpi`` if it is in :data:`DPI_RANGE` and the image it gives is drawable."""
+    low, high = DPI_RANGE
+    if not isinstance(dpi, (int, float)) or not low <= dpi <= high:
+        raise OptionError(f"dpi {dpi!r} is out of range; use {low}..{high} (150 is typical)")
+    if size is not None and max(size) * dpi > MAX_PIXELS:
+        fits = int(MAX_PIXELS / max(size))
+        raise OptionError(f"dpi {dpi} makes a {max(size) * dpi:.0f}-pixel image side; this "
+                          f"figure fits up to dpi {fits}")
+    return dpi
+
+
 def save(fig: Figure, path: str | os.PathLike | None, dpi: float | None = None) -> Figure:
-    """Write ``fig`` to ``path`` (``.png``, ``.pdf`` or ``.svg``) when a path is given."""
+    """Write ``fig`` to ``path`` (``.png``, ``.pdf`` or ``.svg``) when a path is given:
+    under a temporary name first, so a failure never leaves a truncated file."""
     if path is None:
         return fig
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
-        raise ValueError(f"cannot save {path.name!r}: use one of {', '.join(FORMATS)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi or fig.dpi, metadata=_metadata(path.suffix.lower()))
+        raise OptionError(f"cannot save {path.name!r}: use one of {', '.join(FORMATS)}")
+    dpi = check_dpi(dpi or fig.dpi, tuple(fig.get_size_inches()))
+    ensure_dir(path.parent)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, metadata=_metadata(path.suffix.lower()))
     return fig
 
 

@@ -35,6 +35,32 @@ class Dense:
     sample: int = 0
     labels: dict[str, Any] = field(default_factory=dict)
     num_heads: int = 0  # heads of the source map before selection
+    recorded: bool = False  # from a capture: -0.0 marks the cells the model masked
+    reduced: str | None = None  # "mean": the one stored head is the mean of the heads
+
+    def masked(self, which: int | str) -> np.ndarray | None:
+        """``(query, key)`` cells the model masked, for head position ``which`` or the
+        head ``"mean"`` (masked in every head); None when not captured by attnscope."""
+        if not self.recorded:
+            return None
+        hidden = (self.weights == 0) & np.signbit(self.weights)
+        return hidden.all(axis=0) if which == "mean" else hidden[int(which)]
+
+    def mask_for(self, which: int | str, mask: Any) -> Any:
+        """``mask`` as given, except ``"auto"`` on captured maps: the recorded mask (plus
+        NaN), never a weight that only rounded to zero in storage."""
+        if isinstance(mask, str) and mask == "auto":
+            found = self.masked(which)
+            return found if found is not None else mask
+        return mask
+
+    def mean_title(self) -> str:
+        """"mean of H heads" for head means, whether averaged here or at capture."""
+        if self.reduced == "mean":
+            return "mean of all heads" if len(self.heads) <= 1 else \
+                f"mean of {len(self.heads)} heads"
+        return f"mean of {len(self.heads)} heads" if len(self.heads) > 1 else \
+            f"head {self.heads[0]}"
 
 
 @dataclass
@@ -153,8 +179,11 @@ def _from_map(m: AttentionMap, row: int, heads: HeadSpec, name: str, sample: int
         raise SelectionError(f"sample {row} out of range: {name!r} has {m.weights.shape[0]}")
     pos = head_positions(heads, m.num_heads)
     ids = [m.heads[p] for p in pos] if m.heads else pos
-    return Dense(to_numpy(m.weights[row][pos]), ids, name, m.kind, sample=sample,
-                 num_heads=m.num_heads)
+    dense = Dense(to_numpy(m.weights[row][pos]), ids, name, m.kind, sample=sample,
+                  num_heads=m.num_heads, recorded=True, reduced=m.reduced)
+    if m.reduced == "mean":  # one stored head: the mean of the heads kept at capture
+        dense.heads = list(m.heads) if m.heads else []
+    return dense
 
 
 def _from_store(store: Any, module: str | int | None, step: str | None, sample: int,
@@ -172,8 +201,26 @@ def _from_store(store: Any, module: str | int | None, step: str | None, sample: 
     w = store.read(name, step=step, samples=[sample], heads=pos)[0]  # (head, query, key)
     q, k = (int(v) for v in store.lengths(name, step)[sample])
     ids = [info["heads"][p] for p in pos] if info.get("heads") else pos
-    return Dense(w[:, :q, :k], ids, name, info.get("kind"), step, sample, store.labels(step),
-                 int(info["num_heads"]))
+    labels = _sample_labels(store.labels(step), sample, total)
+    info = store.module_info(name, step)
+    dense = Dense(w[:, :q, :k], ids, name, info.get("kind"), step, sample, labels,
+                  int(info["num_heads"]), recorded=True, reduced=info.get("reduced"))
+    if dense.reduced == "mean":
+        dense.heads = list(info["heads"]) if info.get("heads") else []
+    return dense
+
+
+def _sample_labels(labels: dict[str, Any], sample: int, total: int) -> dict[str, Any]:
+    """Step labels, with per-sample lists (one list per stored sample, e.g. tokens of
+    each sentence or ``true->pred`` of each night's epochs) cut to ``sample``'s."""
+    out = dict(labels)
+    for key, value in labels.items():
+        if (isinstance(value, list) and len(value) == total and value
+                and all(isinstance(v, list) for v in value)):
+            out[key] = value[sample]
+            if key == "sample_epoch_labels":
+                out.setdefault("classes", value[sample])
+    return out
 
 
 def read_graph(source: Any, module: str | int | None = None, step: str | None = None,

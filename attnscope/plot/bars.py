@@ -99,7 +99,8 @@ def plot_bars(source: Any, *, module: str | int | None = None, step: str | None 
     ax.grid(axis="y", alpha=0.3, zorder=0)
     how = "" if query == 0 and one_d else (
         " \u00b7 mean over queries" if query == "mean" else f" \u00b7 query {query}")
-    what = "mean of heads" if head == "mean" else (
+    what = dense.mean_title() if head == "mean" or dense.reduced == "mean" else (
         f"head {dense.heads[0]}" if dense.num_heads > 1 else "")
+    what = "" if what == "head 0" and dense.num_heads <= 1 else what
     ax.set_title(title or describe(dense, (what + how).strip(" \u00b7")), fontsize=10)
     return _figure.save(fig, path, dpi)

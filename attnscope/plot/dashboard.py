@@ -20,11 +20,14 @@ if TYPE_CHECKING:
 def _over_keys(a: Any, keep: int, what: str) -> tuple[np.ndarray, str]:
     """Reduce to ``keep`` dims by averaging heads then queries; say what was averaged."""
     a = to_numpy(a)
-    note = ""
+    done = []
     if a.ndim == keep + 2:  # (..., head, query, key)
-        a, note = a.mean(axis=(-3, -2)), " (mean over heads and queries)"
-    elif a.ndim == keep + 1:  # (..., query, key)
-        a, note = a.mean(axis=-2), " (mean over queries)"
+        done = [f"mean of {a.shape[-3]} heads"] if a.shape[-3] > 1 else []
+        a = np.nanmean(a, axis=-3)
+    if a.ndim == keep + 1:  # (..., query, key)
+        done += ["mean over queries"] if a.shape[-2] > 1 else []
+        a = np.nanmean(a, axis=-2)
+    note = f"\n({', '.join(done)})" if done else ""
     if a.ndim != keep:
         raise ValueError(f"{what} has shape {a.shape}; see plot_dashboard for accepted shapes")
     return a, note
@@ -33,6 +36,7 @@ def _over_keys(a: Any, keep: int, what: str) -> tuple[np.ndarray, str]:
 def _default_epochs(n: int, wrong: list[int]) -> list[int]:
     picked = wrong[:3] or list(range(min(3, n)))
     return sorted(picked)
+
 
 
 def plot_dashboard(epoch_attention: Any, *, channel_attention: Any = None,
@@ -66,21 +70,34 @@ def plot_dashboard(epoch_attention: Any, *, channel_attention: Any = None,
         epoch_seconds: epoch length for the time axis.
     """
     inter = to_numpy(epoch_attention)
-    inter = inter.mean(axis=0) if inter.ndim == 3 else inter  # (query epoch, key epoch)
+    heads = inter.shape[0] if inter.ndim == 3 else 1
+    with np.errstate(invalid="ignore"):  # all-NaN cells stay NaN (absent, hatched)
+        inter = np.nanmean(inter, axis=0) if inter.ndim == 3 else inter  # (query, key)
     n = inter.shape[-1]
     labels, colors, wrong = None, None, []
     if true is not None and pred is not None:
         labels, colors = _ticks.epoch_labels(true, pred, class_names)
         wrong = [i for i, c in enumerate(colors) if c != "black"]
     epochs = list(epochs) if epochs is not None else _default_epochs(n, wrong)
+    bad = [e for e in epochs if not 0 <= e < n]
+    if bad:
+        raise ValueError(f"epoch {bad[0]} out of range: the sample has {n} epochs")
     temporal, tnote = (_over_keys(temporal_attention, 3, "temporal_attention")
                        if temporal_attention is not None else (None, ""))
     nchan = temporal.shape[1] if temporal is not None else 0
     channels = list(channels) if channels is not None else list(range(min(4, nchan)))
-    fig = _figure.new_figure((max(10.0, 2.6 * len(channels) + 1), 5.2 + 1.5 * len(epochs)), dpi)
-    top, bottom = fig.subfigures(2, 1, height_ratios=[5.0, 1.5 * len(epochs) + 0.3])
-    _inter_panel(top, inter, labels, colors, epochs, cmap, channel_attention, channel_names)
-    if temporal is not None and epochs and channels:
+    rows = len(epochs) if temporal is not None and channels else 0
+    # fixed inches per part: a temporal row never gets squashed, however many there are
+    top_h, row_h = 4.4, 1.35
+    fig = _figure.new_figure((max(10.0, 2.9 * len(channels) + 1.2),
+                              0.5 + top_h + (rows * row_h + 0.9 if rows else 0)), dpi)
+    if rows:
+        top, bottom = fig.subfigures(2, 1, height_ratios=[top_h, rows * row_h + 0.9])
+    else:
+        top, bottom = fig, None
+    _inter_panel(top, inter, labels, colors, epochs, cmap, channel_attention, channel_names,
+                 heads)
+    if bottom is not None and temporal is not None:
         _temporal_rows(bottom, temporal, signal, epochs, channels, channel_names, labels,
                        epoch_seconds, tnote)
     fig.suptitle(title or "hierarchical attention", fontsize=11, fontweight="bold")
@@ -88,62 +105,66 @@ def plot_dashboard(epoch_attention: Any, *, channel_attention: Any = None,
 
 
 def _inter_panel(sub: Any, inter: np.ndarray, labels: Any, colors: Any, epochs: list[int],
-                 cmap: Any, channel_attention: Any, channel_names: Any) -> None:
-    axes = sub.subplots(1, 2 if channel_attention is not None else 1, squeeze=False,
-                        width_ratios=[1.2, 1] if channel_attention is not None else None)[0]
+                 cmap: Any, channel_attention: Any, channel_names: Any, heads: int) -> None:
+    from matplotlib.patches import Rectangle
+
+    chan, note = (_over_keys(channel_attention, 2, "channel_attention")  # (epoch, channel)
+                  if channel_attention is not None else (None, ""))
+    if chan is not None and chan.shape[1] == 1:
+        chan = None  # one channel always gets all of it: a panel would only say 1.00
+    width = 1.0 if chan is None else max(0.45, min(1.0, chan.shape[1] / 5))
+    axes = sub.subplots(1, 2 if chan is not None else 1, squeeze=False,
+                        width_ratios=[1.2, width] if chan is not None else None)[0]
     ax = axes[0]
     n = inter.shape[0]
-    im = _matrix.draw_matrix(ax, inter, cmap=cmap, max_pixels=(600, 600))
-    _ticks.set_labels(ax, "x", labels, n, 4.0, "key epoch (true->pred)" if labels else "key epoch",
+    im = _matrix.draw_matrix(ax, inter, mask=None, cmap=cmap, max_pixels=(600, 600))
+    ax.set_box_aspect(1)
+    _ticks.set_labels(ax, "x", labels, n, 3.2, "key epoch (true->pred)" if labels else "key epoch",
                       colors)
-    _ticks.set_labels(ax, "y", labels, n, 4.0,
+    _ticks.set_labels(ax, "y", labels, n, 3.2,
                       "query epoch (true->pred)" if labels else "query epoch", colors)
-    for e in epochs:  # frame the detailed epochs
-        ax.axhline(e, color="white", lw=0.6, ls=":", zorder=3)
+    for e in epochs:  # frame the rows of the detailed epochs
+        ax.add_patch(Rectangle((-0.5, e - 0.5), n, 1, fill=False, ec="white", lw=1.0,
+                               ls="--", zorder=3))
     sub.colorbar(im, ax=ax, shrink=0.85, label="attention weight")
-    ax.set_title("attention across epochs (red: misclassified)" if labels else
-                 "attention across epochs", fontsize=10)
-    if channel_attention is None:
+    hnote = f" \u00b7 mean of {heads} heads" if heads > 1 else ""
+    ax.set_title(("attention across epochs (red: misclassified)" if labels else
+                  "attention across epochs") + hnote + "\ndashed: detailed epochs", fontsize=9)
+    if chan is None:
         return
-    chan, note = _over_keys(channel_attention, 2, "channel_attention")  # (epoch, channel)
     rows = chan[epochs]
     ax = axes[1]
     cim = _matrix.draw_matrix(ax, rows, cmap=cmap, mask=None, max_pixels=(600, 600))
+    # one cell per (epoch, channel): a single detailed epoch is a strip, not a full square
+    ax.set_box_aspect(min(1.2, max(0.15, len(epochs) / max(rows.shape[1], 1))))
     names = list(channel_names) if channel_names is not None else None
     _ticks.set_labels(ax, "x", names, rows.shape[1], 3.5, "channel")
     ylab = [f"epoch {e}" + (f"  {labels[e]}" if labels else "") for e in epochs]
     _ticks.set_labels(ax, "y", ylab, len(epochs), 3.0)
-    hi = float(np.nanmax(rows)) if rows.size else 1.0
+    hi = float(np.nanmax(rows)) if np.isfinite(rows).any() else 1.0
     if rows.size <= 60:
         for (i, j), v in np.ndenumerate(rows):
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
                     color="black" if v > 0.6 * hi else "white")
-    sub.colorbar(cim, ax=ax, shrink=0.85, label="attention weight")
-    ax.set_title("attention across channels" + note, fontsize=10)
+    # the colour bar follows the strip's height, not the panel's
+    sub.colorbar(cim, cax=ax.inset_axes((1.04, 0.0, 0.05, 1.0)), label="attention weight")
+    ax.set_title("attention across channels" + note, fontsize=9)
 
 
 def _temporal_rows(sub: Any, temporal: np.ndarray, signal: Any, epochs: list[int],
                    channels: list[int], channel_names: Any, labels: Any, seconds: float,
                    note: str) -> None:
     axes = sub.subplots(len(epochs), len(channels), squeeze=False, sharex=True)
+    from attnscope.plot.hierarchy import draw_temporal
+
     sig = to_numpy(signal) if signal is not None else None
+    top = float(np.nanmax(temporal[epochs][:, channels]))
     for r, e in enumerate(epochs):
         for c, ch in enumerate(channels):
             ax = axes[r, c]
-            w = temporal[e, ch]
-            t = (np.arange(w.shape[0]) + 0.5) * seconds / w.shape[0]
-            if sig is not None:
-                s = sig[e, ch]
-                twin = ax.twinx()
-                twin.plot(np.linspace(0, seconds, s.shape[0]), s, color="0.55", lw=0.5)
-                twin.set_yticks([])
-                twin.set_zorder(0)
-                ax.set_zorder(1)
-                ax.patch.set_visible(False)
-            ax.fill_between(t, w, step="mid", color="tab:orange", alpha=0.75, lw=0)
-            ax.set_ylim(0, float(np.nanmax(temporal[epochs][:, channels])) * 1.05)
+            draw_temporal(ax, temporal[e, ch], None if sig is None else sig[e, ch], seconds,
+                          top)
             ax.tick_params(labelsize=6)
-            ax.set_xlim(0, seconds)
             name = channel_names[ch] if channel_names is not None else f"channel {ch}"
             if r == 0:
                 ax.set_title(str(name), fontsize=9)
@@ -151,5 +172,5 @@ def _temporal_rows(sub: Any, temporal: np.ndarray, signal: Any, epochs: list[int
                 ax.set_ylabel(f"epoch {e}" + (f"\n{labels[e]}" if labels else ""), fontsize=8)
             if r == len(epochs) - 1:
                 ax.set_xlabel("time in epoch (s)", fontsize=8)
-    sub.suptitle("attention over time within each epoch" + note +
+    sub.suptitle("attention over time within each epoch" + note.replace("\n", " ") +
                  (" \u00b7 grey: input signal" if sig is not None else ""), fontsize=10)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from attnscope.errors import SelectionError
 from attnscope.plot import _figure, _matrix, _ticks
 from attnscope.plot._source import Graph, head_positions, read_graph
 
@@ -32,6 +33,13 @@ def graph_title(g: Graph, what: str) -> str:
     return f"{first}\n{line}"
 
 
+def check_node(node: int, edge_index: np.ndarray) -> None:
+    """A one-line :class:`SelectionError` for a node the graph does not have."""
+    n = int(np.max(edge_index)) + 1 if np.size(edge_index) else 0
+    if not 0 <= node < n:
+        raise SelectionError(f"node {node} out of range: the graph has nodes 0..{n - 1}")
+
+
 def name_of(node: int, node_names: Sequence[Any] | None) -> str:
     return _ticks.clean(node_names[node], 12) if node_names is not None else str(node)
 
@@ -40,21 +48,18 @@ def dense_from_edges(edge_index: np.ndarray, weights: np.ndarray, num_nodes: int
                      ) -> tuple[np.ndarray, np.ndarray]:
     """``(query, key)`` matrix (row = destination, column = source) and its edge mask.
 
-    Duplicate edges add up; cells without an edge are NaN.
+    Duplicate edges add up; cells without an edge are NaN (see :func:`attnscope.graph.to_dense`).
     """
-    src, dst = np.asarray(edge_index, dtype=np.int64)
-    n = int(num_nodes if num_nodes is not None else max(src.max(), dst.max()) + 1)
-    dense = np.zeros((n, n), dtype=np.float32)
-    np.add.at(dense, (dst, src), weights)
-    present = np.zeros((n, n), dtype=bool)
-    present[dst, src] = True
-    dense[~present] = np.nan
-    return dense, present
+    from attnscope.graph import to_dense
+
+    dense, present = to_dense(np.asarray(weights, dtype=np.float32)[:, None], edge_index,
+                              num_nodes)
+    return dense[0], present
 
 
 def plot_top_edges(source: Any, *, module: str | int | None = None, step: str | None = None,
                    sample: int = 0, select: Sequence[int] | None = None,
-                   head: int | str = "mean", k: int = 20,
+                   head: int | str = "mean", k: int = 20, into: int | None = None,
                    node_names: Sequence[Any] | None = None, self_loops: bool = True,
                    color: str = "tab:blue", title: str | None = None,
                    figsize: tuple[float, float] | None = None, dpi: float = 150,
@@ -68,12 +73,18 @@ def plot_top_edges(source: Any, *, module: str | int | None = None, step: str | 
         source: a graph AttentionMap, a Recording or a store.
         select: indices of leading dims between sample and ``(edge, head)``.
         head: head position or ``"mean"``.
+        into: rank only the edges into this destination node (what it listens to).
         self_loops: include ``i->i`` edges in the ranking.
     """
     g = read_graph(source, module, step, sample, select)
     w, what = edge_weights(g, head)
     src, dst = g.edge_index
+    w = w[: len(src)]  # a store pads edges to the longest batch
     keep = np.ones_like(w, dtype=bool) if self_loops else src != dst
+    if into is not None:
+        check_node(into, g.edge_index)
+        keep &= dst == into
+        what = f"into {name_of(into, node_names)} \u00b7 {what}".rstrip(" \u00b7")
     order = [i for i in np.argsort(np.nan_to_num(w, nan=-1.0))[::-1] if keep[i]][:k]
     labels = [f"{name_of(src[i], node_names)}->{name_of(dst[i], node_names)}" for i in order]
     fig = _figure.new_figure(figsize or (6.0, 1.2 + 0.22 * len(order)), dpi)
@@ -88,7 +99,7 @@ def plot_top_edges(source: Any, *, module: str | int | None = None, step: str | 
     ax.set_xlim(0, float(np.nanmax(w[order])) * 1.15 if order else 1)
     ax.set_xlabel("attention weight (share of the destination's incoming attention)")
     ax.grid(axis="x", alpha=0.3, zorder=0)
-    what = f"top {len(order)} of {w.shape[0]} edges \u00b7 {what}".rstrip(" \u00b7")
+    what = f"top {len(order)} of {int(keep.sum())} edges \u00b7 {what}".rstrip(" \u00b7")
     ax.set_title(title or graph_title(g, what), fontsize=10)
     return _figure.save(fig, path, dpi)
 
@@ -96,6 +107,7 @@ def plot_top_edges(source: Any, *, module: str | int | None = None, step: str | 
 def plot_edge_matrix(source: Any, *, module: str | int | None = None, step: str | None = None,
                      sample: int = 0, select: Sequence[int] | None = None,
                      head: int | str = "mean", num_nodes: int | None = None,
+                     into: int | None = None,
                      node_names: Sequence[Any] | None = None, axis_name: str = "node",
                      cmap: Any = "viridis", norm: Any = "linear", vmax: float | None = None,
                      title: str | None = None, figsize: tuple[float, float] | None = None,
@@ -105,10 +117,14 @@ def plot_edge_matrix(source: Any, *, module: str | int | None = None, step: str 
 
     Example:
         >>> fig = plot_edge_matrix(rec, module="temporal", axis_name="time step")
+
+    ``into`` frames the row of one destination node (what it listens to).
     """
     g = read_graph(source, module, step, sample, select)
     w, what = edge_weights(g, head)
-    dense, present = dense_from_edges(g.edge_index, w, num_nodes)
+    dense, present = dense_from_edges(g.edge_index, w[: g.edge_index.shape[1]], num_nodes)
+    if into is not None:
+        check_node(into, g.edge_index)
     n = dense.shape[0]
     labelled = node_names is not None
     side = min(14.0, max(4.8, _ticks.inches_needed(n) + 2.6)) if labelled else 5.6
@@ -119,6 +135,12 @@ def plot_edge_matrix(source: Any, *, module: str | int | None = None, step: str 
     names = list(node_names) if labelled else None
     _ticks.set_labels(ax, "x", names, n, side * 0.72, f"source {axis_name} (key)")
     _ticks.set_labels(ax, "y", names, n, side * 0.72, f"destination {axis_name} (query)")
+    if into is not None:
+        from matplotlib.patches import Rectangle
+
+        ax.add_patch(Rectangle((-0.5, into - 0.5), n, 1, fill=False, ec="red", lw=1.2,
+                               zorder=4))
+        what = f"row {name_of(into, node_names)} framed \u00b7 {what}".rstrip(" \u00b7")
     fig.colorbar(im, ax=ax, shrink=0.85, pad=0.02, label="attention weight")
     note = _matrix.block_note(im.attnscope_block, (n, n))
     head_title = title or graph_title(g, f"{w.shape[0]} edges \u00b7 {what}".rstrip(" \u00b7"))

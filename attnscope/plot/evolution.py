@@ -87,7 +87,9 @@ def plot_evolution(source: Any, module: str | None = None, *,
     qlab = axis_labels(dense[0], q, "query", labels)
     klab = axis_labels(dense[0], k, "key", labels)
     px = int(panel_size * dpi)
-    ready = [_matrix.prepare(m, mask, (px, px), reduce) for m in mats]
+    which = "mean" if head == "mean" else 0
+    ready = [_matrix.prepare(m, d.mask_for(which, mask), (px, px), reduce)
+             for m, d in zip(mats, dense)]
     vmax = max(p.vmax for p in ready)
     fig = _figure.new_figure((panel_size * len(names) + 1.4, panel_size + 1.4), dpi)
     axes = fig.subplots(1, len(names), squeeze=False)[0]

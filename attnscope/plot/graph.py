@@ -14,7 +14,7 @@ import numpy as np
 
 from attnscope.plot import _figure
 from attnscope.plot._source import read_graph
-from attnscope.plot.edges import edge_weights, graph_title, name_of
+from attnscope.plot.edges import check_node, edge_weights, graph_title, name_of
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -36,7 +36,8 @@ def plot_graph(source: Any, *, module: str | int | None = None, step: str | None
                sample: int = 0, select: Sequence[int] | None = None,
                head: int | str = "mean", node_names: Sequence[Any] | None = None,
                pos: Mapping[int, tuple[float, float]] | None = None, layout: str = "spring",
-               top_k: int | None = None, min_weight: float = 0.0, cmap: Any = "viridis",
+               top_k: int | None = None, into: int | None = None, min_weight: float = 0.0,
+               cmap: Any = "viridis",
                seed: int = 0, title: str | None = None,
                figsize: tuple[float, float] = (6.4, 5.6), dpi: float = 150,
                path: str | os.PathLike | None = None) -> Figure:
@@ -50,6 +51,7 @@ def plot_graph(source: Any, *, module: str | int | None = None, step: str | None
         pos: node positions (e.g. station coordinates); else ``layout``: ``"spring"``,
             ``"circular"``, ``"kamada_kawai"``, ``"shell"`` or ``"line"`` (time steps).
         top_k: draw only the strongest edges (self loops excluded), for dense graphs.
+        into: draw only the edges into this destination node (what it listens to).
         min_weight: hide edges lighter than this.
     """
     import networkx as nx
@@ -58,13 +60,16 @@ def plot_graph(source: Any, *, module: str | int | None = None, step: str | None
     g = read_graph(source, module, step, sample, select)
     w, what = edge_weights(g, head)
     src, dst = (int_array.tolist() for int_array in g.edge_index)
+    if into is not None:
+        check_node(into, g.edge_index)
+        what = f"into {name_of(into, node_names)} \u00b7 {what}".rstrip(" \u00b7")
     n = int(g.edge_index.max()) + 1 if g.edge_index.size else 0
     loops = np.full(n, np.nan)
     edges = []
     for s, d, x in zip(src, dst, w.tolist()):
         if s == d:
             loops[s] = x
-        elif x >= min_weight:
+        elif x >= min_weight and (into is None or d == into):
             edges.append((s, d, x))
     edges.sort(key=lambda e: -e[2])
     shown = edges[:top_k] if top_k else edges

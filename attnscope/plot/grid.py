@@ -55,7 +55,9 @@ def plot_heads(source: Any, *, module: str | int | None = None, step: str | None
     fig = _figure.new_figure((ncols * size + 1.2, nrows * size + 0.8), dpi)
     axes = fig.subplots(nrows, ncols, squeeze=False)
     px = int(size * dpi)
-    ready = [_matrix.prepare(m, mask, (px, px), reduce) for m in mats]
+    masks = [dense.mask_for(i, mask) for i in range(len(dense.heads))]
+    masks += [dense.mask_for("mean", mask)] * (len(mats) - len(masks))
+    ready = [_matrix.prepare(m, hide, (px, px), reduce) for m, hide in zip(mats, masks)]
     vmax = max(p.vmax for p in ready) if shared_scale else None
     images = []
     for i, ax in enumerate(axes.flat):

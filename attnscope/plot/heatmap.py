@@ -40,7 +40,9 @@ def head_matrix(dense: Dense, head: HeadSpec) -> tuple[np.ndarray, str]:
     """``(query, key)`` for one head or the mean over heads, with a title fragment."""
     if isinstance(head, str) and head == "mean":
         with np.errstate(invalid="ignore"):
-            return dense.weights.mean(axis=0), f"mean of {len(dense.heads)} heads"
+            return dense.weights.mean(axis=0), dense.mean_title()
+    if dense.reduced == "mean":
+        return dense.weights[0], dense.mean_title()
     return dense.weights[0], f"head {dense.heads[0]}"
 
 
@@ -102,6 +104,7 @@ def plot_heatmap(source: Any, *, module: str | int | None = None, step: str | No
     fig = _figure.new_figure(figsize or auto_size(q, k, qlab is not None or klab is not None),
                              dpi)
     ax = fig.add_subplot()
+    mask = dense.mask_for("mean" if head == "mean" else 0, mask)
     im = _matrix.draw_matrix(ax, w, mask=mask, cmap=cmap, norm=norm, vmin=vmin, vmax=vmax,
                              reduce=reduce, max_pixels=_pixels(fig, q, k))
     width, height = _axes_inches(fig, ax)

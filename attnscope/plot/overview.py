@@ -73,8 +73,8 @@ def plot_overview(source: Any, *, modules: str | Sequence[str | int] | None = No
         chosen = list(modules) if modules is not None else names
     rows = [read_dense(source, m, step, sample, heads) for m in chosen]
     px = max(8, int(panel_size * dpi))
-    mats = [[_matrix.prepare(r.weights[h], mask, (px, px), reduce) for h in range(len(r.heads))]
-            for r in rows]
+    mats = [[_matrix.prepare(r.weights[h], r.mask_for(h, mask), (px, px), reduce)
+             for h in range(len(r.heads))] for r in rows]
     ncols = max(len(r) for r in mats)
     left, right, top, bottom = 1.6, 0.9 if scale != "panel" else 0.2, 0.75, 0.15
     width = left + ncols * panel_size * 1.05 + right

@@ -20,21 +20,26 @@ from pathlib import Path
 import torch
 
 from attnscope.options import check_keepbits
+from attnscope.store import schema
+from attnscope.store.codec import tune_allocator
 from attnscope.store.errors import (
     DiskSpaceError,
     ExportTooLargeError,
     NotAStoreError,
     StoreBusyError,
     StoreError,
+    StoreWriteError,
 )
 from attnscope.store.exports import export
 from attnscope.store.reader import Store
+from attnscope.store.schema import META_FILE, TEST_STEP, epoch_of, epoch_step
 from attnscope.store.writer import StoreWriter, delete_step, init_root, set_step_labels
 
 __all__ = [
-    "DiskSpaceError", "ExportTooLargeError", "NotAStoreError", "Store", "StoreBusyError",
-    "StoreError", "StoreWriter", "create_store", "delete_step", "export", "open_store",
-    "open_writer", "set_step_labels",
+    "META_FILE", "TEST_STEP", "DiskSpaceError", "ExportTooLargeError", "NotAStoreError",
+    "Store", "StoreBusyError", "StoreError", "StoreWriteError", "StoreWriter", "create_store",
+    "delete_step", "epoch_of", "epoch_step", "export", "open_store", "open_writer", "schema",
+    "set_step_labels", "tune_allocator",
 ]
 
 
@@ -55,8 +60,9 @@ def open_writer(store: str | os.PathLike, *, step: str, model: torch.nn.Module |
             ``channels``, ``classes`` such as ``["W->W", "N1->N2"]`` ...).
         keepbits: opt-in lossy mode: keep this many mantissa bits (float16 has 10);
             relative error <= 2**-(keepbits+1). ``None``: the store's default (lossless).
-        if_exists: an existing step is appended to (default), ``"overwrite"``-n or an
-            ``"error"``.
+        if_exists: an existing step is appended to (default), ``"overwrite"``-n (the new
+            data replaces the old only when the writer closes; a failed run keeps the
+            old) or an ``"error"``.
         durable: fsync every committed batch (survives power loss, not only crashes).
         form: ``"probs"`` (default) stores probabilities; ``"qk"`` stores what each sdpa
             call received (queries, keys, compact mask, causal flag, scale) and computes

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from attnscope.errors import AttnscopeError
+from attnscope.errors import AttnscopeError, OutputError
 
 
 class StoreError(AttnscopeError):
@@ -23,3 +23,8 @@ class ExportTooLargeError(StoreError):
 
 class StoreBusyError(StoreError):
     """Another process is writing the same step right now."""
+
+
+class StoreWriteError(StoreError, OutputError):
+    """Writing the store failed (disk full, read-only, permissions); what was committed
+    before stays readable."""

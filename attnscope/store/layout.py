@@ -8,10 +8,14 @@ A store is a zarr v3 hierarchy plus two kinds of JSON::
       attnscope.json                 model, modules registry, steps, dtype, codec
       steps/<step>/journal.jsonl     one line per committed batch (the source of truth)
       steps/<step>/<key>/b000012/    one zarr array per (module entry, batch): a segment
+      steps/.<step>.lock             one writer per step
+      steps/<step>~1/                an overwrite in progress (or, once swapped in, the step)
 
 Data is written before the journal line that publishes it, so a reader (or a crash)
 never sees a batch whose data is incomplete. Segments not named in the journal are
-leftovers of an interrupted batch and are ignored.
+leftovers of an interrupted batch and are ignored. An overwrite writes a new directory
+and switches ``attnscope.json`` to it in one rename when the run completes, so a run
+that fails leaves the old step as it was.
 """
 
 from __future__ import annotations
@@ -20,32 +24,41 @@ import contextlib
 import fcntl
 import json
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from attnscope.entries import entry_name  # noqa: F401  (re-exported for the writer)
-from attnscope.store.errors import StoreError
+from attnscope._files import describe
+from attnscope.entries import entry_name
+from attnscope.store.errors import StoreBusyError, StoreError, StoreWriteError
+from attnscope.store.schema import (
+    FORMAT,
+    JOURNAL_FILE,
+    META_FILE,
+    VERSION,
+    JournalEntry,
+    StoreMeta,
+    check_step,
+    step_dir_name,
+    validate_entry,
+    validate_meta,
+)
 
-FORMAT = "attnscope-store"
-VERSION = 1
-META = "attnscope.json"
-JOURNAL = "journal.jsonl"
-_STEP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+META, JOURNAL = META_FILE, JOURNAL_FILE
+__all__ = ["FORMAT", "JOURNAL", "META", "VERSION", "append_journal", "check_step", "entry_name",
+           "fsync", "locked", "read_journal", "read_meta", "repair_journal", "segment_dir",
+           "step_dir", "step_lock", "write_json_atomic"]
 
 
-def check_step(step: str) -> str:
-    """Step names become directory names, so keep them to a safe alphabet."""
-    if not isinstance(step, str) or not _STEP_RE.match(step):
-        raise StoreError(
-            f"invalid step name {step!r}; use letters, digits, '_', '.', '-' (e.g. 'epoch_003')"
-        )
-    return step
+def step_dir(root: Path, step: str, meta: StoreMeta | None = None) -> Path:
+    """Directory holding ``step``'s data; with ``meta``, the one it names (an atomic
+    overwrite writes a new directory and switches ``meta`` to it in one rename)."""
+    return root / "steps" / (step if meta is None else step_dir_name(meta, step))
 
 
-def step_dir(root: Path, step: str) -> Path:
-    return root / "steps" / step
+def step_lock(root: Path, step: str) -> Path:
+    """The lock file of one step: beside its directory, so it survives overwrites."""
+    return root / "steps" / f".{step}.lock"
 
 
 def segment_dir(root: Path, step: str, key: str, batch: int) -> Path:
@@ -64,16 +77,22 @@ def fsync(path: Path) -> None:
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Replace ``path`` in one rename, so readers see the old or the new file, never half."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync(path.parent)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync(path.parent)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise StoreWriteError(describe(err, path, "write")) from err
 
 
-def read_meta(root: Path) -> dict[str, Any]:
-    """Load ``attnscope.json`` or explain in one line why ``root`` is not a store."""
+def read_meta(root: Path) -> StoreMeta:
+    """Load and validate ``attnscope.json``, or explain in one line why ``root`` is not
+    a (readable) store."""
     if not root.exists():
         raise StoreError(f"no store at '{root}': the directory does not exist")
     if not root.is_dir():
@@ -86,30 +105,37 @@ def read_meta(root: Path) -> dict[str, Any]:
             f"'{root}' is {what} (no {META}); open the directory given to capture(store=...)"
         )
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        meta = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError) as e:
         raise StoreError(
             f"'{path}' is corrupt ({type(e).__name__}); restore it or re-capture into a new store"
         ) from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise StoreError(f"'{path}' is not attnscope store metadata; is this the right directory?")
-    if int(meta.get("version", 0)) > VERSION:
-        raise StoreError(
-            f"store '{root}' has format version {meta['version']}; upgrade attnscope to read it"
-        )
-    return meta
+    return validate_meta(meta, path)
 
 
-def read_journal(path: Path) -> list[dict[str, Any]]:
-    """Committed batches of one step; a torn last line (killed mid-append) is skipped."""
-    if not path.exists():
+def read_journal(path: Path, step: str) -> list[JournalEntry]:
+    """Committed batches of ``step``. Only a torn last line (a writer killed in the middle
+    of its one ``write``) is skipped; any other damage (a garbage, empty, duplicated or
+    out-of-order line) is an error naming the step, because skipping it would shift
+    every later sample."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
         return []
-    entries = []
-    for line in path.read_bytes().split(b"\n")[:-1]:  # the part after the last \n is torn
+    except OSError as err:
+        raise StoreError(describe(err, path, f"read the journal of step {step!r}")) from None
+    entries: list[JournalEntry] = []
+    for n, line in enumerate(data.split(b"\n")[:-1], 1):  # after the last \n: torn
         try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
+            entry = validate_entry(json.loads(line), step, n)
+        except (ValueError, RecursionError):
+            raise StoreError(f"the journal of step {step!r} is damaged: line {n} is not a "
+                             f"batch record; re-capture step {step!r} (or delete it)") from None
+        if entries and entry["batch"] <= entries[-1]["batch"]:
+            raise StoreError(f"the journal of step {step!r} is damaged: line {n} repeats or "
+                             f"reorders batch {entry['batch']}; re-capture step {step!r} "
+                             "(or delete it)")
+        entries.append(entry)
     return entries
 
 
@@ -126,24 +152,41 @@ def repair_journal(path: Path) -> None:
 
 
 def append_journal(path: Path, entry: dict[str, Any], durable: bool = True) -> None:
-    """Publish one batch: a single ``write`` of one line, then fsync."""
+    """Publish one batch: a single ``write`` of one line, then fsync. A write that fails
+    part-way (disk full) is cut off again, so no garbage line precedes the next one."""
     line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise StoreWriteError(describe(err, path, "write the journal")) from err
+    size = os.fstat(fd).st_size
+    try:
+        written = os.write(fd, line)
+        if written != len(line):
+            raise OSError(28, "No space left on device")  # a short write: the disk is full
         if durable:
             os.fsync(fd)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+        raise StoreWriteError(describe(err, path, "write the journal")) from err
     finally:
         os.close(fd)
 
 
 @contextlib.contextmanager
-def locked(path: Path, blocking: bool = True) -> Iterator[int]:
-    """An advisory ``flock``; the kernel drops it when the process dies, even by SIGKILL."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+def locked(path: Path, blocking: bool = True, busy: str = "") -> Iterator[int]:
+    """An advisory ``flock``; the kernel drops it when the process dies, even by SIGKILL.
+    Not blocking: :class:`StoreBusyError` with ``busy`` as its message."""
     try:
-        flags = fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB)
-        fcntl.flock(fd, flags)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise StoreWriteError(describe(err, path, "open the lock file")) from err
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise StoreBusyError(busy or f"'{path}' is locked by another process") from None
         yield fd
     finally:
         os.close(fd)

@@ -9,7 +9,9 @@ the shape of the probabilities it stands for. Arrays use the map layout of
 without the others. Masks are stored compact
 (:func:`attnscope.capturing.qk_inputs.compact_mask`), bool-valued ones (also additive
 masks with two values, such as ``0``/``finfo.min``) as packed bits plus the two values
-(as hex floats), so they read back bit for bit.
+(as hex floats), so they read back bit for bit. Every chunk and shard index carries a
+crc32c, as in probability segments: damage (a flipped byte, garbled attributes, arrays
+that do not fit them) is a :class:`StoreError`, never other numbers.
 
 The store reader asks :func:`read_heads` (through ``codec.read_heads``) and
 :class:`QkArray` (through ``Segment.array``), so every reader built on ``Store.read``
@@ -26,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 import zarr
-from zarr.codecs import BloscCodec
+from zarr.codecs import BloscCodec, Crc32cCodec
 
 from attnscope.capturing.qk_inputs import QkInputs, qk_probabilities
 from attnscope.store import codec
@@ -47,19 +49,43 @@ def writes_qk(form: str, m: Any) -> bool:
     return inputs is not None and (form != "probs" or m.weights.is_meta)
 
 
-def entry_info(form: str, m: Any, warned: set[str], name: str) -> dict[str, Any]:
-    """Module metadata for the entry ``name``: its form, and a note when a qk store had to
-    fall back to probabilities because the strategy cannot see queries and keys."""
-    if writes_qk(form, m) and not name.endswith("@effective"):
-        return {"form": "qk"}
-    if form == "probs":
-        return {}
-    note = (f"queries and keys are not reachable for {m.source or 'this'} maps; "
-            "stored as probabilities")
+def note_form(info: dict[str, Any], form: str, m: Any, warned: set[str], name: str) -> None:
+    """Set the entry ``name``'s ``form`` in its module metadata ``info`` on its first map,
+    and a ``note`` (plus one warning) whenever a qk store falls back to probabilities:
+    the strategy cannot see queries and keys, or the layout check rebuilt the map
+    (``m.qk_note``), so the stored inputs would not match the recorded map."""
+    stored_qk = writes_qk(form, m) and not name.endswith("@effective")
+    if form == "probs" and not stored_qk:
+        return
+    info.setdefault("form", "qk" if stored_qk else "probs")
+    if stored_qk:
+        return
+    why = getattr(m, "qk_note", None) or (f"queries and keys are not reachable for "
+                                          f"{m.source or 'this'} maps")
+    note = f"{why}; stored as probabilities"
+    if info["form"] == "qk":  # earlier calls were stored as queries and keys
+        note = f"some calls: {note}"
+    if note not in info.get("note", ""):
+        info["note"] = f"{info['note']} | {note}" if info.get("note") else note
     if name not in warned:
         warned.add(name)
-        warnings.warn(f"attnscope: {name!r}: {note}", stacklevel=4)
-    return {"form": "probs", "note": note}
+        warnings.warn(f"attnscope: {name!r}: {note}", stacklevel=5)
+
+
+def merge_notes(modules: dict[str, Any], later: dict[str, dict[str, Any]]) -> bool:
+    """Add the fallback notes gathered (by :func:`note_form`) for entries registered by an
+    earlier commit to their module metadata; whether anything changed."""
+    changed = False
+    for name, extra in later.items():
+        info, note = modules.get(name), extra.get("note")
+        if info is None or not note:
+            continue
+        if info.get("form") == "qk" and not note.startswith("some calls"):
+            note = f"some calls: {note}"
+        if note not in info.get("note", ""):
+            info["note"] = f"{info['note']} | {note}" if info.get("note") else note
+            changed = True
+    return changed
 
 
 def _write_array(path: Path, t: torch.Tensor) -> int:
@@ -71,7 +97,7 @@ def _write_array(path: Path, t: torch.Tensor) -> int:
                             typesize=data.itemsize)
     z = zarr.create_array(store=str(path), shape=data.shape, dtype=data.dtype,
                           chunks=(1, 1, *data.shape[2:]), shards=data.shape,
-                          compressors=compressor, fill_value=0, overwrite=True,
+                          compressors=[compressor, Crc32cCodec()], fill_value=0, overwrite=True,
                           config={"write_empty_chunks": True},  # read_heads needs them all
                           attributes={"torch_dtype": str(t.dtype).replace("torch.", "")})
     z[...] = data
@@ -136,6 +162,10 @@ def segment_meta(path: Path) -> dict[str, Any]:
 def load(path: Path, samples: list[int], heads: list[int]) -> QkInputs:
     """The stored inputs of ``samples`` and ``heads`` (positions in the segment)."""
     a = _attrs(path)
+    ints = lambda v: isinstance(v, list) and all(type(i) is int for i in v)  # noqa: E731
+    if not (isinstance(a["causal"], bool) and type(a["scale"]) in (int, float)
+            and ints(a["kv_index"]) and type(a["key_len"]) is int):
+        raise StoreError(f"segment '{path}' has damaged attributes; re-capture this step")
     if a["reduced"]:  # a head mean needs every kept head
         heads = list(range(len(a["kv_index"])))
     q = _read_array(path / "q", *a["q"], samples, heads)
@@ -161,11 +191,22 @@ def read_heads(path: Path, rows: Any, heads: Any, queries: Any = None) -> np.nda
     """Probabilities ``(len(rows), len(heads), query, key)`` float32 of one segment,
     computing only the given samples, heads and (optionally) query rows."""
     rows, heads = [int(r) for r in rows], [int(h) for h in heads]
+    shape = _attrs(path)["shape"]
     if not rows or not heads:
-        shape = _attrs(path)["shape"]
         return np.zeros((len(rows), len(heads), *shape[2:]), dtype=np.float32)
-    inp = load(path, rows, heads)
-    return qk_probabilities(inp, rows=queries).numpy()
+    try:
+        out = qk_probabilities(load(path, rows, heads), rows=queries).numpy()
+        want = (len(rows), len(heads), len(queries) if queries is not None else shape[2],
+                shape[3])
+    except StoreError:  # a chunk that fails its checksum, from codec.read_heads
+        raise
+    except Exception as e:  # garbled attributes, arrays that do not fit them ...
+        raise StoreError(f"segment '{path}' is unreadable ({type(e).__name__}); the store is "
+                         "damaged, re-capture this step") from None
+    if out.shape != want:
+        raise StoreError(f"segment '{path}' computes {list(out.shape)}, not the {list(want)} "
+                         "its metadata says; the store is damaged, re-capture this step")
+    return out
 
 
 class QkArray:

@@ -3,17 +3,23 @@ needed touched. The xarray/dask view lives in :mod:`attnscope.store.xview`.
 
 A store opened while another process writes shows the batches committed when it was
 opened; :meth:`Store.refresh` picks up newer ones.
+
+Nothing read from disk is trusted unchecked: metadata and journals are validated on
+open (:mod:`attnscope.store.schema`), each segment's own ``zarr.json`` must agree with
+the journal on its shape and module, every chunk is checksummed, and a read that would
+not fit in memory is refused before allocating. Damage is a :class:`StoreError`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
 
+from attnscope._memory import gb, size_text, too_big
 from attnscope.store import codec, layout, qk
 from attnscope.store.errors import StoreError
 
@@ -26,8 +32,33 @@ class Segment:
     shape: tuple[int, ...]
     batch: int
     rows: list[int] | None
+    name: str = ""  # the entry it belongs to, checked against the segment's own record
+    _meta: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    def meta(self) -> dict[str, Any]:
+        """The segment's ``zarr.json``, checked against the journal: same shape, same
+        module (metadata whose module keys were swapped is caught here)."""
+        if self._meta is None:
+            graph = (self.path / "weights").exists()
+            if qk.is_qk(self.path):  # hook: a qk group stands for the probability array
+                meta = qk.segment_meta(self.path)
+            else:
+                meta = codec.array_meta(self.path / "weights" if graph else self.path)
+            attrs = meta.get("attributes")
+            owner = attrs.get("module") if isinstance(attrs, dict) else None
+            if owner != self.name:
+                raise StoreError(f"segment '{self.path}' belongs to {str(owner)[:80]!r}, not "
+                                 f"{self.name[:80]!r}: the store's metadata is damaged; "
+                                 "re-capture this step")
+            if meta.get("shape") != list(self.shape):
+                raise StoreError(f"segment '{self.path}' has shape {meta.get('shape')} but the "
+                                 f"journal says {list(self.shape)}: the store is damaged; "
+                                 "re-capture this step")
+            self._meta = meta
+        return self._meta
 
     def array(self) -> zarr.Array:
+        self.meta()
         if qk.is_qk(self.path):  # hook: query/key form computes on read (store/qk.py)
             return qk.QkArray(self.path)
         try:
@@ -53,19 +84,38 @@ class Store:
 
     def refresh(self) -> None:
         """Re-read metadata and journals (see batches committed since opening)."""
-        self.meta: dict[str, Any] = layout.read_meta(self.root)
-        self._segments: dict[tuple[str, str], list[Segment]] = {}
-        by_key = {info["key"]: name for name, info in self.meta["modules"].items()}
-        for step in self.meta["steps"]:
-            for entry in layout.read_journal(layout.step_dir(self.root, step) / layout.JOURNAL):
-                for rec in entry.get("maps", []):
+        for attempt in range(3):
+            try:
+                return self._load()
+            except _NewerThanMeta:
+                # a writer registered a module and committed it between our reading the
+                # metadata and its journal: read again, the metadata now has it
+                if attempt == 2:
+                    raise
+        return None
+
+    def _load(self) -> None:
+        meta = layout.read_meta(self.root)
+        segments: dict[tuple[str, str], list[Segment]] = {}
+        by_key = {info["key"]: name for name, info in meta["modules"].items()}
+        for step in meta["steps"]:
+            directory = layout.step_dir(self.root, step, meta)
+            for entry in layout.read_journal(directory / layout.JOURNAL, step):
+                for rec in entry["maps"]:
                     name = by_key.get(rec["key"])
                     if name is None:
-                        raise StoreError(f"store '{self.root}' is inconsistent: journal of "
-                                         f"step {step!r} names unknown entry {rec['key']}")
-                    seg = Segment(layout.step_dir(self.root, step) / rec["key"] / rec["seg"],
-                                  tuple(rec["shape"]), entry["batch"], rec.get("rows"))
-                    self._segments.setdefault((step, name), []).append(seg)
+                        raise _NewerThanMeta(f"store '{self.root}' is inconsistent: the journal "
+                                             f"of step {step!r} names unknown entry "
+                                             f"{rec['key']}; re-capture this step")
+                    if not meta["modules"][name]["graph"] and len(rec["shape"]) != 4:
+                        raise StoreError(f"the journal of step {step!r} is damaged: entry "
+                                         f"{name[:80]!r} has shape {rec['shape']}, not "
+                                         "(sample, head, query, key); re-capture this step")
+                    seg = Segment(directory / rec["key"] / rec["seg"], tuple(rec["shape"]),
+                                  entry["batch"], rec.get("rows"), name)
+                    segments.setdefault((step, name), []).append(seg)
+        self.meta: dict[str, Any] = meta
+        self._segments = segments
 
     @property
     def steps(self) -> list[str]:
@@ -106,7 +156,7 @@ class Store:
     def samples(self, module: str, step: str | None = None) -> list[tuple[int, int]]:
         """``(batch, row)`` of every stored sample: the forward call it came from (counted
         within the step) and its index in that call's batch (selection-aware)."""
-        return [(s.batch, r) for s in self.segments(module, step)
+        return [(s.batch, r) for s in self.checked(module, step)
                 for r in (s.rows if s.rows is not None else range(s.shape[0]))]
 
     def lengths(self, module: str, step: str | None = None) -> np.ndarray:
@@ -114,14 +164,42 @@ class Store:
         the longest with NaN when batches differ."""
         graph = self.module_info(module)["graph"]
         return np.array([s.shape[-2:-1] if graph else s.shape[2:4]
-                         for s in self.segments(module, step) for _ in range(s.shape[0])])
+                         for s in self.checked(module, step) for _ in range(s.shape[0])])
 
     def read(self, module: str, step: str | None = None, samples: Any = None,
              heads: Any = None) -> np.ndarray:
         """Weights as float32: dense ``(sample, head, query, key)``; graph
         ``(sample, ..., edge, head)``. ``samples``/``heads`` are positions (int, list,
         slice or None for all); batches of different lengths are NaN-padded."""
+        try:
+            return self._read(module, step, samples, heads)
+        except StoreError:
+            self._check_not_replaced(module, step)
+            raise
+
+    def checked(self, module: str, step: str | None = None) -> list[Segment]:
+        """:meth:`segments`, each checked against its own ``zarr.json`` (shape, module)
+        before any size from the journal is used to allocate."""
         segs = self.segments(module, step)
+        for seg in segs:
+            seg.meta()
+        return segs
+
+    def _check_not_replaced(self, module: str, step: str | None) -> None:
+        """A step overwritten by another process since opening is not damage: say so."""
+        segs = self.segments(module, step)
+        try:
+            now = layout.read_meta(self.root)
+        except StoreError:
+            return
+        if segs and layout.step_dir(self.root, self._step(module, step), now) != \
+                segs[0].path.parent.parent:
+            raise StoreError(f"step {self._step(module, step)!r} of '{self.root}' was "
+                             "overwritten by another process after this store was opened; "
+                             "call store.refresh() or open it again") from None
+
+    def _read(self, module: str, step: str | None, samples: Any, heads: Any) -> np.ndarray:
+        segs = self.checked(module, step)
         if not segs:
             raise StoreError(f"{module!r} has no committed batches in step {step!r}")
         graph = self.module_info(module)["graph"]
@@ -130,9 +208,18 @@ class Store:
         hax = -1 if graph else 1
         nheads = max((s.shape[hax] for s in segs), default=0)
         hsel = _positions(heads, nheads, "head")
+        if len({len(s.shape) for s in segs}) != 1:
+            raise StoreError(f"{module!r} in step {step!r} mixes segments of different rank; "
+                             "the store is damaged, re-capture this step")
         tail = [max(s.shape[i] for s in segs) for i in range(1, len(segs[0].shape))]
         tail[-1 if graph else 0] = len(hsel)
-        out = np.full((len(rows), *tail), np.nan, dtype=np.float32)
+        shape = (len(rows), *tail)
+        refuse, free = too_big(4 * int(np.prod(shape, dtype=np.float64)))
+        if refuse:
+            raise StoreError(f"reading {module!r} would need {size_text(shape, 4)} but only "
+                             f"{gb(free)} of memory is available; read fewer samples "
+                             "or heads (samples=, heads=) or use store.to_xarray(...)")
+        out = np.full(shape, np.nan, dtype=np.float32)
         start = 0
         for seg in segs:
             n = seg.shape[0]
@@ -141,15 +228,21 @@ class Store:
                 local = rows[mask] - start
                 hs = hsel[hsel < seg.shape[hax]]
                 try:
-                    block = None if graph else codec.read_heads(seg.path, local, hs)
-                except (OSError, ValueError) as e:
+                    block = None if graph else codec.read_heads(seg.path, local, hs, seg.meta())
+                    if block is None:
+                        z, sel = seg.array(), (local[0] if len(local) == 1 else local)
+                        block = np.asarray(z.oindex[(sel, Ellipsis, hs)] if graph
+                                           else z.oindex[sel, hs])
+                        block = block[None] if len(local) == 1 else block
+                except StoreError:
+                    raise
+                except Exception as e:  # OSError, a zarr checksum or decode error ...
                     raise StoreError(f"segment '{seg.path}' is unreadable ({type(e).__name__});"
                                      " the store is damaged, re-capture this step") from None
-                if block is None:
-                    z, sel = seg.array(), (local[0] if len(local) == 1 else local)
-                    block = np.asarray(z.oindex[(sel, Ellipsis, hs)] if graph
-                                       else z.oindex[sel, hs])
-                    block = block[None] if len(local) == 1 else block
+                if block.shape[0] != len(local) or any(
+                        b > t for b, t in zip(block.shape[1:], out.shape[1:])):
+                    raise StoreError(f"segment '{seg.path}' holds {block.shape}, not what its "
+                                     "journal says; the store is damaged, re-capture this step")
                 block = block.astype(np.float32)
                 where = np.nonzero(mask)[0]
                 idx = (where, *[slice(0, d) for d in block.shape[1:]])
@@ -164,7 +257,17 @@ class Store:
         start = 0
         for seg in self.segments(module, step):
             if sample < start + seg.shape[0]:
-                return np.asarray(zarr.open_array(str(seg.path / "edge_index"), mode="r")[...])
+                seg.meta()
+                try:
+                    edges = np.asarray(zarr.open_array(str(seg.path / "edge_index"),
+                                                       mode="r")[...])
+                except Exception as e:
+                    raise StoreError(f"segment '{seg.path}' is unreadable ({type(e).__name__}); "
+                                     "the store is damaged, re-capture this step") from None
+                if edges.ndim != 2 or edges.shape[0] != 2:
+                    raise StoreError(f"segment '{seg.path}' has a damaged edge_index "
+                                     f"{edges.shape}; re-capture this step")
+                return edges
             start += seg.shape[0]
         raise StoreError(f"sample {sample} out of range: {module!r} has {start} samples")
 
@@ -194,13 +297,27 @@ class Store:
         return f"Store('{self.root}', steps={self.steps}, modules={len(self.modules)})"
 
 
+class _NewerThanMeta(StoreError):
+    """A journal names an entry the metadata read just before did not have yet."""
+
+
 def _positions(sel: Any, n: int, what: str) -> np.ndarray:
     """int / list / slice / None -> sorted-as-given int array, checked against ``n``."""
     if sel is None:
         return np.arange(n)
     if isinstance(sel, slice):
-        return np.arange(n)[sel]
-    idx = np.atleast_1d(np.asarray(sel, dtype=np.int64))
+        if sel.step == 0:
+            raise StoreError(f"{what} slice {sel.start}:{sel.stop}:0 has step 0; use 1 or more")
+        try:
+            return np.arange(n)[sel]
+        except (TypeError, ValueError, IndexError):
+            raise StoreError(f"{what} slice {sel!r} is not a slice of integers") from None
+    try:
+        idx = np.atleast_1d(np.asarray(sel, dtype=np.int64))
+    except (TypeError, ValueError, OverflowError):
+        raise StoreError(f"{what} selection {sel!r} is not integers") from None
+    if idx.ndim != 1:
+        raise StoreError(f"{what} selection must be an integer or a flat list of integers")
     idx = np.where(idx < 0, idx + n, idx)
     if idx.size and (idx.min() < 0 or idx.max() >= n):
         raise StoreError(f"{what} index out of range: {np.asarray(sel).tolist()} (have {n})")

@@ -9,14 +9,19 @@ Decisions (documented in the README too):
 * every batch is its own segment array, so batches may differ in sequence length; the
   reader pads to the longest with NaN and reports true lengths;
 * writing a step that already exists appends (new samples follow the old ones) with a
-  warning; ``if_exists="overwrite"`` replaces it, ``"error"`` refuses;
+  warning; ``if_exists="overwrite"`` replaces it atomically (the new data goes to a new
+  directory that is swapped in by :meth:`StoreWriter.close`; a run that fails or is
+  aborted leaves the old step as it was); ``"error"`` refuses;
+* a batch is committed when its journal line is written: nothing afterwards (Ctrl-C,
+  :meth:`StoreWriter.abort`) removes it;
 * one writer per step at a time (an ``flock`` the kernel frees even on SIGKILL);
   readers need no lock: they see the batches committed when they opened.
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
+import re
 import shutil
 import time
 import warnings
@@ -26,17 +31,24 @@ from typing import Any
 import torch
 import zarr
 
+from attnscope._files import describe
 from attnscope.entries import is_effective
 from attnscope.maps import AttentionMap
 from attnscope.options import check_keepbits, resolve_dtype
 from attnscope.store import codec, layout, qk
-from attnscope.store.errors import StoreBusyError, StoreError
+from attnscope.store.errors import StoreError, StoreWriteError
 from attnscope.store.estimate import check_disk
+from attnscope.store.schema import jsonable
+
+IF_EXISTS = ("append", "overwrite", "error")
 
 
 def init_root(root: Path, keepbits: int | None = None) -> None:
     """Create an empty store at ``root`` or check that ``root`` already is one."""
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StoreWriteError(describe(err, root, "create the store")) from err
     with layout.locked(root / ".lock"):
         if (root / layout.META).exists():
             layout.read_meta(root)
@@ -44,17 +56,31 @@ def init_root(root: Path, keepbits: int | None = None) -> None:
         if any(p.name != ".lock" for p in root.iterdir()):
             raise StoreError(f"'{root}' is a non-empty directory that is not an attnscope "
                              "store; pass an empty or new directory")
-        # mode "a", not "w": "w" empties the directory, deleting the .lock file that
-        # other processes (DDP ranks opening the same store) are waiting on
-        zarr.open_group(str(root), mode="a", attributes={"format": layout.FORMAT})
-        zarr.open_group(str(root / "steps"), mode="a")
+        try:
+            # mode "a", not "w": "w" empties the directory, deleting the .lock file that
+            # other processes (DDP ranks opening the same store) are waiting on
+            zarr.open_group(str(root), mode="a", attributes={"format": layout.FORMAT})
+            zarr.open_group(str(root / "steps"), mode="a")
+        except OSError as err:
+            raise StoreWriteError(describe(err, root, "create the store")) from err
         layout.write_json_atomic(root / layout.META, {
             "format": layout.FORMAT, "version": layout.VERSION, "created": time.time(),
             "model": None, "keepbits": keepbits, "modules": {}, "steps": {}})
 
 
 class StoreWriter:
-    """Writes the maps of one step; see :func:`attnscope.store.open_writer`."""
+    """Writes the maps of one step; see :func:`attnscope.store.open_writer`.
+
+    Opening takes the step's lock and reads what is committed; nothing is deleted or
+    created in the step before the first map arrives. As a context manager it closes
+    (commits and, for an overwrite, swaps the new data in) on success and aborts on an
+    exception.
+
+    Example:
+        >>> with open_writer("runs/attn", step="test", if_exists="overwrite") as w:
+        ...     with attnscope.capture(model, store=w):
+        ...         model(x)
+    """
 
     form = "probs"  # hook: "qk"/"qk16" store sdpa maps as queries and keys (store/qk.py)
 
@@ -63,70 +89,84 @@ class StoreWriter:
                  if_exists: str, durable: bool) -> None:
         stored_dtype = resolve_dtype(dtype, stored=True)
         check_keepbits(keepbits)
-        if if_exists not in ("append", "overwrite", "error"):
+        if if_exists not in IF_EXISTS:
             raise StoreError(f"if_exists={if_exists!r}; use 'append', 'overwrite' or 'error'")
-        self.root, self.step = root, layout.check_step(step)
-        init_root(root, keepbits)
-        meta = layout.read_meta(root)
-        self.keepbits = meta.get("keepbits") if keepbits is None else keepbits
+        self.root, self.step = Path(root), layout.check_step(step)
+        self.labels: dict[str, Any] = jsonable(dict(labels or {}))
         self.dtype, self.durable, self.expected = stored_dtype, durable, expected_samples
         cls = type(model)
         self.model = None if model is None else f"{cls.__module__}.{cls.__qualname__}"
-        self.labels = dict(labels or {})
-        self.dir = layout.step_dir(root, step)
-        if not (self.dir / "zarr.json").exists():
-            zarr.open_group(str(self.dir), mode="a", attributes={"step": step})
-        self._lock = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        self.closed = True  # until the lock is held
+        init_root(self.root, keepbits)
+        self._lock_cm = layout.locked(
+            layout.step_lock(self.root, step), blocking=False,
+            busy=f"step {step!r} of '{self.root}' is being written by another process; "
+                 "wait for it or write another step")
+        self._lock_cm.__enter__()
         try:
-            import fcntl
+            self._open(if_exists, keepbits)
+        except BaseException:
+            self._lock_cm.__exit__(None, None, None)
+            raise
+        self.closed = False
 
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock)
-            raise StoreBusyError(f"step {step!r} of '{root}' is being written by another "
-                                 "process; wait for it or write another step") from None
-        journal = self.dir / layout.JOURNAL
-        layout.repair_journal(journal)
-        done = layout.read_journal(journal)
+    def _open(self, if_exists: str, keepbits: int | None) -> None:
+        meta = layout.read_meta(self.root)
+        self.keepbits = meta.get("keepbits") if keepbits is None else keepbits
+        current = layout.step_dir(self.root, self.step, meta)
+        done = layout.read_journal(current / layout.JOURNAL, self.step)
         if done and if_exists == "error":
-            self._release()
-            raise StoreError(f"step {step!r} already exists in '{root}'; pick another step name "
-                             "or pass if_exists='append'/'overwrite'")
-        if done and if_exists == "overwrite":
-            self._clear(meta)
-            done = []
-        elif done:
-            warnings.warn(f"step {step!r} already holds {len(done)} batches; appending "
-                          "(if_exists='overwrite' replaces it)", stacklevel=3)
-        self.batch = max((e["batch"] for e in done), default=-1) + 1
+            raise StoreError(f"step {self.step!r} already exists in '{self.root}'; pick another "
+                             "step name or pass if_exists='append'/'overwrite'")
+        self._fresh = if_exists == "overwrite"
+        self._staged = bool(done) and self._fresh
+        self._old = current if self._staged else None
+        if self._staged:  # the new data goes aside; close() swaps it in
+            self.dir, self.batch = self._free_dir(current), 0
+        else:
+            self.dir = current
+            if done:
+                layout.repair_journal(current / layout.JOURNAL)
+                warnings.warn(f"step {self.step!r} already holds {len(done)} batches; appending "
+                              "(if_exists='overwrite' replaces it)", stacklevel=4)
+            self.batch = done[-1]["batch"] + 1 if done else 0
         self.keys = {name: info["key"] for name, info in meta["modules"].items()}
         self._new: dict[str, dict[str, Any]] = {}
         self._step_heads: dict[str, dict[str, Any]] = {}
         self._pending: list[dict[str, Any]] = []
         self._paths: list[Path] = []
-        self._bytes = self._samples = 0
+        self._bytes = self._samples = self._committed = 0
         self._groups: set[str] = set()
         self._checked = False
         self._qk_warned: set[str] = set()
-        self.closed = False
+        self._qk_later: dict[str, dict[str, Any]] = {}
+
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(self, kind: Any, err: Any, tb: Any) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
 
     def write_entry(self, name: str, m: AttentionMap, weights: torch.Tensor) -> None:
         """Store ``weights`` under the entry ``name`` as they are (merging parts of a
         step written by several processes); ``m`` supplies the entry's metadata."""
-        if self.closed:
-            raise StoreError("this store writer is closed; open a new one with open_writer")
+        self._check_open()
         self._write_one(name, m, weights)
 
     def write(self, m: AttentionMap) -> None:
         """Store one captured map under the current (uncommitted) batch."""
-        if self.closed:
-            raise StoreError("this store writer is closed; open a new one with open_writer")
+        self._check_open()
         self._write_one(layout.entry_name(m.module, m.call_index), m, m.weights)
         if m.effective is not None:
             self._write_one(layout.entry_name(m.module, m.call_index, True), m, m.effective)
 
     def commit(self) -> None:
-        """Make every map written since the last commit durable and visible to readers."""
+        """Make every map written since the last commit durable and visible to readers.
+        Once this returns (or its journal line is written) the batch is committed:
+        nothing afterwards removes it."""
         if self.closed or not self._pending:
             return
         if not self._checked and self.expected:
@@ -136,33 +176,82 @@ class StoreWriter:
                 self._drop()
                 raise
         self._checked = True
-        if self.durable:
-            for p in self._paths:
-                for f in [p, *p.rglob("*")]:
-                    layout.fsync(f)
-            for key_dir in {p.parent for p in self._paths}:
-                layout.fsync(key_dir)
-        self._publish_meta()
+        try:
+            if self.durable:
+                for p in self._paths:
+                    for f in [p, *p.rglob("*")]:
+                        layout.fsync(f)
+                for key_dir in {p.parent for p in self._paths}:
+                    layout.fsync(key_dir)
+            self._publish_meta()
+        except OSError as err:
+            self._drop()
+            raise self._write_error(err, self.dir) from err
+        except StoreWriteError:
+            self._drop()
+            raise
         entry = {"batch": self.batch, "time": time.time(), "maps": self._pending}
-        layout.append_journal(self.dir / layout.JOURNAL, entry, self.durable)
-        self.batch += 1
+        paths = self._paths
+        # from here on abort() must not touch these files: once the line below is
+        # written the batch is committed, even if we are interrupted right after
         self._pending, self._paths, self._bytes, self._samples = [], [], 0, 0
+        self.batch += 1
+        try:
+            layout.append_journal(self.dir / layout.JOURNAL, entry, self.durable)
+        except StoreWriteError as err:  # the line was rolled back: not committed
+            for p in paths:
+                shutil.rmtree(p, ignore_errors=True)
+            self.batch -= 1
+            raise self._write_error(err.__cause__ or err, self.dir / layout.JOURNAL) from err
+        self._committed += 1
 
     def close(self) -> None:
-        """Commit what is left and release the step."""
+        """Commit what is left, swap an overwrite in, and release the step."""
+        if self.closed:
+            return
+        try:
+            self.commit()
+            if self._staged:
+                self._swap()
+        except BaseException:
+            self._discard()
+            raise
+        else:
+            self._tidy()
+        finally:
+            self._release()
+
+    def abort(self) -> None:
+        """Drop the uncommitted batch; committed batches stay readable. An overwrite that
+        is aborted leaves the step as it was before."""
         if not self.closed:
             try:
-                self.commit()
+                self._discard()
             finally:
                 self._release()
 
-    def abort(self) -> None:
-        """Drop the uncommitted batch; committed batches stay readable."""
-        if not self.closed:
-            self._drop()
-            self._release()
-
     # -- internals ---------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise StoreError("this store writer is closed; open a new one with open_writer")
+
+    def _write_error(self, err: BaseException, path: Path) -> StoreWriteError:
+        why = describe(err, path, f"write batch {self.batch} of step {self.step!r}") if \
+            isinstance(err, OSError) else str(err)
+        kept = ("the step keeps its previous contents" if self._staged else
+                f"batches before it are committed and readable (last complete batch: "
+                f"{self.batch - 1})" if self.batch else "nothing of this step was committed")
+        return StoreWriteError(f"{why}; {kept}")
+
+    def _free_dir(self, current: Path) -> Path:
+        """A directory name for an overwrite: ``<step>`` or ``<step>~N``, not in use."""
+        for n in range(0, 1000):
+            cand = current.parent / (self.step if n == 0 else f"{self.step}~{n}")
+            if cand != current and not cand.exists():
+                return cand
+        raise StoreError(f"too many leftover directories of step {self.step!r} in "
+                         f"'{current.parent}'; delete the {self.step}~N ones")
 
     def _key(self, name: str, m: AttentionMap, graph: bool) -> str:
         if name not in self.keys:
@@ -171,78 +260,119 @@ class StoreWriter:
             heads = m.weights.shape[-1] if graph else m.weights.shape[1]
             self._new[name] = {"key": key, "module": m.module, "call_index": m.call_index,
                                "kind": m.kind, "graph": graph, "num_heads": int(heads),
-                               "heads": m.heads, "reduced": m.reduced, "source": m.source,
-                               "effective": is_effective(name)}
-            self._new[name].update(qk.entry_info(self.form, m, self._qk_warned, name))  # hook
+                               "heads": _ints(m.heads), "reduced": m.reduced,
+                               "source": m.source, "effective": is_effective(name)}
+        # hook: query/key form and fallback notes (store/qk.py); an entry registered by
+        # an earlier commit gets its notes when the metadata is next published
+        info = self._new.get(name)
+        qk.note_form(self._qk_later.setdefault(name, {}) if info is None else info, self.form,
+                     m, self._qk_warned, name)
         heads = m.weights.shape[-1] if graph else m.weights.shape[1]
         # head selection and reduction may differ from step to step: kept per step too
-        self._step_heads[name] = {"num_heads": int(heads), "heads": m.heads,
+        self._step_heads[name] = {"num_heads": int(heads), "heads": _ints(m.heads),
                                   "reduced": m.reduced}
         key = self.keys[name]
-        if key not in self._groups:  # zarr group node, so zarr tools can walk the store
+        if key not in self._groups:  # zarr group nodes, so zarr tools can walk the store
+            if not (self.dir / "zarr.json").exists():
+                zarr.open_group(str(self.dir), mode="a", attributes={"step": self.step})
             zarr.open_group(str(self.dir / key), mode="a", attributes={"module": name})
             self._groups.add(key)
         return key
 
     def _write_one(self, name: str, m: AttentionMap, w: torch.Tensor) -> None:
         graph = m.edge_index is not None
-        key = self._key(name, m, graph)
-        parts = sum(1 for p in self._pending if p["key"] == key)
-        seg = f"b{self.batch:06d}" + (f".{parts}" if parts else "")
-        path = self.dir / key / seg
-        if path.exists():  # leftover of a batch that was never committed
-            shutil.rmtree(path)
-        attrs = {"module": name, "step": self.step, "batch": self.batch, "keepbits": self.keepbits}
-        rec: dict[str, Any] = {"key": key, "seg": seg, "forward": m.forward_index,
-                               "rows": m.samples}
-        if graph:
-            data = codec.to_storage(w if w.dim() > 2 else w.unsqueeze(0), self.dtype, self.keepbits)
-            zarr.open_group(str(path), mode="w", attributes=attrs)  # weights + edge_index
-            n = codec.write_plain(path / "weights", data, (1, *data.shape[1:]), attrs)
-            edges = m.edge_index.detach().cpu().to(torch.int64).numpy()
-            n += codec.write_plain(path / "edge_index", edges, edges.shape, {})
-        elif w is m.weights and qk.writes_qk(self.form, m):  # hook: qk form (store/qk.py)
-            data = m.weights
-            n = qk.write_segment(path, m.qk, attrs)
-        else:
-            if w.dim() != 4:
-                raise StoreError(f"{name!r}: dense weights must be (batch, head, query, key), "
-                                 f"got shape {tuple(w.shape)}")
-            data = w.detach()
-            n = codec.write_dense(path, data, self.dtype, self.keepbits, attrs, self.durable)
-        rec["shape"] = list(data.shape)
-        self._pending.append(rec)
-        self._paths.append(path)
+        if not graph and w.dim() != 4:
+            raise StoreError(f"{name!r}: dense weights must be (batch, head, query, key), "
+                             f"got shape {tuple(w.shape)}")
+        try:
+            key = self._key(name, m, graph)
+            parts = sum(1 for p in self._pending if p["key"] == key)
+            seg = f"b{self.batch:06d}" + (f".{parts}" if parts else "")
+            path = self.dir / key / seg
+            if path.exists():  # leftover of a batch that was never committed
+                shutil.rmtree(path)
+            self._paths.append(path)  # from now on abort() removes it
+            n, shape = self._write_segment(path, name, m, w, graph)
+        except OSError as err:
+            raise self._write_error(err, self.dir) from err
+        self._pending.append({"key": key, "seg": seg, "forward": int(m.forward_index),
+                              "rows": _ints(m.samples), "shape": shape})
         self._bytes += n
-        self._samples = max(self._samples, data.shape[0])
+        self._samples = max(self._samples, shape[0])
+
+    def _write_segment(self, path: Path, name: str, m: AttentionMap, w: torch.Tensor,
+                       graph: bool) -> tuple[int, list[int]]:
+        attrs = {"module": name, "step": self.step, "batch": self.batch,
+                 "keepbits": self.keepbits}
+        if not graph and w is m.weights and qk.writes_qk(self.form, m):  # hook: store/qk.py
+            return qk.write_segment(path, m.qk, attrs), list(w.shape)
+        if not graph:
+            n = codec.write_dense(path, w.detach(), self.dtype, self.keepbits, attrs,
+                                  self.durable)
+            return n, list(w.shape)
+        data = codec.to_storage(w if w.dim() > 2 else w.unsqueeze(0), self.dtype, self.keepbits)
+        zarr.open_group(str(path), mode="w", attributes=attrs)  # weights + edge_index
+        n = codec.write_plain(path / "weights", data, (1, *data.shape[1:]), attrs)
+        edges = m.edge_index.detach().cpu().to(torch.int64).numpy()
+        n += codec.write_plain(path / "edge_index", edges, edges.shape, {})
+        return n, list(data.shape)
+
+    def _step_entry(self, old: dict[str, Any]) -> dict[str, Any]:
+        keep = {} if self._fresh else old
+        return {"dtype": str(self.dtype).replace("torch.", ""), "keepbits": self.keepbits,
+                "labels": {**keep.get("labels", {}), **self.labels},
+                "heads": {**keep.get("heads", {}), **self._step_heads}}
 
     def _publish_meta(self) -> None:
+        """Register new entries (and, unless this is a staged overwrite, the step)."""
         with layout.locked(self.root / ".lock"):
             meta = layout.read_meta(self.root)
-            changed = bool(self._new) or self.step not in meta["steps"]
+            changed = bool(self._new)
             meta["modules"].update(self._new)
+            changed |= qk.merge_notes(meta["modules"], self._qk_later)  # hook: store/qk.py
+            self._qk_later = {}
             if self.model and meta.get("model") != self.model:
                 meta["model"], changed = self.model, True
-            step = meta["steps"].setdefault(self.step, {})
-            new = {"dtype": str(self.dtype).replace("torch.", ""), "keepbits": self.keepbits,
-                   "labels": {**step.get("labels", {}), **self.labels},
-                   "heads": {**step.get("heads", {}), **self._step_heads}}
-            if step != new:
-                step.update(new)
-                changed = True
+            if not self._staged:
+                step = meta["steps"].setdefault(self.step, {})
+                new = self._step_entry(step)
+                if any(step.get(k) != v for k, v in new.items()):
+                    step.update(new)
+                    changed = True
+                self._fresh = False  # later commits of this run merge into it
             if changed:
                 layout.write_json_atomic(self.root / layout.META, meta)
             self._new = {}
 
-    def _clear(self, meta: dict[str, Any]) -> None:
-        (self.dir / layout.JOURNAL).unlink(missing_ok=True)
-        for p in self.dir.iterdir():
-            if p.is_dir():
-                shutil.rmtree(p)
+    def _swap(self) -> None:
+        """Point the step at the new directory in one metadata rename, then drop the old."""
         with layout.locked(self.root / ".lock"):
             meta = layout.read_meta(self.root)
-            if meta["steps"].pop(self.step, None) is not None:
-                layout.write_json_atomic(self.root / layout.META, meta)
+            if self._committed:
+                entry = self._step_entry({})
+                if self.dir.name != self.step:
+                    entry["dir"] = self.dir.name
+                meta["steps"][self.step] = entry
+            else:  # the run completed with nothing: the step is replaced by nothing
+                meta["steps"].pop(self.step, None)
+            layout.write_json_atomic(self.root / layout.META, meta)
+        self._staged = False
+        assert self._old is not None
+        shutil.rmtree(self._old, ignore_errors=True)
+
+    def _tidy(self) -> None:
+        """Remove directories of this step that no metadata points to (an overwrite that
+        crashed before its swap, an old directory a crash kept)."""
+        pattern = re.compile(re.escape(self.step) + r"(~[0-9]+)?")
+        with contextlib.suppress(OSError):
+            for p in self.dir.parent.iterdir():
+                if p != self.dir and pattern.fullmatch(p.name) and p.is_dir():
+                    shutil.rmtree(p, ignore_errors=True)
+
+    def _discard(self) -> None:
+        self._drop()
+        if self._staged:  # never published: the old step is untouched
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def _drop(self) -> None:
         for p in self._paths:
@@ -251,15 +381,20 @@ class StoreWriter:
 
     def _release(self) -> None:
         self.closed = True
-        os.close(self._lock)
+        self._lock_cm.__exit__(None, None, None)
+
+
+def _ints(values: Any) -> list[int] | None:
+    return None if values is None else [int(v) for v in values]
 
 
 def delete_step(root: str | Path, step: str) -> None:
     """Remove a step and its data (e.g. the per-process parts once merged)."""
     root = Path(root)
-    directory = layout.step_dir(root, layout.check_step(step))
+    layout.check_step(step)
     with layout.locked(root / ".lock"):
         meta = layout.read_meta(root)
+        directory = layout.step_dir(root, step, meta)
         if meta["steps"].pop(step, None) is not None:
             layout.write_json_atomic(root / layout.META, meta)
     shutil.rmtree(directory, ignore_errors=True)
@@ -269,6 +404,7 @@ def set_step_labels(root: str | Path, step: str, labels: dict[str, Any]) -> None
     """Merge ``labels`` into a written step's metadata: labels known only after the
     forward passes ran (``true->pred`` per epoch, generated tokens)."""
     root = Path(root)
+    labels = jsonable(labels)
     with layout.locked(root / ".lock"):
         meta = layout.read_meta(root)
         if step not in meta["steps"]:

@@ -35,7 +35,7 @@ def test_npy_and_npz(lstm_store, tmp_path):
     np.testing.assert_allclose(a, lstm_store.read("attn", "epoch_001")[:, 0, 0])
     (npz,) = export(lstm_store, tmp_path / "out", "npz")
     z = np.load(npz)
-    assert sorted(z.files) == ["epoch_000", "epoch_001", "epoch_002", "time_steps"]
+    assert sorted(z.files) == ["epoch_0", "epoch_1", "epoch_2", "time_steps"]
     assert z["time_steps"].tolist() == list(range(10, 16))
 
 

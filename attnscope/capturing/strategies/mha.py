@@ -17,6 +17,7 @@ import inspect
 import torch
 import torch.nn.functional as F
 
+from attnscope._memory import check_map
 from attnscope.capturing.registry import Strategy, register_strategy
 from attnscope.capturing.session import CaptureSession
 
@@ -46,6 +47,9 @@ class MhaStrategy(Strategy):
                                         and query.data_ptr() == key.data_ptr())
                 return _qk.record_mha(session, owner, func, args, kwargs, dict(call),
                                       "self" if same else "cross")
+            batch = query.shape[1] if query.ndim == 3 else 1  # (query, batch, embed)
+            check_map(owner.name, (batch, call["num_heads"], query.shape[0], key.shape[0]),
+                      query.element_size())
             call["need_weights"], call["average_attn_weights"] = True, False
             if call["training"] and call["dropout_p"] > 0.0:
                 result = func(*args, **kwargs)

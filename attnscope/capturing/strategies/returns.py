@@ -17,9 +17,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from attnscope.capturing.frames import Frame
 from attnscope.capturing.registry import Removable, Strategy, register_strategy
-from attnscope.capturing.selection import to_dense_layout, to_graph_layout
-from attnscope.capturing.session import CaptureSession, Frame
+from attnscope.capturing.selection import to_graph_layout
+from attnscope.capturing.session import CaptureSession
 
 
 def _edge_axis(module: nn.Module, weights: torch.Tensor, edges: int) -> int | None:
@@ -43,8 +44,9 @@ def record_declared(session: CaptureSession, frame: Frame, value: Any, source: s
             session.record(frame, to_graph_layout(value, axis), kind="graph", source=source,
                            edge_index=frame.edge_index)
             return
-    session.record(frame, to_dense_layout(value, -1), kind=session.dense_kind(frame),
-                   source=source)
+    dense = session.fit(frame, value, f"declared weights ({source})")
+    if dense is not None:
+        session.record(frame, dense, kind=session.dense_kind(frame), source=source)
 
 
 class _MethodPatch:

@@ -14,6 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from attnscope._memory import check_map
 from attnscope.capturing.registry import Strategy, register_strategy
 from attnscope.capturing.session import CaptureSession
 
@@ -82,6 +83,7 @@ def sdpa_probabilities(
     heads: list[int] | None = None,
     out_dtype: torch.dtype | None = None,
     block_elements: int = BLOCK_ELEMENTS,
+    module: str = "",
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Softmax probabilities of an sdpa call, ``(batch, head, query, key)``.
 
@@ -118,6 +120,7 @@ def sdpa_probabilities(
     scale = 1.0 / math.sqrt(dim) if scale is None else scale
     n, h = q4.shape[0], q4.shape[1]
     store = out_dtype or compute
+    check_map(module, (n, h, q_len, k_len), torch.empty((), dtype=store).element_size())
     # results are ordinary tensors even under inference_mode, so they outlive it
     with torch.inference_mode(False):
         probs = torch.empty(n, h, q_len, k_len, dtype=store, device=query.device)
@@ -178,10 +181,41 @@ class SdpaStrategy(Strategy):
             batch = query.shape[0] if query.ndim >= 3 else 1
             num_heads = query.shape[-3] if query.ndim >= 3 else 1
             kv_heads = key.shape[-3] if key.ndim >= 3 else 1
-            invalid = (kv_heads != num_heads and not bound.get("enable_gqa", False)) or (
+            # one key head broadcasts over the query heads (multi-query attention)
+            invalid = (kv_heads not in (num_heads, 1) and not bound.get("enable_gqa", False)) or (
                 bound.get("is_causal", False) and bound.get("attn_mask") is not None)
             if invalid:
                 return func(*args, **kwargs)  # let torch raise its own error
+            needs_grad = torch.is_grad_enabled() and any(
+                t.requires_grad for t in (query, key, value)
+            )
+            mask, causal = bound.get("attn_mask"), bool(bound.get("is_causal", False))
+            shape = (*query.shape[:-1], key.shape[-2])
+            plain = query.ndim == 4
+            if plain:  # the layout check on shapes alone: nothing is computed
+                fitted = session.fit(owner, torch.empty(shape, device="meta"),
+                                     "sdpa probabilities")
+                if fitted is None:
+                    return func(*args, **kwargs)
+                plain = tuple(fitted.shape) == shape
+            if not plain:
+                # heads folded into the batch or packed into the query axis: compute all
+                # of it, then let the layout check unfold or refuse it
+                with torch.no_grad():
+                    probs, _ = sdpa_probabilities(query, key, mask, causal, bound.get("scale"))
+                result = func(*args, **kwargs)
+                dense = session.fit(owner, probs.flatten(0, 1) if query.ndim == 3
+                                    else probs, "sdpa probabilities")
+                if dense is not None:
+                    m = session.record(owner, dense, kind=session.dense_kind(
+                        owner, lengths=tuple(dense.shape[-2:])), source="sdpa", owned=True)
+                    from attnscope.capturing import _qk  # hook: issue 16
+
+                    if m is not None and _qk.session_form(session) != "probs":
+                        # a qk store keeps this map as probabilities, with this note
+                        m.qk_note = ("the layout check rebuilt this map (heads packed into "
+                                     "the query axis or folded into the batch)")
+                return result
             sel = session.selection
             samples = session.sample_rows(batch)
             if samples == []:
@@ -193,18 +227,14 @@ class SdpaStrategy(Strategy):
                 result = func(*args, **kwargs)
                 _qk.record_sdpa(session, owner, bound, samples, heads)
                 return result
-            needs_grad = torch.is_grad_enabled() and any(
-                t.requires_grad for t in (query, key, value)
-            )
             # one pass gives both when every probability is computed anyway
             reuse = (samples is None and heads is None and not needs_grad
                      and dropout_p == 0.0 and query.device.type == "cpu")
             with torch.no_grad():
                 probs, out = sdpa_probabilities(
-                    query, key, bound.get("attn_mask"), bool(bound.get("is_causal", False)),
-                    bound.get("scale"), value=value if reuse else None, samples=samples,
-                    heads=heads,
-                    out_dtype=sel.dtype if sel.reduce is None else None,
+                    query, key, mask, causal, bound.get("scale"),
+                    value=value if reuse else None, samples=samples, heads=heads,
+                    out_dtype=sel.dtype if sel.reduce is None else None, module=owner.name,
                 )
             if reuse:
                 result = out.reshape(*query.shape[:-1], value.shape[-1])
@@ -215,8 +245,9 @@ class SdpaStrategy(Strategy):
                 from attnscope.capturing.value import sdpa_value_norms, weighted
 
                 vw = weighted(probs, sdpa_value_norms(value, num_heads, samples, heads))
-            m = session.record(owner, probs, kind=session.dense_kind(owner), source="sdpa",
-                               selected=True, heads=heads, samples=samples, owned=True)
+            m = session.record(owner, probs, kind=session.dense_kind(
+                owner, lengths=(query.shape[-2], key.shape[-2])), source="sdpa",
+                selected=True, heads=heads, samples=samples, owned=True)
             if vw is not None and m is not None:
                 m.value_weighted = sel.finish(vw, 1)
             return result

@@ -1,0 +1,103 @@
+"""A module call on the capture's stack, and what its name, class and arguments say:
+attention or not, self or cross, how many query tokens, whether a cache is in use."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+_WRAPPERS = (nn.Softmax, nn.Softmin, nn.Softmax2d, nn.LogSoftmax, nn.Identity,
+             nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
+_ATTENTION_NAME = re.compile(r"attn|atten|attend|mha|mhsa|multi_?head", re.IGNORECASE)
+_CROSS_NAME = re.compile(
+    r"cross|encoder_attn|enc_dec|encdec|src_attn|multihead_attn|context_attn|inter_attn",
+    re.IGNORECASE,
+)
+_SELF_NAME = re.compile(r"self", re.IGNORECASE)
+# forward kwargs that carry another sequence's states into an attention module
+_CROSS_KWARGS = ("encoder_hidden_states", "key_value_states", "memory", "encoder_outputs",
+                 "cross_attention_states", "enc_output", "context")
+# forward kwargs that mean keys come from a cache (decoding): more keys than queries
+_CACHE_KWARGS = ("past_key_value", "past_key_values", "layer_past", "cache", "cache_position",
+                 "past_key_values_length", "kv_cache")
+
+
+@dataclass
+class Frame:
+    """One active module call."""
+
+    name: str
+    module: nn.Module
+    call_index: int
+    wrapper: bool
+    cross_hint: bool
+    tokens: int | None = None  # sequence length of its first (batch, seq, feature) input
+    dims: tuple[int, int] | None = None  # the first two axes of that input
+    cached: bool = False  # called with a key/value cache
+    edge_index: torch.Tensor | None = None  # graph connectivity the layer is using now
+    pending: Any = None  # softmax outputs waiting for evidence (softmax.py)
+    products: list = field(default_factory=list)  # query-key products made in this call
+
+
+def _tokens(args: tuple, kwargs: dict, batch: int | None) -> int | None:
+    """Sequence length of a module call's first ``(batch, seq, feature)`` input
+    (``(seq, batch, feature)`` when only the second axis is the batch), or of its
+    ``(batch, head, seq, dim)`` query when it gets q, k and v."""
+    tensors = [t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)]
+    first = tensors[0] if tensors else None
+    if first is None or not first.is_floating_point() or batch is None:
+        return None
+    if first.ndim == 4 and len(tensors) >= 3 and first.shape[0] == batch and \
+            tensors[1].shape[:2] == tensors[2].shape[:2] == first.shape[:2]:
+        return int(first.shape[-2])  # q, k, v already split: (batch, head, seq, dim)
+    if first.ndim != 3:
+        return None
+    if first.shape[0] % batch == 0:
+        return int(first.shape[1])
+    if first.shape[1] == batch:
+        return int(first.shape[0])
+    return None
+
+
+def new_frame(name: str, module: nn.Module, index: int, args: tuple, kwargs: dict,
+              batch: int | None) -> Frame:
+    """The frame of one module call, with the evidence its arguments carry."""
+    cross = any(isinstance(kwargs.get(k), torch.Tensor) for k in _CROSS_KWARGS)
+    cached = any(kwargs.get(k) is not None for k in _CACHE_KWARGS)
+    first = next((t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)), None)
+    dims = (int(first.shape[0]), int(first.shape[1])) if first is not None and \
+        first.ndim == 3 and first.is_floating_point() else None
+    return Frame(name, module, index, isinstance(module, _WRAPPERS), cross,
+                 tokens=_tokens(args, kwargs, batch), dims=dims, cached=cached)
+
+
+def attention_named(stack: list[Frame], root: nn.Module) -> bool:
+    """Whether the innermost module (or the wrapper it called, or its parent, not the
+    model itself) is named like attention."""
+    levels = 0
+    for frame in reversed(stack):
+        last = frame.name.rsplit(".", 1)[-1]
+        if _ATTENTION_NAME.search(last) or _ATTENTION_NAME.search(type(frame.module).__name__):
+            return frame.module is not root or levels == 0
+        if not frame.wrapper:
+            levels += 1
+            if levels > 1:
+                return False
+    return False
+
+
+def named_cross(frames: list[Frame]) -> bool:
+    """A cross name on the module or an enclosing block (innermost first); a name that
+    says self stops the walk."""
+    for frame in frames:
+        last = frame.name.rsplit(".", 1)[-1]
+        cls = type(frame.module).__name__
+        if _CROSS_NAME.search(last) or _CROSS_NAME.search(cls):
+            return True
+        if _SELF_NAME.search(last) or _SELF_NAME.search(cls):
+            return False
+    return False

@@ -1,0 +1,67 @@
+"""``attnscope view``: one offline HTML viewer page from a store.
+
+Selection options narrow what is embedded; the estimated size is printed first, and a
+page over ``--max-mb`` is refused with the selections that would fit (exit code 2).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import typer
+
+from attnscope.cli._console import fail
+
+
+def _ints(text: str | None, what: str) -> list[int] | None:
+    if text is None or text in ("all", "mean"):
+        return None
+    if not re.fullmatch(r"-?\d+(,-?\d+)*", text):
+        raise fail(f"{what} must be comma-separated integers or 'all', not {text!r}")
+    return [int(t) for t in text.split(",")]
+
+
+def view(
+    store: Path = typer.Argument(..., help="store directory written by capture(store=...)"),
+    out: Path = typer.Option(Path("view.html"), "--out", "-o", help="HTML file to write"),
+    modules: list[str] = typer.Option(None, "--module", "-m",
+                                      help="module name, position or glob (repeatable)"),
+    steps: list[str] = typer.Option(None, "--step", "-s",
+                                    help="step to embed (repeatable; 'last'); default: all"),
+    samples: str = typer.Option("0", "--samples", help="sample positions, e.g. 0,1,2"),
+    heads: str = typer.Option("all", "--heads", help="head positions, e.g. 0,3 or 'all'"),
+    tokens: Path = typer.Option(None, "--tokens",
+                                help="text file with one token per line (both axes)"),
+    max_mb: float = typer.Option(256.0, "--max-mb", help="refuse pages larger than this"),
+    title: str = typer.Option(None, "--title", help="page title"),
+) -> None:
+    """Write an interactive, offline HTML page: layer x head overview, zoomable matrix
+    with hover values and token labels, head view, step slider and step differences."""
+    from attnscope.errors import AttnscopeError
+    from attnscope.store import open_store
+    from attnscope.viewer import _select, render_html
+
+    sample_list = _ints(samples, "--samples") or [0]
+    head_list = _ints(heads, "--heads")
+    labels = None
+    if tokens is not None:
+        if not tokens.is_file():
+            raise fail(f"--tokens file '{tokens}' does not exist")
+        labels = tokens.read_text(encoding="utf-8").splitlines()
+    try:
+        opened = open_store(store)
+        chosen = (modules[0] if len(modules) == 1 else modules) if modules else None
+        chosen_steps = ("last" if steps == ["last"] else steps) or None
+        entries = _select.select(opened, chosen, chosen_steps, sample_list)
+        estimate = _select.estimate_bytes(entries, head_list)
+        typer.echo(f"embedding {len(entries)} maps: at most ~{_select.mb(estimate)} "
+                   "before compression", err=True)
+        page = render_html(opened, modules=chosen, steps=chosen_steps, samples=sample_list,
+                           heads=head_list, tokens=labels, max_mb=max_mb, title=title)
+    except (AttnscopeError, KeyError) as e:
+        raise fail(str(e.args[0] if e.args else e), e) from None
+    except ValueError as e:
+        raise fail(str(e), e) from None
+    path = page.save(out)
+    typer.echo(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -1,0 +1,175 @@
+"""``render_html``: the selection read from its source and packed into one page.
+
+Sources are normalised by :mod:`attnscope.plot._source` (Recording, AttentionMap,
+store, ``{name: array}``, array); the selection and size check come first
+(:mod:`attnscope.viewer._select`), then one entry at a time is read and packed.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from attnscope.errors import SelectionError
+from attnscope.plot._matrix import MaskSpec, find_mask
+from attnscope.plot._source import HeadSpec, head_positions, read_dense, read_graph, to_numpy
+from attnscope.plot.overview import short_names
+from attnscope.viewer import _pack, _select
+from attnscope.viewer._page import HTMLView
+
+QUERY_KEYS = ("target_tokens", "query_tokens", "tokens", "time_steps", "channels", "classes")
+KEY_KEYS = ("source_tokens", "key_tokens", "tokens", "time_steps", "channels", "classes")
+
+
+def _labels(found: dict[str, Any], keys: Sequence[str], n: int, sample: int) -> list | None:
+    """Store labels for an axis of ``n`` cells: plain lists, or ``sample_<key>`` per sample."""
+    for key in keys:
+        for value in (found.get(key), found.get("sample_" + key)):
+            if isinstance(value, (list, tuple)) and value and isinstance(value[0], (list, tuple)):
+                value = value[sample] if sample < len(value) else None
+            if isinstance(value, (list, tuple)) and len(value) == n:
+                return [str(v) for v in value]
+    return None
+
+
+class _Labels:
+    """Label lists, each stored once however many maps use it."""
+
+    def __init__(self) -> None:
+        self.lists: list[list[str]] = []
+        self._index: dict[tuple[str, ...], int] = {}
+
+    def ref(self, labels: Sequence[str] | None) -> int:
+        if labels is None:
+            return -1
+        key = tuple(str(x) for x in labels)
+        if key not in self._index:
+            self._index[key] = len(self.lists)
+            self.lists.append(list(key))
+        return self._index[key]
+
+
+def render_html(source: Any, *, modules: str | Sequence[str | int] | None = None,
+                steps: str | Sequence[str] | None = None, samples: int | Sequence[int] = 0,
+                heads: HeadSpec = None, tokens: Sequence[Any] | None = None,
+                query_tokens: Sequence[Any] | None = None,
+                key_tokens: Sequence[Any] | None = None, signal: Any = None,
+                title: str | None = None, mask: MaskSpec = "auto",
+                max_mb: float = _select.DEFAULT_LIMIT_MB, compresslevel: int = 1) -> HTMLView:
+    """One self-contained, offline HTML page to explore attention maps.
+
+    Example:
+        >>> view = attnscope.render_html(rec, tokens=tokens)
+        >>> view.save("attention.html")
+        >>> attnscope.render_html(attnscope.open_store("runs/attn"), modules="*self_attn",
+        ...                       steps=["epoch_000", "epoch_009"], heads=[0, 1, 2])
+
+    Args:
+        source: a Recording, an AttentionMap, a store (or its path), a ``{name: array}``
+            mapping or an array ``(key,)`` ... ``(batch, head, query, key)``.
+        modules: a glob over module names, a list of names/positions, or None for all.
+        steps: store steps to embed (a list, ``"last"`` or None for all); with several,
+            the page has a step slider and a difference mode.
+        samples: sample position(s) within each step.
+        heads: head positions to embed (None: all); the head mean is always added.
+        tokens: labels of both axes (self-attention); ``query_tokens``/``key_tokens``
+            set them one by one (cross-attention). Used where the length fits; store
+            labels (``tokens``, ``source_tokens`` ...) are used otherwise.
+        mask: cells drawn as masked (grey, "masked" on hover): ``"auto"`` the causal
+            triangle, padded keys and NaN (see :func:`attnscope.plot.find_mask`), None
+            only NaN.
+        signal: a 1-D series drawn under the bars of 1-D attention of the same length.
+        compresslevel: zlib level; 1 is ~3x faster than 6 and only ~2% larger on
+            attention maps.
+        max_mb: refuse (:class:`ViewTooLargeError`, listing selections that fit) when the
+            estimated embedded size is larger.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        from attnscope.store import open_store
+
+        source = open_store(source)
+    source = _select.as_source(source)
+    entries = _select.select(source, modules, steps, samples)
+    estimate = _select.check_size(entries, heads, max_mb)
+    packer = _pack.Packer(level=compresslevel)
+    labels = _Labels()
+    given_q = query_tokens if query_tokens is not None else tokens
+    given_k = key_tokens if key_tokens is not None else tokens
+    used = {"q": given_q is None, "k": given_k is None}
+    out = []
+    first = _first_view(entries)
+    for e in entries:
+        step = e.step
+        if e.graph:
+            g = read_graph(source, e.module, step, e.sample)
+            w = g.weights  # (edge, head)
+            w = w[:, head_positions(heads, w.shape[1])]
+            names = [str(h) for h in head_positions(heads, g.weights.shape[1])]
+            if w.shape[1] > 1:
+                w = np.concatenate([w, np.nanmean(w, axis=1, keepdims=True)], axis=1)
+                names.append("mean")
+            item = _pack.pack_graph(packer, w.astype(np.float32), g.edge_index)
+            item.update(module=e.module, step=step, sample=e.sample, kind="graph",
+                        heads=names, graph=True)
+            out.append(item)
+            continue
+        d = read_dense(source, e.module, step, e.sample, heads)
+        mats = list(d.weights)  # (head, query, key) -> per-head (query, key)
+        names = [str(h) for h in d.heads]
+        if len(mats) > 1:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mats.append(np.nanmean(d.weights, axis=0))
+            names.append("mean")
+        if mask is not None:  # causal triangle, padding ... drawn as masked, not as zeros
+            mats = [np.where(find_mask(m, mask), np.nan, m).astype(np.float32) for m in mats]
+        q, k = mats[0].shape
+        ql = given_q if given_q is not None and len(given_q) == q else None
+        kl = given_k if given_k is not None and len(given_k) == k else None
+        used["q"] |= ql is not None
+        used["k"] |= kl is not None
+        ql = ql if ql is not None else _labels(d.labels, QUERY_KEYS, q, d.sample)
+        kl = kl if kl is not None else _labels(d.labels, KEY_KEYS, k, d.sample)
+        item = {"module": e.module, "step": step, "sample": e.sample, "graph": False,
+                "kind": d.kind or ("self" if q == k else "cross"), "heads": names,
+                "rows": q, "cols": k, "ql": labels.ref(ql), "kl": labels.ref(kl),
+                "maps": [_pack.pack_matrix(packer, m, e is first and i == len(mats) - 1)
+                         for i, m in enumerate(mats)],
+                "thumb": _pack.pack_thumbs(packer, mats)}
+        out.append(item)
+    for axis, n in (("q", given_q), ("k", given_k)):
+        if not used[axis]:
+            raise SelectionError(f"{len(n)} {'query' if axis == 'q' else 'key'} labels fit no "
+                                 "selected map (lengths: " + ", ".join(sorted(
+                                     {str(x.shape) for x in entries})) + ")")
+    if signal is not None:
+        sig = to_numpy(signal).reshape(-1)
+        signal = {"blob": packer.add(_pack.f16_planes(sig), hot=True), "n": int(sig.size),
+                  "min": float(np.nanmin(sig)), "max": float(np.nanmax(sig))}
+    names = list(dict.fromkeys(e["module"] for e in out))
+    short = dict(zip(names, short_names(names)))
+    for item in out:
+        item["short"] = short[item["module"]]
+    meta: dict[str, Any] = {"version": 2, "entries": out, "labels": labels.lists,
+                            "blobs": packer.offsets, "title": title or _title(source),
+                            "steps": list(dict.fromkeys(e.step for e in entries)),
+                            "estimate": estimate, "signal": signal}
+    return HTMLView(meta, packer.texts(), title=meta["title"])
+
+
+def _first_view(entries: list[_select.Entry]) -> _select.Entry | None:
+    """The entry the page opens on (last step, first module, first sample), as the
+    page's script picks it."""
+    steps = list(dict.fromkeys(e.step for e in entries))
+    module, sample = entries[0].module, entries[0].sample
+    return next((e for e in entries if (e.step, e.module, e.sample) ==
+                 (steps[-1], module, sample)), None)
+
+
+def _title(source: Any) -> str:
+    root = getattr(source, "root", None)
+    return f"attnscope \u00b7 {root}" if root is not None else "attnscope"
