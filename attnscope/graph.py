@@ -18,7 +18,6 @@ edge map itself) and graphs whose edge set changes along the leading dims of one
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,41 +139,11 @@ def dense_map(source: Any, *, module: str | int | None = None, step: str | None 
     ``source``: a store, a :class:`~attnscope.Recording` or a graph
     :class:`~attnscope.AttentionMap` (``sample`` then indexes its first dim).
     """
-    from attnscope.plot._source import is_store, pick_module
+    from attnscope.plot._source import graph_sample
 
-    if is_store(source):
-        name = pick_module(list(source.modules), module)
-        if not source.module_info(name).get("graph"):
-            raise SelectionError(f"{name!r} holds dense maps, not edge weights")
-        total = source.num_samples(name, step)
-        if not -total <= sample < total:
-            raise SelectionError(f"sample {sample} out of range: {name!r} has {total}")
-        w = source.read(name, step=step, samples=[sample])[0]
-        ei = np.asarray(source.edge_index(name, step=step, sample=sample % total))
-        dense, present = to_dense(w, ei, num_nodes)
-        return DenseGraph(dense, present, ei, name, step, sample)
-    from attnscope.maps import AttentionMap, Recording
-    from attnscope.plot._source import _recording_maps
-
-    maps: Sequence[AttentionMap]
-    if isinstance(source, Recording):
-        name, maps = _recording_maps(source, module)
-    elif isinstance(source, AttentionMap):
-        name, maps = source.module, [source]
-    else:
-        raise TypeError("dense_map needs a store, a Recording or a graph AttentionMap")
-    seen = 0
-    for m in maps:
-        if m.edge_index is None:
-            raise SelectionError(f"{name!r} holds dense maps, not edge weights")
-        w = _numpy(m.weights)
-        rows = w[None] if w.ndim == 2 else w
-        if sample < seen + len(rows):
-            ei = m.edge_index.cpu().numpy()
-            dense, present = to_dense(rows[sample - seen], ei, num_nodes)
-            return DenseGraph(dense, present, ei, name, None, sample)
-        seen += len(rows)
-    raise SelectionError(f"sample {sample} out of range: {name!r} has {seen} samples")
+    g = graph_sample(source, module, step, sample)
+    dense, present = to_dense(g.weights, g.edge_index, num_nodes)
+    return DenseGraph(dense, present, g.edge_index, g.module, g.step, sample)
 
 
 def _numpy(x: Any) -> np.ndarray:

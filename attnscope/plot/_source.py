@@ -227,11 +227,22 @@ def read_graph(source: Any, module: str | int | None = None, step: str | None = 
                sample: int = 0, select: Sequence[int] | None = None) -> Graph:
     """One graph sample: ``sample`` indexes calls (or the first leading dim of weights
     shaped ``(batch, ..., edge, head)``); ``select`` picks the other leading dims."""
+    return _lead(graph_sample(source, module, step, sample), select)
+
+
+def graph_sample(source: Any, module: str | int | None = None, step: str | None = None,
+                 sample: int = 0) -> Graph:
+    """One graph sample with every leading dim kept: weights ``(..., edge, head)``."""
     if is_store(source):
         name = pick_module(list(source.modules), module)
+        if not source.module_info(name).get("graph"):
+            raise SelectionError(f"{name!r} holds dense maps, not edge weights")
+        total = source.num_samples(name, step)
+        if not -total <= sample < total:
+            raise SelectionError(f"sample {sample} out of range: {name!r} has {total}")
         w = source.read(name, step=step, samples=[sample])[0]
-        ei = source.edge_index(name, step=step, sample=sample)
-        return _lead(Graph(w, np.asarray(ei), name, step, sample), select)
+        ei = source.edge_index(name, step=step, sample=sample % total)
+        return Graph(w, np.asarray(ei), name, step, sample)
     if isinstance(source, Recording):
         name, maps = _recording_maps(source, module)
     elif isinstance(source, AttentionMap):
@@ -241,12 +252,12 @@ def read_graph(source: Any, module: str | int | None = None, step: str | None = 
     seen = 0
     for m in maps:
         if not m.is_graph:
-            raise SelectionError(f"{name or '<root>'!r} is a dense map; use plot_heatmap")
+            raise SelectionError(f"{name or '<root>'!r} holds dense maps, not edge weights; "
+                                 "use plot_heatmap")
         w = to_numpy(m.weights)
         rows = [w] if w.ndim == 2 else list(w)
         if sample < seen + len(rows):
-            g = Graph(rows[sample - seen], m.edge_index.cpu().numpy(), name, sample=sample)
-            return _lead(g, select)
+            return Graph(rows[sample - seen], m.edge_index.cpu().numpy(), name, sample=sample)
         seen += len(rows)
     raise SelectionError(f"sample {sample} out of range: {name!r} has {seen} samples")
 
