@@ -72,14 +72,19 @@ def test_held_out_architectures_match_eager(arch: Arch):
         _close_on_live_rows(m.weights, want)
 
 
-def test_longformer_band_is_rebuilt_dense():
+def _longformer(layers: int):
+    """A tiny random Longformer with a window of 4 (w = 2 keys each side)."""
     from transformers import LongformerConfig, LongformerModel
 
     torch.manual_seed(0)
-    config = LongformerConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2,
+    config = LongformerConfig(vocab_size=64, hidden_size=32, num_hidden_layers=layers,
                               num_attention_heads=4, intermediate_size=48,
                               attention_window=4, max_position_embeddings=80, pad_token_id=1)
-    model = LongformerModel(config).eval()
+    return LongformerModel(config).eval()
+
+
+def test_longformer_band_is_rebuilt_dense():
+    model = _longformer(2)
     ids = torch.randint(3, 64, (2, 12))
     mask = torch.ones_like(ids)
     mask[1, 10:] = 0
@@ -104,13 +109,7 @@ def test_longformer_band_is_rebuilt_dense():
 
 
 def test_longformer_global_tokens_are_refused_with_a_note():
-    from transformers import LongformerConfig, LongformerModel
-
-    torch.manual_seed(0)
-    config = LongformerConfig(vocab_size=64, hidden_size=32, num_hidden_layers=1,
-                              num_attention_heads=4, intermediate_size=48,
-                              attention_window=4, max_position_embeddings=80, pad_token_id=1)
-    model = LongformerModel(config).eval()
+    model = _longformer(1)
     ids = torch.randint(3, 64, (1, 8))
     glob = torch.zeros_like(ids)
     glob[:, 0] = 1
