@@ -7,7 +7,8 @@ A family subclasses :class:`Demo` and fills in three steps::
     class LSTMDemo(Demo):
         name, description, expected = "lstm", "LSTM regressor ...", "attention peaks ..."
         metric_name, threshold = "mean weight on the marked step", 0.5
-        def train(self, run: Run) -> float: ...          # seconds spent training
+        @abc.abstractmethod
+    def train(self, run: Run) -> float: ...          # seconds spent training
         def score(self, run: Run, store) -> tuple[float, dict[str, float]]: ...
         def figures(self, run: Run, store) -> list[Path]: ...
 
@@ -18,6 +19,7 @@ determinism, framework loggers and environment variables are restored.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import logging
 import os
@@ -52,7 +54,7 @@ class Run:
     state: dict[str, Any] = field(default_factory=dict)
 
 
-class Demo:
+class Demo(abc.ABC):
     """Base of every family; :meth:`run` is the template, the rest is filled in."""
 
     name: str = ""
@@ -62,18 +64,18 @@ class Demo:
     threshold: float = 0.0
     requires: tuple[str, ...] = ("lightning",)  # optional packages a run imports
 
+    @abc.abstractmethod
     def train(self, run: Run) -> float:
         """Build data and model, train unless ``run.trained`` is false, and capture into
         ``run.out / "store"``; returns the seconds spent training."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def score(self, run: Run, store: Any) -> tuple[float, dict[str, float]]:
         """The pattern metric and any details worth reporting."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def figures(self, run: Run, store: Any) -> list[Path]:
         """Draw into ``run.out``; returns the files."""
-        raise NotImplementedError
 
     def task(self, run: Run) -> str:
         """One line for ``summary.md``: what the model learns."""
