@@ -56,16 +56,22 @@ def test_grouped_query_generate_step_by_step(arch: Arch):
     assert [m.weights.shape[2] for m in rec.maps] == [6, 6, 1, 1, 1, 1]
 
 
-@pytest.mark.parametrize("arch", HELD_OUT, ids=[a.name for a in HELD_OUT])
-def test_held_out_architectures_match_eager(arch: Arch):
-    if not hasattr(transformers, arch.name):
-        pytest.skip(f"transformers {transformers.__version__} has no {arch.name}")
+def _capture_and_reference(arch: Arch):
+    """The sdpa model's captured maps and the eager twin's ``output_attentions``."""
     fast, eager = _pair(arch)
     given = inputs(arch)
     with torch.no_grad():
         expected = reference(eager, arch, given)
         with attnscope.capture(fast) as rec:
             fast(**given)
+    return rec, expected
+
+
+@pytest.mark.parametrize("arch", HELD_OUT, ids=[a.name for a in HELD_OUT])
+def test_held_out_architectures_match_eager(arch: Arch):
+    if not hasattr(transformers, arch.name):
+        pytest.skip(f"transformers {transformers.__version__} has no {arch.name}")
+    rec, expected = _capture_and_reference(arch)
     assert len(rec.maps) == len(expected), rec.notes
     for m, (kind, want) in zip(rec.maps, expected):
         assert m.kind == kind, m
@@ -139,12 +145,7 @@ def test_convbert_dynamic_convolution_is_refused_and_its_attention_kept():
     from tests.capturing.hf_models import SMALL
 
     arch = Arch("ConvBertModel", dict(SMALL, embedding_size=32))
-    fast, eager = _pair(arch)
-    given = inputs(arch)
-    with torch.no_grad():
-        expected = reference(eager, arch, given)
-        with attnscope.capture(fast) as rec:
-            fast(**given)
+    rec, expected = _capture_and_reference(arch)
     assert len(rec.maps) == len(expected)
     for m, (_, want) in zip(rec.maps, expected):
         _close_on_live_rows(m.weights, want)
