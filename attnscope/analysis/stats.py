@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from attnscope._files import atomic_path
 from attnscope.analysis._blocks import BUDGET, AnalysisError, blocks, is_store
 from attnscope.analysis.diagnostics import FindingCounter, Thresholds
 from attnscope.analysis.metrics import METRICS, graph_metrics, map_metrics
@@ -115,21 +116,15 @@ def head_stats(source: Any, modules: Sequence[str] | None = None, *,
     accs: dict[tuple[str, str], _Acc] = {}
     counter = FindingCounter(thresholds)
     writer = None
-    part = None if csv_path is None else Path(f"{csv_path}.part")  # renamed when complete
-    try:
-        with contextlib.ExitStack() as stack:
-            if part is not None:
-                writer = csv.writer(stack.enter_context(open(part, "w", newline="")))
-                writer.writerow(["module", "step", "sample", "head", *METRICS, *EXTRA])
-            for b in blocks(source, modules, steps, samples, tokens, budget):
-                _add_block(b, accs, counter, similarity, writer)
-                if progress is not None:
-                    progress(b)
-        if part is not None:
-            part.replace(csv_path)
-    finally:
-        if part is not None:
-            part.unlink(missing_ok=True)
+    with contextlib.ExitStack() as stack:
+        if csv_path is not None:  # written aside, renamed onto csv_path when complete
+            part = stack.enter_context(atomic_path(csv_path))
+            writer = csv.writer(stack.enter_context(open(part, "w", newline="")))
+            writer.writerow(["module", "step", "sample", "head", *METRICS, *EXTRA])
+        for b in blocks(source, modules, steps, samples, tokens, budget):
+            _add_block(b, accs, counter, similarity, writer)
+            if progress is not None:
+                progress(b)
     rows = [r for (module, step), acc in accs.items() for r in acc.rows(module, step)]
     if not rows:
         raise AnalysisError("nothing to analyse: no maps matched the selection")

@@ -12,11 +12,12 @@ import functools
 import html
 import json
 import os
-import tempfile
 import uuid
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from attnscope._files import atomic_path
 
 _ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
             "\u2029": "\\u2029"}
@@ -87,17 +88,8 @@ class HTMLView:
         """Write the page to ``path`` atomically (a temporary name, then a rename)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(self.page())
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a page is for sharing
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp:
+            tmp.write_text(self.page(), encoding="utf-8")
         return path
 
     def __repr__(self) -> str:

@@ -34,6 +34,7 @@ def test_store_stats_equal_metrics_of_the_maps_read_whole(encoder_store, tmp_pat
     rows = read_csv(tmp_path / "s.csv")
     assert len(rows) == 5 * 4 and {r["sample"] for r in rows} == {"0", "1", "2", "3", "4"}
     assert not (tmp_path / "s.csv.part").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["s.csv"]  # no temporary file left
     assert all(r["nearest_head"] != "" for r in rows)
 
 
