@@ -71,6 +71,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """``path`` holding ``text`` (UTF-8), written aside and renamed: never half a file."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
 def _remove(tmp: Path) -> None:
     with contextlib.suppress(OSError):
         tmp.unlink()

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from attnscope._files import atomic_path
 from attnscope.analysis._blocks import AnalysisError
 from attnscope.analysis.diagnostics import Finding
 from attnscope.analysis.metrics import METRICS
@@ -86,7 +87,7 @@ class StatsReport:
         """The per-head summary as CSV."""
         path = Path(path)
         cols = [*KEYS, "samples", *METRICS, *EXTRA]
-        with open(path, "w", newline="") as f:
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, cols, extrasaction="ignore")
             w.writeheader()
             for r in self.rows:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from attnscope._files import write_text
 from attnscope.store.schema import META_FILE
 
 if TYPE_CHECKING:
@@ -83,5 +84,4 @@ def write_summary(out: Path, result: DemoResult, *, expected: str, task: str,
     if files:
         lines += ["", "## Files", ""] + [f"- `{Path(f).name}`" for f in files]
     path = out / "summary.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_text(path, "\n".join(lines) + "\n")

@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from attnscope._files import atomic_path
+from attnscope._files import write_text
 from attnscope.evaluate import class_figures, figures
 from attnscope.evaluate.predictions import Predictions
 
@@ -53,8 +53,7 @@ def write_json(path: Path, doc: dict[str, Any]) -> None:
     # one line per innermost list of numbers (confusion-matrix rows, shapes)
     text = re.sub(r"\[([-\d.eE,\s]+|null)\]",
                   lambda m: "[" + ", ".join(m.group(1).split()).replace(",,", ",") + "]", text)
-    with atomic_path(path) as tmp:
-        tmp.write_text(text + "\n")
+    write_text(path, text + "\n")
 
 
 def _finite(value: Any) -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from attnscope._files import write_text
 from attnscope.errors import SelectionError
 from attnscope.hierarchy.gather import collect
 from attnscope.hierarchy.levels import Level
@@ -73,10 +74,10 @@ def dashboard(model: nn.Module, data: Any, out: str | os.PathLike, *, num_sample
         result.samples.append(_sample(result, out, i, found.true, found.pred, names,
                                       channel_names, epochs, found.signal, epoch_seconds, dpi))
     summary = out / "dashboard.json"
-    summary.write_text(json.dumps({"levels": {k: {"module": v.module, "found": v.describe()}
-                                              for k, v in levels.items()},
-                                   "samples": result.samples, "notes": result.notes},
-                                  indent=1) + "\n")
+    write_text(summary, json.dumps({"levels": {k: {"module": v.module, "found": v.describe()}
+                                               for k, v in levels.items()},
+                                    "samples": result.samples, "notes": result.notes},
+                                   indent=1) + "\n")
     result.files.append(summary)
     return result
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from attnscope._files import atomic_path
 from attnscope.store.reader import Store
 
 
@@ -59,7 +60,7 @@ def write_edges_csv(store: Store, path: Path, modules: list[str], steps: list[st
     ``position`` indexes the dims between sample and edge (e.g. ``3`` for node 3 of a
     temporal graph, ``2-0`` for two such dims), empty when there are none.
     """
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write("step,sample,module,position,edge,source,target,head,weight\n")
         for s in steps:
             for m in modules:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from attnscope._files import write_text
 from attnscope.errors import AttnscopeError, SelectionError
 from attnscope.text import diagnostics, figures
 from attnscope.text.decoding import Decoded, decode_example
@@ -100,7 +101,7 @@ def translate(model: Any, inputs: Sequence[Source], out: str | Path, *, tokenize
                                       layer, dpi))
         if echo is not None:
             _echo(results[-1], echo)
-    (out / "summary.json").write_text(json.dumps([r.to_dict() for r in results], indent=1))
+    write_text(out / "summary.json", json.dumps([r.to_dict() for r in results], indent=1))
     if show:
         note = figures.show([f for r in results for f in r.files if f.suffix == ".png"])
         if note and echo is not None:
@@ -136,12 +137,12 @@ def _write_example(i: int, item: Source, ex: Decoded, model: Any, folder: Path, 
                                         ex.encoder_self[layers["encoder_self"]].mean(0).numpy(),
                                         ex.source, layer=layers["encoder_self"])
     result = TextResult(i, text, ex.source, ex.target, layers, findings, files, ex.search)
-    (folder / "diagnostics.json").write_text(json.dumps(result.to_dict(), indent=1))
+    write_text(folder / "diagnostics.json", json.dumps(result.to_dict(), indent=1))
     lines = [f"input:  {text}", f"source tokens: {' '.join(ex.source)}"]
     if ex.target:
         lines.append(f"output ({ex.search}): {' '.join(ex.target)}")
     lines += [("WARNING " if f.flagged else "ok      ") + f.message for f in findings]
-    (folder / "diagnostics.txt").write_text("\n".join(lines) + "\n")
+    write_text(folder / "diagnostics.txt", "\n".join(lines) + "\n")
     result.files = [*files, folder / "diagnostics.json", folder / "diagnostics.txt"]
     return result
 

@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from attnscope._files import atomic_path
+from attnscope._files import write_text
 
 _ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
             "\u2029": "\\u2029"}
@@ -88,9 +88,7 @@ class HTMLView:
         """Write the page to ``path`` atomically (a temporary name, then a rename)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            tmp.write_text(self.page(), encoding="utf-8")
-        return path
+        return write_text(path, self.page())
 
     def __repr__(self) -> str:
         n = len(self.meta.get("entries", []))
