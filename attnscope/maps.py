@@ -41,7 +41,7 @@ class AttentionMap:
             before they multiply the values (e.g. a relative position bias added after
             the softmax), the matrix that really multiplies V, same shape as ``weights``.
         qk: with a store in query/key form, the kernel inputs the probabilities are
-            computed from (:class:`attnscope.capturing.qk_inputs.QkInputs`); ``weights``
+            computed from (:class:`attnscope.kernels.QkInputs`); ``weights``
             is then a data-less ``meta`` tensor unless maps are also kept in memory.
         value_weighted: ``alpha_ij * ||f(x_j)||`` (Kobayashi et al. 2020), same shape as
             ``weights``, when captured with ``value_weighted=True`` (sdpa and MHA calls).

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from attnscope.errors import OptionError
+from attnscope.errors import OptionError, SelectionError
 
 # weights are computed in float32; these are what a recording may hold ...
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
@@ -20,6 +20,8 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 STORE_DTYPES = ("float16", "float32")
 KINDS = ("self", "cross", "graph")
 DENSE_KINDS = ("self", "cross")
+# how a store keeps dense maps: probabilities, or the queries and keys they come from
+FORMS = ("probs", "qk", "qk16")
 MAX_KEEPBITS = 23  # float32 mantissa bits; float16 has 10
 
 
@@ -61,3 +63,13 @@ def check_keepbits(keepbits: int | None) -> int | None:
         raise OptionError(f"keepbits={keepbits!r} out of range; use 0..10 for float16 "
                           f"(0..{MAX_KEEPBITS} for float32) or None for lossless")
     return keepbits
+
+
+def check_form(form: str | None) -> str:
+    """``None`` -> ``"probs"``; anything not in :data:`FORMS` is a one-line error."""
+    if form is None:
+        return "probs"
+    if form not in FORMS:
+        raise SelectionError(f"form={form!r}; use 'probs' (probabilities), 'qk' (queries and "
+                             "keys, exact) or 'qk16' (queries and keys as float16)")
+    return form

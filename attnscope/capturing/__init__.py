@@ -2,7 +2,7 @@
 
 from attnscope.capturing.api import capture, unwrap_model
 from attnscope.capturing.registry import Strategy, list_strategies, register_strategy
-from attnscope.capturing.strategies.sdpa import sdpa_probabilities
+from attnscope.kernels import sdpa_probabilities
 
 __all__ = ["Strategy", "capture", "list_strategies", "register_strategy",
            "sdpa_probabilities", "unwrap_model"]

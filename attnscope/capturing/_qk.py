@@ -13,23 +13,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from attnscope.capturing.qk_inputs import QkInputs, from_sdpa, qk_probabilities
-from attnscope.errors import SelectionError
+from attnscope.kernels import QkInputs, from_sdpa, qk_probabilities
 from attnscope.maps import AttentionMap
+from attnscope.options import FORMS, check_form  # noqa: F401  (capture checks form= here)
 
 SDPA_ARGS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale",
              "enable_gqa")
-FORMS = ("probs", "qk", "qk16")
-
-
-def check_form(form: str | None) -> str:
-    """``None`` -> ``"probs"``; anything not in :data:`FORMS` is a one-line error."""
-    if form is None:
-        return "probs"
-    if form not in FORMS:
-        raise SelectionError(f"form={form!r}; use 'probs' (probabilities), 'qk' (queries and "
-                             "keys, exact) or 'qk16' (queries and keys as float16)")
-    return form
 
 
 def session_form(session: Any) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from attnscope.options import check_keepbits
+from attnscope.options import check_form, check_keepbits
 from attnscope.store import schema
 from attnscope.store.codec import tune_allocator
 from attnscope.store.errors import (
@@ -70,8 +70,6 @@ def open_writer(store: str | os.PathLike, *, step: str, model: torch.nn.Module |
             ``"qk16"`` keeps queries and keys as float16 (half again, lossy). Maps whose
             queries and keys are unreachable fall back to probabilities, with a note.
     """
-    from attnscope.capturing._qk import check_form
-
     form = check_form(form)
     writer = StoreWriter(Path(store), step, model=model, dtype=dtype,
                          expected_samples=expected_samples, labels=labels, keepbits=keepbits,

@@ -7,7 +7,7 @@ the causal flag, scale, grouped-query layout (``kv_index``), array shapes and dt
 the shape of the probabilities it stands for. Arrays use the map layout of
 ``codec.write_dense`` (one inner chunk per head of one sample), so one head reads
 without the others. Masks are stored compact
-(:func:`attnscope.capturing.qk_inputs.compact_mask`), bool-valued ones (also additive
+(:func:`attnscope.kernels.compact_mask`), bool-valued ones (also additive
 masks with two values, such as ``0``/``finfo.min``) as packed bits plus the two values
 (as hex floats), so they read back bit for bit. Every chunk and shard index carries a
 crc32c, as in probability segments: damage (a flipped byte, garbled attributes, arrays
@@ -30,7 +30,7 @@ import torch
 import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec
 
-from attnscope.capturing.qk_inputs import QkInputs, qk_probabilities
+from attnscope.kernels import QkInputs, qk_probabilities
 from attnscope.store import codec
 from attnscope.store.errors import StoreError
 

@@ -5,7 +5,8 @@ function of, so a store can keep these instead of the ``(query x key)`` matrix.
 compact mask (broadcast and repeated axes reduced to size 1, never expanded to
 ``query x key`` unless the model itself built it that way), the causal flag, the scale
 and the grouped-query layout. :func:`qk_probabilities` turns it back into probabilities
-with the same block function the sdpa strategy uses at capture, so a read gives what a
+with the same block function the sdpa strategy uses at capture
+(:func:`attnscope.kernels.sdpa_probabilities`), so a read gives what a
 capture in probability form would have stored.
 
 Left out on purpose: per-row logsumexp (every reader asks for whole rows, which need
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from attnscope.capturing.strategies.sdpa import _to_4d, sdpa_probabilities
+from attnscope.kernels.sdpa import sdpa_probabilities, to_4d
 
 Index = list[int] | slice | None
 
@@ -76,7 +77,7 @@ def compact_mask(attn_mask: torch.Tensor, query: torch.Tensor, k_len: int,
     shape = (1,) * (query.ndim - attn_mask.ndim) + tuple(attn_mask.shape)
     m = attn_mask.reshape(shape)
     m = m.expand(*query.shape[:-2], m.shape[-2], k_len)
-    m = _to_4d(m)
+    m = to_4d(m)
     for axis in range(3):  # batch, head, query: drop broadcast (stride 0) axes first
         if m.shape[axis] > 1 and m.stride(axis) == 0:
             m = m.narrow(axis, 0, 1)
@@ -117,7 +118,7 @@ def from_sdpa(query: torch.Tensor, key: torch.Tensor, attn_mask: torch.Tensor | 
     ``half``: store 32/64-bit queries and keys as float16 (half the size, lossy: see the
     README for the measured error); 16-bit inputs are always kept as they are.
     """
-    q4, k4 = _to_4d(query), _to_4d(key)
+    q4, k4 = to_4d(query), to_4d(key)
     num_heads, kv_heads = q4.shape[1], k4.shape[1]
     group = max(1, num_heads // kv_heads)
     if samples is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from attnscope.capturing.qk_inputs import compact_mask, from_sdpa, qk_probabilities
+from attnscope.kernels import compact_mask, from_sdpa, qk_probabilities
 
 
 def test_masks_keep_only_the_axes_that_vary():

@@ -1,0 +1,162 @@
+"""Blocked softmax probabilities of a ``scaled_dot_product_attention`` call.
+
+The fused kernel never materialises the probabilities, so they are recomputed from the
+same q, k, mask, causal flag, scale and grouped-query layout, one block of queries at a
+time: the full score tensor is never held twice. Capture (the sdpa strategy) and the
+store (reading query/key segments) both call :func:`sdpa_probabilities`, so a read
+gives bit for bit what a capture in probability form computes.
+
+Left out on purpose: dropout (attnscope records pre-dropout probabilities) and
+per-row logsumexp (every reader asks for whole rows).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from attnscope._memory import check_map
+
+# scores of at most this many elements are alive at once (float32: 16 MB). Measured on
+# [8,12,512,512]: 32M-element blocks 56 ms (float32 out) / 70 ms (float16 out); 4M: 56 / 37
+# ms; smaller blocks lose to per-block overhead.
+BLOCK_ELEMENTS = 4 * 1024 * 1024
+
+
+def to_4d(t: torch.Tensor) -> torch.Tensor:
+    """``(..., head, seq, dim)`` as ``(batch, head, seq, dim)``; 3-D is one head."""
+    if t.ndim == 2:
+        return t[None, None]
+    if t.ndim == 3:
+        return t[:, None]
+    if t.ndim > 4:
+        return t.flatten(0, t.ndim - 4)
+    return t
+
+
+def query_blocks(batch: int, heads: int, q_len: int, k_len: int, budget: int):
+    """Slices ``(batch, head, query)`` whose ``(..., key)`` block is contiguous in a
+    ``(batch, head, query, key)`` tensor and holds at most ``budget`` elements (or one
+    query row): whole samples, else whole heads, else runs of query rows."""
+    per_head = q_len * k_len
+    if heads * per_head <= budget:
+        step = max(1, budget // (heads * per_head))
+        for b in range(0, batch, step):
+            yield slice(b, b + step), slice(None), slice(None)
+    elif per_head <= budget:
+        step = budget // per_head
+        for b in range(batch):
+            for h in range(0, heads, step):
+                yield slice(b, b + 1), slice(h, h + step), slice(None)
+    else:
+        step = max(1, budget // k_len)
+        for b in range(batch):
+            for h in range(heads):
+                for r in range(0, q_len, step):
+                    yield slice(b, b + 1), slice(h, h + 1), slice(r, r + step)
+
+
+def _pick(t: torch.Tensor, axis: int, index: slice) -> torch.Tensor:
+    """Slice a broadcastable axis (size 1 stays as it is)."""
+    if t.shape[axis] == 1:
+        return t
+    return t[(slice(None),) * axis + (index,)]
+
+
+def _softmax_(scores: torch.Tensor) -> None:
+    """Softmax over the last axis, in place: no second score-sized buffer."""
+    torch.ops.aten._softmax.out(scores, -1, False, out=scores)
+
+
+def sdpa_probabilities(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    is_causal: bool = False,
+    scale: float | None = None,
+    *,
+    value: torch.Tensor | None = None,
+    samples: list[int] | None = None,
+    heads: list[int] | None = None,
+    out_dtype: torch.dtype | None = None,
+    block_elements: int = BLOCK_ELEMENTS,
+    module: str = "",
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Softmax probabilities of an sdpa call, ``(batch, head, query, key)``.
+
+    Grouped-query attention (fewer key heads than query heads) maps query head ``h`` to
+    key head ``h // (Hq // Hk)``. With ``value``, also returns the attention output in
+    the 4-D layout (only meaningful without a sample/head selection). Scores are
+    written straight into the result and normalised in place, block by block.
+    """
+    q4, k4 = to_4d(query), to_4d(key)
+    q_len, dim = q4.shape[-2:]
+    k_len, num_heads, kv_heads = k4.shape[-2], q4.shape[1], k4.shape[1]
+    group = num_heads // kv_heads
+    mask4 = None
+    if attn_mask is not None:
+        mask4 = to_4d(attn_mask.expand(*query.shape[:-2], q_len, k_len))
+    v4 = None if value is None else to_4d(value)
+    if samples is not None:
+        q4 = q4[samples]
+        k4 = k4[samples] if k4.shape[0] > 1 else k4
+        mask4 = mask4[samples] if mask4 is not None and mask4.shape[0] > 1 else mask4
+    head_list = heads if heads is not None else list(range(num_heads))
+    if heads is not None:
+        q4 = q4[:, heads]
+        mask4 = mask4[:, heads] if mask4 is not None and mask4.shape[1] > 1 else mask4
+    if group > 1 or heads is not None:
+        key_heads = [h // group for h in head_list]
+        k4 = k4[:, key_heads] if k4.shape[1] > 1 else k4
+        v4 = v4[:, key_heads] if v4 is not None and v4.shape[1] > 1 else v4
+
+    # batched matmuls run faster on dense operands (HF hands over transposed views)
+    k4 = k4.contiguous()
+    v4 = None if v4 is None else v4.contiguous()
+    compute = torch.promote_types(query.dtype, torch.float32)
+    scale = 1.0 / math.sqrt(dim) if scale is None else scale
+    n, h = q4.shape[0], q4.shape[1]
+    store = out_dtype or compute
+    check_map(module, (n, h, q_len, k_len), torch.empty((), dtype=store).element_size())
+    # results are ordinary tensors even under inference_mode, so they outlive it
+    with torch.inference_mode(False):
+        probs = torch.empty(n, h, q_len, k_len, dtype=store, device=query.device)
+        out = None if v4 is None else torch.empty(
+            n, h, q_len, v4.shape[-1], dtype=value.dtype, device=query.device)
+    future = None
+    if is_causal:  # top-left aligned, like sdpa: query i sees keys 0..i
+        future = torch.arange(k_len, device=query.device) > torch.arange(
+            q_len, device=query.device).unsqueeze(1)
+    dead_rows = None  # queries whose keys are all masked, found on the small mask
+    if mask4 is not None:
+        if mask4.dtype == torch.bool:
+            mask4 = mask4.logical_not()  # once, not per block: True = masked out
+            dead = mask4.all(dim=-1, keepdim=True)
+        else:
+            dead = (mask4 == float("-inf")).all(dim=-1, keepdim=True)
+        dead_rows = dead if bool(dead.any()) else None
+    for bs, hs, rs in query_blocks(n, h, q_len, k_len, block_elements):
+        view = probs[bs, hs, rs]
+        scores = view if store == compute else torch.empty(view.shape, dtype=compute,
+                                                            device=view.device)
+        qb = q4[bs, hs, rs].to(compute) * scale
+        kb = _pick(_pick(k4, 0, bs), 1, hs).to(compute)
+        torch.matmul(qb, kb.transpose(-1, -2), out=scores)
+        if future is not None:
+            scores.masked_fill_(future[rs], float("-inf"))
+        if mask4 is not None:
+            block = _pick(_pick(mask4, 0, bs), 1, hs)[:, :, rs]
+            if block.dtype == torch.bool:
+                scores.masked_fill_(block, float("-inf"))
+            else:
+                scores.add_(block.to(compute))
+        _softmax_(scores)
+        if dead_rows is not None:  # a query with every key masked: zeros, like sdpa
+            scores.masked_fill_(_pick(_pick(dead_rows, 0, bs), 1, hs)[:, :, rs], 0.0)
+        if out is not None:
+            vb = _pick(_pick(v4, 0, bs), 1, hs)
+            torch.matmul(scores.to(vb.dtype), vb, out=out[bs, hs, rs])
+        if scores is not view:
+            view.copy_(scores)
+    return probs, out
