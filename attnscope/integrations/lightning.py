@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from lightning.pytorch.callbacks import Callback
 
 import attnscope
@@ -212,7 +211,10 @@ class AttentionCallback(Callback):
         if trainer.world_size > 1:
             trainer.strategy.barrier("attnscope-merge")
             if trainer.is_global_zero:
-                merge_parts(self.store_path(trainer), self._step, trainer.world_size)
+                from attnscope.store.merge import merge_steps
+
+                merge_steps(self.store_path(trainer), self._step,
+                            [f"{self._step}.rank{r}" for r in range(trainer.world_size)])
             trainer.strategy.barrier("attnscope-merged")
         if self.log_images and trainer.is_global_zero and trainer.logger is not None:
             self.log_figure(trainer, self._step)
@@ -265,61 +267,6 @@ class AttentionCallback(Callback):
         scalars = step_scalars(self.store_path(trainer), step, names,
                                prefix="attention" if step != TEST_STEP else "attention_test")
         trainer.logger.log_metrics(scalars, step=trainer.global_step)
-
-
-def merge_parts(store_path: Path, step: str, world_size: int) -> None:
-    """Join the per-rank parts of ``step`` into ``step``, in dataset order, dropping the
-    samples DistributedSampler repeats to even out the ranks."""
-    import torch
-
-    from attnscope.maps import AttentionMap
-    from attnscope.store import delete_step, open_store, open_writer
-
-    store = open_store(store_path)
-    parts = [f"{step}.rank{r}" for r in range(world_size) if f"{step}.rank{r}" in store.steps]
-    ids = [store.labels(p).get("sample_ids") for p in parts]
-    writer = open_writer(store_path, step=step, if_exists="overwrite",
-                         labels={"sample_ids": sorted({i for part in ids for i in part or []})})
-    try:
-        for name in store.modules:
-            info = store.module_info(name, step=parts[0]) if parts else store.module_info(name)
-            chunks, order = [], []
-            for part, part_ids in zip(parts, ids):
-                if store.segments(name, part):
-                    a = store.read(name, step=part)
-                    chunks.append(a)
-                    order += list(part_ids) if part_ids and len(part_ids) == len(a) \
-                        else [None] * len(a)
-            if not chunks:
-                continue
-            data = np.concatenate(chunks)
-            keep = _first_occurrence_in_order(order)
-            weights = torch.from_numpy(data[keep])
-            m = AttentionMap(module=info["module"], kind=info["kind"], weights=weights,
-                             call_index=info["call_index"], source=info["source"],
-                             heads=info["heads"], reduced=info["reduced"])
-            if info["graph"]:
-                m.edge_index = torch.from_numpy(store.edge_index(name, step=parts[0]))
-            writer.write_entry(name, m, weights)
-        writer.commit()
-    finally:
-        writer.close()
-    for part in parts:
-        delete_step(store_path, part)
-
-
-def _first_occurrence_in_order(ids: list[int | None]) -> list[int]:
-    """Positions to keep: sorted by sample id, each id once (unknown ids kept in order)."""
-    seen: set[int] = set()
-    known = []
-    unknown = []
-    for pos, i in enumerate(ids):
-        if i is None:
-            unknown.append(pos)
-        elif i not in seen:
-            seen.add(i)
-            known.append((i, pos))
-    return [pos for _, pos in sorted(known)] + unknown
 
 
 def _batch_indices(loader: Any) -> list[list[int]] | None:

@@ -12,7 +12,7 @@ reaches several GB/s. The files follow the zarr v3 sharding spec (chunks, then a
 of (offset, nbytes) uint64 pairs and its crc32c), and tests read them back with zarr.
 
 Every inner chunk ends in its crc32c (zarr's ``crc32c`` codec), and the fast reader
-checks it, the index checksum, every offset against the file size and the decoded size
+(:mod:`attnscope.store.shards`) checks it, the index checksum, every offset against the file size and the decoded size
 against the shape before decompressing: a flipped bit is an error, never other numbers.
 
 Lossy mode (opt-in ``keepbits``): mantissa bits below ``keepbits`` are rounded to
@@ -22,11 +22,9 @@ float16 values plus ``2**-(15+keepbits)`` absolute for subnormals (below 6.1e-5)
 
 from __future__ import annotations
 
-import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import google_crc32c
 import numpy as np
@@ -41,7 +39,7 @@ SHARD_BYTES = 16 << 20  # ~16 MB shards: a few per batch, so two cores share the
 MANTISSA = {torch.float16: 10, torch.float32: 23}
 _EMPTY = np.iinfo(np.uint64).max
 _pool: ThreadPoolExecutor | None = None
-_blosc = Blosc(cname="lz4", clevel=5, shuffle=Blosc.BITSHUFFLE)
+BLOSC = Blosc(cname="lz4", clevel=5, shuffle=Blosc.BITSHUFFLE)
 
 
 def pool() -> ThreadPoolExecutor:
@@ -138,15 +136,15 @@ def _write_shard(path: Path, part: torch.Tensor, dtype: torch.dtype, keepbits: i
     parts, offset = [], 0
     for i in range(data.shape[0]):
         for j in range(data.shape[1]):  # chunks beyond the array edge stay empty (spec)
-            blob = _blosc.encode(data[i, j])
+            blob = BLOSC.encode(data[i, j])
             parts.append(blob)
-            parts.append(_crc(blob))
+            parts.append(crc(blob))
             index[i, j, 0, 0] = (offset, len(blob) + 4)
             offset += len(blob) + 4
     del data
     raw = index.tobytes()
     parts.append(raw)
-    parts.append(_crc(raw))
+    parts.append(crc(raw))
     file = path / "c" / str(s0 // ns) / str(h0 // nh) / "0" / "0"
     file.parent.mkdir(parents=True, exist_ok=True)
     with open(file, "wb") as f:
@@ -158,7 +156,7 @@ def _write_shard(path: Path, part: torch.Tensor, dtype: torch.dtype, keepbits: i
     return offset + len(raw) + 4
 
 
-def _crc(data: bytes) -> bytes:
+def crc(data: bytes) -> bytes:
     return np.uint32(google_crc32c.value(data)).astype("<u4").tobytes()
 
 
@@ -170,105 +168,7 @@ def write_plain(path: Path, data: np.ndarray, chunks: tuple[int, ...], attrs: di
     chunks = tuple(max(1, c) for c in chunks)  # zarr refuses empty chunks (no edges)
     z = zarr.create_array(store=str(path), shape=data.shape, dtype=data.dtype, chunks=chunks,
                           compressors=[compressor, Crc32cCodec()], fill_value=fill,
-                          attributes=attrs, overwrite=True)
+                          attributes=attrs, overwrite=True,
+                          config={"write_empty_chunks": True})  # a missing chunk is damage
     z[...] = data
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
-def array_meta(path: Path) -> dict[str, Any]:
-    """The ``zarr.json`` of a segment array (StoreError when missing or unparsable)."""
-    try:
-        meta = json.loads((path / "zarr.json").read_bytes())
-    except (OSError, ValueError, RecursionError) as e:
-        raise StoreError(f"segment '{path}' is unreadable ({type(e).__name__}); the store is "
-                         "damaged, re-capture this step") from None
-    if not isinstance(meta, dict):
-        raise StoreError(f"segment '{path}' has damaged metadata; re-capture this step")
-    return meta
-
-
-def _fast_layout(meta: dict[str, Any]) -> tuple[list[int], bool] | None:
-    """``(shard shape, chunks carry crc32c)`` when ``meta`` is laid out the way
-    :func:`write_dense` writes it, else None."""
-    try:
-        (codec,) = meta["codecs"]
-        cfg = codec["configuration"]
-        shards = [int(n) for n in meta["chunk_grid"]["configuration"]["chunk_shape"]]
-        names = [c["name"] for c in cfg["codecs"]]
-        ok = (codec["name"] == "sharding_indexed" and cfg.get("index_location") == "end"
-              and cfg["chunk_shape"][:2] == [1, 1] and len(meta["shape"]) == 4
-              and len(shards) == 4 and min(shards) > 0
-              and [c["name"] for c in cfg["index_codecs"]] == ["bytes", "crc32c"]
-              and names in (["bytes", "blosc"], ["bytes", "blosc", "crc32c"]))
-    except (KeyError, TypeError, ValueError):
-        return None
-    return (shards, names[-1] == "crc32c") if ok else None
-
-
-def read_heads(path: Path, rows: np.ndarray, heads: np.ndarray,
-               meta: dict[str, Any] | None = None) -> np.ndarray | None:
-    """Read ``(len(rows), len(heads), query, key)`` straight from our shard files: a
-    seek to the shard index and one read per inner chunk, ~20x less overhead than
-    zarr's async path for a single head. ``None`` when the array is not laid out the
-    way :func:`write_dense` writes it (then the caller asks zarr). Damage (a checksum,
-    an offset or a size that does not fit) raises :class:`StoreError`."""
-    from attnscope.store import qk  # hook: query/key segments compute on read
-
-    if qk.is_qk(path):
-        return qk.read_heads(path, rows, heads)
-    meta = array_meta(path) if meta is None else meta
-    found = _fast_layout(meta)
-    if found is None:
-        return None
-    shards, checked = found
-    try:
-        dtype = np.dtype(meta["data_type"]).newbyteorder("<")
-        q, k = (int(n) for n in meta["shape"][2:])
-    except (KeyError, TypeError, ValueError):
-        return None
-    ns, nh = shards[0], shards[1]
-    index_bytes = ns * nh * 16
-
-    def damaged(s: int, h: int, why: str) -> StoreError:
-        return StoreError(f"segment '{path}' is damaged: sample {s}, head {h} {why}; "
-                          "re-capture this step")
-
-    def one(task: tuple[int, int]) -> np.ndarray:
-        s, h = task
-        file = path / "c" / str(s // ns) / str(h // nh) / "0" / "0"
-        with open(file, "rb") as f:
-            end = f.seek(0, os.SEEK_END)
-            if end < index_bytes + 4:
-                raise damaged(s, h, "has a shard file too short for its index")
-            f.seek(end - index_bytes - 4)
-            raw = f.read(index_bytes)
-            if f.read(4) != _crc(raw):
-                raise damaged(s, h, "has a shard index that fails its checksum")
-            index = np.frombuffer(raw, dtype="<u8").reshape(ns, nh, 2)
-            off, size = (int(v) for v in index[s % ns, h % nh])
-            if off + size > end - index_bytes - 4 or size < (4 if checked else 0):
-                raise damaged(s, h, "points outside its shard file")
-            f.seek(off)
-            blob = f.read(size)
-        if checked:
-            blob, crc = blob[:-4], blob[-4:]
-            if _crc(blob) != crc:
-                raise damaged(s, h, "fails its checksum (the file changed after writing)")
-        if len(blob) < 16:
-            raise damaged(s, h, "has no valid compressed header")
-        # blosc header: version, lz version, flags, typesize, then uint32 nbytes,
-        # blocksize, cbytes: check the sizes before anything is decompressed
-        nbytes, _, cbytes = np.frombuffer(blob[4:16], dtype="<u4").tolist()
-        if nbytes != q * k * dtype.itemsize or cbytes != len(blob):
-            raise damaged(s, h, f"decodes to {nbytes} bytes, not the {q * k * dtype.itemsize} "
-                          "of its shape")
-        return np.frombuffer(_blosc.decode(blob), dtype=dtype).reshape(q, k)
-
-    tasks = [(int(s), int(h)) for s in rows for h in heads]
-    if q * k == 0:  # nothing stored for empty maps
-        return np.empty((len(rows), len(heads), q, k), dtype=dtype)
-    parts = list(pool().map(one, tasks)) if len(tasks) > 4 else [one(t) for t in tasks]
-    out = np.empty((len(rows), len(heads), q, k), dtype=dtype)
-    for i, p in enumerate(parts):
-        out[i // len(heads), i % len(heads)] = p
-    return out

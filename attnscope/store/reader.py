@@ -17,33 +17,34 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import zarr
 
 from attnscope._memory import gb, size_text, too_big
-from attnscope.store import codec, layout, qk
+from attnscope.store import forms, layout
 from attnscope.store.errors import StoreError
 
 
 @dataclass
 class Segment:
-    """One committed batch of one entry: a zarr array of ``shape`` at ``path``."""
+    """One committed batch of one entry, stored in the form its journal record names
+    (:mod:`attnscope.store.forms`; inferred for segments written before forms had names)."""
 
     path: Path
     shape: tuple[int, ...]
     batch: int
     rows: list[int] | None
     name: str = ""  # the entry it belongs to, checked against the segment's own record
+    form_name: str | None = None
     _meta: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def form(self) -> forms.SegmentForm:
+        return forms.of_segment(self.path, self.form_name)
+
     def meta(self) -> dict[str, Any]:
-        """The segment's ``zarr.json``, checked against the journal: same shape, same
+        """The segment's own metadata, checked against the journal: same shape, same
         module (metadata whose module keys were swapped is caught here)."""
         if self._meta is None:
-            graph = (self.path / "weights").exists()
-            if qk.is_qk(self.path):  # hook: a qk group stands for the probability array
-                meta = qk.segment_meta(self.path)
-            else:
-                meta = codec.array_meta(self.path / "weights" if graph else self.path)
+            meta = self.form.describe(self.path)
             attrs = meta.get("attributes")
             owner = attrs.get("module") if isinstance(attrs, dict) else None
             if owner != self.name:
@@ -57,16 +58,13 @@ class Segment:
             self._meta = meta
         return self._meta
 
-    def array(self) -> zarr.Array:
-        self.meta()
-        if qk.is_qk(self.path):  # hook: query/key form computes on read (store/qk.py)
-            return qk.QkArray(self.path)
-        try:
-            graph = (self.path / "weights").exists()
-            return zarr.open_array(str(self.path / "weights" if graph else self.path), mode="r")
-        except Exception as e:  # missing or damaged files of a committed batch
-            raise StoreError(f"segment '{self.path}' is unreadable ({type(e).__name__}); "
-                             "the store is damaged, re-capture this step") from None
+    def read(self, rows: np.ndarray, heads: np.ndarray) -> np.ndarray:
+        """The given sample rows and heads, through the form's checked reader."""
+        return self.form.read_heads(self.path, rows, heads, self.meta())
+
+    def array(self) -> forms.SegmentArray:
+        """A lazy, checked array view (for dask): reads go through :meth:`read`'s checks."""
+        return forms.SegmentArray(self.path, self.form, self.meta())
 
 
 class Store:
@@ -112,7 +110,7 @@ class Store:
                                          f"{name[:80]!r} has shape {rec['shape']}, not "
                                          "(sample, head, query, key); re-capture this step")
                     seg = Segment(directory / rec["key"] / rec["seg"], tuple(rec["shape"]),
-                                  entry["batch"], rec.get("rows"), name)
+                                  entry["batch"], rec.get("rows"), name, rec.get("form"))
                     segments.setdefault((step, name), []).append(seg)
         self.meta: dict[str, Any] = meta
         self._segments = segments
@@ -202,17 +200,19 @@ class Store:
         segs = self.checked(module, step)
         if not segs:
             raise StoreError(f"{module!r} has no committed batches in step {step!r}")
-        graph = self.module_info(module)["graph"]
         total = sum(s.shape[0] for s in segs)
         rows = _positions(samples, total, "sample")
-        hax = -1 if graph else 1
+        hax = segs[0].form.head_axis
+        if len({s.form.head_axis for s in segs}) != 1:
+            raise StoreError(f"{module!r} in step {step!r} mixes graph and dense segments; "
+                             "the store is damaged, re-capture this step")
         nheads = max((s.shape[hax] for s in segs), default=0)
         hsel = _positions(heads, nheads, "head")
         if len({len(s.shape) for s in segs}) != 1:
             raise StoreError(f"{module!r} in step {step!r} mixes segments of different rank; "
                              "the store is damaged, re-capture this step")
         tail = [max(s.shape[i] for s in segs) for i in range(1, len(segs[0].shape))]
-        tail[-1 if graph else 0] = len(hsel)
+        tail[hax if hax < 0 else hax - 1] = len(hsel)
         shape = (len(rows), *tail)
         refuse, free = too_big(4 * int(np.prod(shape, dtype=np.float64)))
         if refuse:
@@ -227,18 +227,7 @@ class Store:
             if mask.any():
                 local = rows[mask] - start
                 hs = hsel[hsel < seg.shape[hax]]
-                try:
-                    block = None if graph else codec.read_heads(seg.path, local, hs, seg.meta())
-                    if block is None:
-                        z, sel = seg.array(), (local[0] if len(local) == 1 else local)
-                        block = np.asarray(z.oindex[(sel, Ellipsis, hs)] if graph
-                                           else z.oindex[sel, hs])
-                        block = block[None] if len(local) == 1 else block
-                except StoreError:
-                    raise
-                except Exception as e:  # OSError, a zarr checksum or decode error ...
-                    raise StoreError(f"segment '{seg.path}' is unreadable ({type(e).__name__});"
-                                     " the store is damaged, re-capture this step") from None
+                block = seg.read(local, hs)  # damage is a StoreError naming it
                 if block.shape[0] != len(local) or any(
                         b > t for b, t in zip(block.shape[1:], out.shape[1:])):
                     raise StoreError(f"segment '{seg.path}' holds {block.shape}, not what its "
@@ -254,16 +243,13 @@ class Store:
         """``(2, edge)`` connectivity used for ``sample`` of a graph entry."""
         if not self.module_info(module)["graph"]:
             raise StoreError(f"{module!r} holds dense maps; edge_index is only for graph maps")
+        from attnscope.store.forms.graph import GRAPH
+
         start = 0
         for seg in self.segments(module, step):
             if sample < start + seg.shape[0]:
                 seg.meta()
-                try:
-                    edges = np.asarray(zarr.open_array(str(seg.path / "edge_index"),
-                                                       mode="r")[...])
-                except Exception as e:
-                    raise StoreError(f"segment '{seg.path}' is unreadable ({type(e).__name__}); "
-                                     "the store is damaged, re-capture this step") from None
+                edges = GRAPH.edge_index(seg.path)
                 if edges.ndim != 2 or edges.shape[0] != 2:
                     raise StoreError(f"segment '{seg.path}' has a damaged edge_index "
                                      f"{edges.shape}; re-capture this step")

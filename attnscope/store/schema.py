@@ -36,6 +36,7 @@ _DIR_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}(~[0-9]{1,6})?$")
 _KEY_RE = re.compile(r"^m[0-9]{4,8}$")
 _SEG_RE = re.compile(r"^b[0-9]{6,9}(\.[0-9]{1,6})?$")
 _EPOCH_RE = re.compile(r"^epoch_([0-9]{3,})$")
+_FORM_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
 class ModuleInfo(TypedDict):
@@ -75,14 +76,17 @@ class StoreMeta(TypedDict):
     steps: dict[str, StepInfo]
 
 
-class MapRecord(TypedDict):
-    """One entry's segment of a committed batch, inside a journal line."""
+class MapRecord(TypedDict, total=False):
+    """One entry's segment of a committed batch, inside a journal line. ``form`` names
+    the segment form (:mod:`attnscope.store.forms`); records written before forms were
+    named lack it, and readers infer it from the segment's files."""
 
     key: str
     seg: str
     forward: int
     rows: list[int] | None
     shape: list[int]
+    form: str
 
 
 class JournalEntry(TypedDict):
@@ -225,6 +229,7 @@ def validate_entry(obj: Any, step: str, line: int) -> JournalEntry:
         shape = c.ints(rec.get("shape"), f + ".shape", optional=False)
         if not 2 <= len(shape) <= 6:
             raise c.fail(f + ".shape", f"{shape} has {len(shape)} axes")
+        c.text(rec.get("form"), f + ".form", optional=True, pattern=_FORM_RE)
         rows = c.ints(rec.get("rows"), f + ".rows")
         if rows is not None and len(rows) != shape[0]:
             raise c.fail(f + ".rows", f"names {len(rows)} samples but the shape {shape} has "

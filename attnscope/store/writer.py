@@ -35,9 +35,10 @@ from attnscope._files import describe
 from attnscope.entries import is_effective
 from attnscope.maps import AttentionMap
 from attnscope.options import check_keepbits, resolve_dtype
-from attnscope.store import codec, layout, qk
+from attnscope.store import forms, layout
 from attnscope.store.errors import StoreError, StoreWriteError
 from attnscope.store.estimate import check_disk
+from attnscope.store.forms import policy
 from attnscope.store.schema import jsonable
 
 IF_EXISTS = ("append", "overwrite", "error")
@@ -82,7 +83,7 @@ class StoreWriter:
         ...         model(x)
     """
 
-    form = "probs"  # hook: "qk"/"qk16" store sdpa maps as queries and keys (store/qk.py)
+    form = "probs"  # the policy (options.FORMS); forms.choose picks each map's form
 
     def __init__(self, root: Path, step: str, *, model: torch.nn.Module | None, dtype: str,
                  expected_samples: int | None, labels: dict | None, keepbits: int | None,
@@ -138,8 +139,8 @@ class StoreWriter:
         self._bytes = self._samples = self._committed = 0
         self._groups: set[str] = set()
         self._checked = False
-        self._qk_warned: set[str] = set()
-        self._qk_later: dict[str, dict[str, Any]] = {}
+        self._warned: set[str] = set()
+        self._later: dict[str, dict[str, Any]] = {}  # notes of entries registered before
 
     def __enter__(self) -> StoreWriter:
         return self
@@ -253,21 +254,21 @@ class StoreWriter:
         raise StoreError(f"too many leftover directories of step {self.step!r} in "
                          f"'{current.parent}'; delete the {self.step}~N ones")
 
-    def _key(self, name: str, m: AttentionMap, graph: bool) -> str:
+    def _key(self, name: str, m: AttentionMap, form: forms.SegmentForm) -> str:
+        heads = m.weights.shape[form.head_axis]
         if name not in self.keys:
             key = f"m{len(self.keys):04d}"
             self.keys[name] = key
-            heads = m.weights.shape[-1] if graph else m.weights.shape[1]
             self._new[name] = {"key": key, "module": m.module, "call_index": m.call_index,
-                               "kind": m.kind, "graph": graph, "num_heads": int(heads),
-                               "heads": _ints(m.heads), "reduced": m.reduced,
-                               "source": m.source, "effective": is_effective(name)}
-        # hook: query/key form and fallback notes (store/qk.py); an entry registered by
-        # an earlier commit gets its notes when the metadata is next published
+                               "kind": m.kind, "graph": m.edge_index is not None,
+                               "num_heads": int(heads), "heads": _ints(m.heads),
+                               "reduced": m.reduced, "source": m.source,
+                               "effective": is_effective(name)}
+        # the form the entry holds and fallback notes; an entry registered by an earlier
+        # commit gets its notes when the metadata is next published
         info = self._new.get(name)
-        qk.note_form(self._qk_later.setdefault(name, {}) if info is None else info, self.form,
-                     m, self._qk_warned, name)
-        heads = m.weights.shape[-1] if graph else m.weights.shape[1]
+        policy.note_form(self._later.setdefault(name, {}) if info is None else info,
+                         self.form, form, m, self._warned, name)
         # head selection and reduction may differ from step to step: kept per step too
         self._step_heads[name] = {"num_heads": int(heads), "heads": _ints(m.heads),
                                   "reduced": m.reduced}
@@ -280,42 +281,25 @@ class StoreWriter:
         return key
 
     def _write_one(self, name: str, m: AttentionMap, w: torch.Tensor) -> None:
-        graph = m.edge_index is not None
-        if not graph and w.dim() != 4:
-            raise StoreError(f"{name!r}: dense weights must be (batch, head, query, key), "
-                             f"got shape {tuple(w.shape)}")
+        form = forms.choose(m, w, self.form)
         try:
-            key = self._key(name, m, graph)
+            key = self._key(name, m, form)
             parts = sum(1 for p in self._pending if p["key"] == key)
             seg = f"b{self.batch:06d}" + (f".{parts}" if parts else "")
             path = self.dir / key / seg
             if path.exists():  # leftover of a batch that was never committed
                 shutil.rmtree(path)
             self._paths.append(path)  # from now on abort() removes it
-            n, shape = self._write_segment(path, name, m, w, graph)
+            ctx = forms.WriteContext(self.dtype, self.keepbits, self.durable, {
+                "module": name, "step": self.step, "batch": self.batch,
+                "keepbits": self.keepbits})
+            n, shape = form.write(path, m, w, ctx)
         except OSError as err:
             raise self._write_error(err, self.dir) from err
         self._pending.append({"key": key, "seg": seg, "forward": int(m.forward_index),
-                              "rows": _ints(m.samples), "shape": shape})
+                              "rows": _ints(m.samples), "shape": shape, "form": form.name})
         self._bytes += n
         self._samples = max(self._samples, shape[0])
-
-    def _write_segment(self, path: Path, name: str, m: AttentionMap, w: torch.Tensor,
-                       graph: bool) -> tuple[int, list[int]]:
-        attrs = {"module": name, "step": self.step, "batch": self.batch,
-                 "keepbits": self.keepbits}
-        if not graph and w is m.weights and qk.writes_qk(self.form, m):  # hook: store/qk.py
-            return qk.write_segment(path, m.qk, attrs), list(w.shape)
-        if not graph:
-            n = codec.write_dense(path, w.detach(), self.dtype, self.keepbits, attrs,
-                                  self.durable)
-            return n, list(w.shape)
-        data = codec.to_storage(w if w.dim() > 2 else w.unsqueeze(0), self.dtype, self.keepbits)
-        zarr.open_group(str(path), mode="w", attributes=attrs)  # weights + edge_index
-        n = codec.write_plain(path / "weights", data, (1, *data.shape[1:]), attrs)
-        edges = m.edge_index.detach().cpu().to(torch.int64).numpy()
-        n += codec.write_plain(path / "edge_index", edges, edges.shape, {})
-        return n, list(data.shape)
 
     def _step_entry(self, old: dict[str, Any]) -> dict[str, Any]:
         keep = {} if self._fresh else old
@@ -329,8 +313,8 @@ class StoreWriter:
             meta = layout.read_meta(self.root)
             changed = bool(self._new)
             meta["modules"].update(self._new)
-            changed |= qk.merge_notes(meta["modules"], self._qk_later)  # hook: store/qk.py
-            self._qk_later = {}
+            changed |= policy.merge_notes(meta["modules"], self._later)
+            self._later = {}
             if self.model and meta.get("model") != self.model:
                 meta["model"], changed = self.model, True
             if not self._staged:

@@ -297,7 +297,7 @@ def test_keys_repeated_by_hand_are_stored_once(tmp_path):
 
 
 def attnscope_store_qk():
-    from attnscope.store import qk
+    from attnscope.store.forms import qk
 
     return qk
 

@@ -13,15 +13,15 @@ masks with two values, such as ``0``/``finfo.min``) as packed bits plus the two 
 crc32c, as in probability segments: damage (a flipped byte, garbled attributes, arrays
 that do not fit them) is a :class:`StoreError`, never other numbers.
 
-The store reader asks :func:`read_heads` (through ``codec.read_heads``) and
-:class:`QkArray` (through ``Segment.array``), so every reader built on ``Store.read``
-or the xarray view works on a qk store unchanged.
+The form is registered as ``qk`` (:mod:`attnscope.store.forms`): ``Store.read``, the
+xarray view and merges ask it like any other form, so everything built on them works on
+a qk store unchanged. The policy notes (``form``/``note`` of an entry whose maps fell
+back to probabilities) live in :mod:`attnscope.store.forms.policy`.
 """
 
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,66 +31,18 @@ import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec
 
 from attnscope.kernels import QkInputs, qk_probabilities
-from attnscope.store import codec
+from attnscope.maps import AttentionMap
+from attnscope.store import shards
 from attnscope.store.errors import StoreError
+from attnscope.store.forms import WriteContext, register_form
+from attnscope.store.forms.dense import _entry_map
 
 _BITS = {torch.bfloat16: torch.int16}  # dtypes NumPy lacks: stored as raw bits
 
 
-def is_qk(path: Path) -> bool:
-    """Whether the segment at ``path`` is in query/key form."""
-    return (path / "q" / "zarr.json").exists()
-
-
-def writes_qk(form: str, m: Any) -> bool:
-    """Whether a writer of ``form`` stores map ``m`` in query/key form (a map that carries
-    no probabilities, only inputs, always is)."""
-    inputs = getattr(m, "qk", None)
-    return inputs is not None and (form != "probs" or m.weights.is_meta)
-
-
-def note_form(info: dict[str, Any], form: str, m: Any, warned: set[str], name: str) -> None:
-    """Set the entry ``name``'s ``form`` in its module metadata ``info`` on its first map,
-    and a ``note`` (plus one warning) whenever a qk store falls back to probabilities:
-    the strategy cannot see queries and keys, or the layout check rebuilt the map
-    (``m.qk_note``), so the stored inputs would not match the recorded map."""
-    stored_qk = writes_qk(form, m) and not name.endswith("@effective")
-    if form == "probs" and not stored_qk:
-        return
-    info.setdefault("form", "qk" if stored_qk else "probs")
-    if stored_qk:
-        return
-    why = getattr(m, "qk_note", None) or (f"queries and keys are not reachable for "
-                                          f"{m.source or 'this'} maps")
-    note = f"{why}; stored as probabilities"
-    if info["form"] == "qk":  # earlier calls were stored as queries and keys
-        note = f"some calls: {note}"
-    if note not in info.get("note", ""):
-        info["note"] = f"{info['note']} | {note}" if info.get("note") else note
-    if name not in warned:
-        warned.add(name)
-        warnings.warn(f"attnscope: {name!r}: {note}", stacklevel=5)
-
-
-def merge_notes(modules: dict[str, Any], later: dict[str, dict[str, Any]]) -> bool:
-    """Add the fallback notes gathered (by :func:`note_form`) for entries registered by an
-    earlier commit to their module metadata; whether anything changed."""
-    changed = False
-    for name, extra in later.items():
-        info, note = modules.get(name), extra.get("note")
-        if info is None or not note:
-            continue
-        if info.get("form") == "qk" and not note.startswith("some calls"):
-            note = f"some calls: {note}"
-        if note not in info.get("note", ""):
-            info["note"] = f"{info['note']} | {note}" if info.get("note") else note
-            changed = True
-    return changed
-
-
 def _write_array(path: Path, t: torch.Tensor) -> int:
     """A 4-D array laid out as ``codec.write_dense`` lays out maps (inner chunk: one head
-    of one sample, one shard file), so ``codec.read_heads`` reads any head directly."""
+    of one sample, one shard file), so ``shards.read_heads`` reads any head directly."""
     raw = _BITS.get(t.dtype)
     data = (t.view(raw) if raw is not None else t).numpy()
     compressor = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle",
@@ -109,7 +61,7 @@ def _read_array(path: Path, shape: list[int], dtype: str, rows: list[int],
     """``(len(rows), len(heads), ...)`` of a 4-D array; size-1 axes broadcast."""
     rows = rows if shape[0] > 1 else [0]
     heads = heads if shape[1] > 1 else [0]
-    data = codec.read_heads(path, np.asarray(rows), np.asarray(heads))
+    data = shards.read_heads(path, np.asarray(rows), np.asarray(heads))
     if data is None:  # written by another zarr layout: let zarr read it
         data = zarr.open_array(str(path), mode="r").oindex[rows, heads]
     t = torch.from_numpy(np.ascontiguousarray(data))
@@ -198,7 +150,7 @@ def read_heads(path: Path, rows: Any, heads: Any, queries: Any = None) -> np.nda
         out = qk_probabilities(load(path, rows, heads), rows=queries).numpy()
         want = (len(rows), len(heads), len(queries) if queries is not None else shape[2],
                 shape[3])
-    except StoreError:  # a chunk that fails its checksum, from codec.read_heads
+    except StoreError:  # a chunk that fails its checksum, from shards.read_heads
         raise
     except Exception as e:  # garbled attributes, arrays that do not fit them ...
         raise StoreError(f"segment '{path}' is unreadable ({type(e).__name__}); the store is "
@@ -209,30 +161,80 @@ def read_heads(path: Path, rows: Any, heads: Any, queries: Any = None) -> np.nda
     return out
 
 
-class QkArray:
-    """Read-only array view of a qk segment for dask (``Segment.array``): indexing with
-    ints and slices computes only the selected samples, heads and query rows."""
+def _cat(parts: list[torch.Tensor | None], batches: list[int]) -> torch.Tensor | None:
+    """Concatenate along the batch axis; a size-1 (broadcast) batch axis stays one row
+    when every part holds the same row, else it is repeated to its part's batch."""
+    if parts[0] is None:
+        return None
+    if all(p.shape[0] == 1 for p in parts) and all(torch.equal(p, parts[0]) for p in parts):
+        return parts[0]
+    axes = [max(p.shape[i] for p in parts) for i in range(1, parts[0].ndim)]
+    return torch.cat([p.expand(n, *axes) for p, n in zip(parts, batches, strict=True)])
 
-    dtype = np.dtype("float32")
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.shape = tuple(_attrs(path)["shape"])
-        self.ndim = len(self.shape)
+class QkForm:
+    name, holds, head_axis, priority = "qk", "qk", 1, 10
 
-    def __getitem__(self, key: Any) -> np.ndarray:
-        key = key if isinstance(key, tuple) else (key,)
-        if any(k is Ellipsis for k in key):
-            i = key.index(Ellipsis)
-            key = key[:i] + (slice(None),) * (self.ndim - len(key) + 1) + key[i + 1:]
-        key = key + (slice(None),) * (self.ndim - len(key))
-        picks = [np.arange(n)[k] for n, k in zip(self.shape, key, strict=True)]
-        flat = [np.atleast_1d(p) for p in picks]
-        whole = np.array_equal(flat[2], np.arange(self.shape[2]))
-        rows = None if whole else flat[2].tolist()
-        out = read_heads(self.path, flat[0], flat[1], rows)[..., flat[3]]
-        drop = tuple(i for i, p in enumerate(picks) if np.ndim(p) == 0)
-        return out.squeeze(drop) if drop else out
+    def accepts(self, m: AttentionMap, weights: torch.Tensor, policy: str) -> bool:
+        """Only a map's own weights (not its ``@effective`` matrix) with inputs attached;
+        a map carrying inputs alone (no probabilities) always."""
+        inputs = getattr(m, "qk", None)
+        return (inputs is not None and weights is m.weights and m.edge_index is None
+                and (policy != "probs" or weights.is_meta))
 
-    def __len__(self) -> int:
-        return self.shape[0]
+    def write(self, path: Path, m: AttentionMap, weights: torch.Tensor,
+              ctx: WriteContext) -> tuple[int, list[int]]:
+        return write_segment(path, m.qk, ctx.attrs), list(m.qk.shape)
+
+    def detect(self, path: Path) -> bool:
+        return (path / "q" / "zarr.json").exists()
+
+    def describe(self, path: Path) -> dict[str, Any]:
+        return segment_meta(path)
+
+    def read_heads(self, path: Path, rows: np.ndarray, heads: np.ndarray,
+                   meta: dict[str, Any], queries: list[int] | None = None) -> np.ndarray:
+        return read_heads(path, rows, heads, queries)
+
+    def take(self, path: Path, rows: list[int], meta: dict[str, Any],
+             info: dict[str, Any]) -> AttentionMap:
+        attrs = meta["attributes"]
+        try:
+            inputs = load(path, list(rows), list(range(len(attrs["kv_index"]))))
+        except StoreError:
+            raise
+        except Exception as e:  # garbled attributes, arrays that do not fit them ...
+            raise StoreError(f"segment '{path}' is unreadable ({type(e).__name__}); the "
+                             "store is damaged, re-capture this step") from None
+        return self._map(info, inputs)
+
+    @staticmethod
+    def _map(info: dict[str, Any], inputs: QkInputs) -> AttentionMap:
+        m = _entry_map(info, torch.empty(inputs.shape, dtype=torch.float32, device="meta"))
+        m.qk = inputs
+        return m
+
+    def key(self, meta: dict[str, Any]) -> Any:
+        a = meta["attributes"]
+        mask = a["mask"]
+        return (self.name, tuple(a["shape"][1:]), a["causal"], a["scale"],
+                tuple(a["kv_index"]), a["reduced"], a["q"][1], a["k"][1],
+                tuple(a["k"][0][1:]), None if mask is None else (mask[1], mask[0][-1]))
+
+    def join(self, maps: list[AttentionMap]) -> AttentionMap:
+        if len(maps) == 1:
+            return maps[0]
+        parts = [m.qk for m in maps]
+        batches = [p.query.shape[0] for p in parts]
+        first = parts[0]
+        inputs = QkInputs(torch.cat([p.query for p in parts]),
+                          _cat([p.key for p in parts], batches), first.kv_index,
+                          _cat([p.mask for p in parts], batches), first.causal, first.scale,
+                          first.reduced)
+        m0 = maps[0]
+        return self._map({"module": m0.module, "kind": m0.kind, "call_index": m0.call_index,
+                          "source": m0.source, "heads": m0.heads, "reduced": m0.reduced},
+                         inputs)
+
+
+QK = register_form(QkForm())
