@@ -152,30 +152,35 @@ def ends_in_crc(meta: dict[str, Any]) -> bool:
         return False
 
 
-def read_zarr(path: Path, where: Path, key: Any, dtypes: tuple[str, ...]) -> np.ndarray:
+def read_zarr(path: Path, where: Path, key: Any, dtypes: tuple[str, ...],
+              ours: bool = True) -> np.ndarray:
     """``zarr.open_array(path)[key]`` (orthogonal indexing for tuples) where only damage
     becomes a :class:`StoreError`: metadata zarr cannot parse, a dtype this store never
-    writes, or a chunk that fails its checksum. Any other error is a bug and is raised
-    as it is, never reported as damage."""
+    writes, a chunk that is unreadable or fails its checksum. ``ours``: the caller
+    checked that the metadata is laid out as attnscope writes it, so any other error is
+    a bug and is raised as it is, never reported as damage; otherwise an array zarr
+    cannot read with its own metadata is damage."""
     import zarr
+
+    name = path.relative_to(where).as_posix()
+
+    def damage(why: str) -> StoreError:
+        return StoreError(f"segment '{where}' is damaged: {name} {why}; re-capture this step")
 
     try:
         z = zarr.open_array(str(path), mode="r")
-    except Exception as e:  # what zarr.json says cannot be an array: damage
-        raise StoreError(f"segment '{where}' is damaged: {path.relative_to(where) or '.'}"
-                         f"/zarr.json is not valid array metadata ({type(e).__name__}); "
-                         "re-capture this step") from None
+    except Exception as e:  # what zarr.json says cannot be an array
+        raise damage(f"has metadata that is not a valid array ({type(e).__name__})") from None
     if str(z.dtype) not in dtypes:
-        raise StoreError(f"segment '{where}' is damaged: {path.relative_to(where) or '.'} "
-                         f"claims dtype {z.dtype}; re-capture this step")
+        raise damage(f"claims dtype {z.dtype}, which this store never writes")
     try:
         return np.asarray(z.oindex[key] if isinstance(key, tuple) else z[key])
     except OSError as e:
-        raise StoreError(f"segment '{where}' is damaged: a chunk is unreadable "
-                         f"({e.strerror}); re-capture this step") from None
-    except ValueError as e:  # zarr's crc32c codec, or chunks that do not decode
-        if "checksum" in str(e) or "decompress" in str(e).lower() or "size" in str(e):
-            raise StoreError(f"segment '{where}' is damaged: a chunk of "
-                             f"{path.relative_to(where) or '.'} fails its checks ({e}); "
-                             "re-capture this step") from None
-        raise
+        raise damage(f"has an unreadable chunk ({e.strerror})") from None
+    except Exception as e:
+        if isinstance(e, ValueError) and "checksum" in str(e):  # zarr's crc32c codec
+            raise damage("has a chunk that fails its checksum") from None
+        if ours:
+            raise
+        raise damage(f"is not readable as its zarr.json describes ({type(e).__name__})"
+                     ) from None
