@@ -132,7 +132,6 @@ class StoreWriter:
                               "(if_exists='overwrite' replaces it)", stacklevel=4)
             self.batch = done[-1]["batch"] + 1 if done else 0
         self.keys = {name: info["key"] for name, info in meta["modules"].items()}
-        self._new: dict[str, dict[str, Any]] = {}
         self._step_heads: dict[str, dict[str, Any]] = {}
         self._pending: list[dict[str, Any]] = []
         self._paths: list[Path] = []
@@ -257,18 +256,15 @@ class StoreWriter:
     def _key(self, name: str, m: AttentionMap, form: forms.SegmentForm) -> str:
         heads = m.weights.shape[form.head_axis]
         if name not in self.keys:
-            key = f"m{len(self.keys):04d}"
-            self.keys[name] = key
-            self._new[name] = {"key": key, "module": m.module, "call_index": m.call_index,
-                               "kind": m.kind, "graph": m.edge_index is not None,
-                               "num_heads": int(heads), "heads": _ints(m.heads),
-                               "reduced": m.reduced, "source": m.source,
-                               "effective": is_effective(name)}
-        # the form the entry holds and fallback notes; an entry registered by an earlier
-        # commit gets its notes when the metadata is next published
-        info = self._new.get(name)
-        policy.note_form(self._later.setdefault(name, {}) if info is None else info,
-                         self.form, form, m, self._warned, name)
+            info = {"module": m.module, "call_index": m.call_index, "kind": m.kind,
+                    "graph": m.edge_index is not None, "num_heads": int(heads),
+                    "heads": _ints(m.heads), "reduced": m.reduced, "source": m.source,
+                    "effective": is_effective(name)}
+            policy.note_form(info, self.form, form, m, self._warned, name)
+            self.keys[name] = self._register(name, info)
+        else:  # the form and fallback notes of an entry registered before: at next commit
+            policy.note_form(self._later.setdefault(name, {}), self.form, form, m,
+                             self._warned, name)
         # head selection and reduction may differ from step to step: kept per step too
         self._step_heads[name] = {"num_heads": int(heads), "heads": _ints(m.heads),
                                   "reduced": m.reduced}
@@ -279,6 +275,25 @@ class StoreWriter:
             zarr.open_group(str(self.dir / key), mode="a", attributes={"module": name})
             self._groups.add(key)
         return key
+
+    def _register(self, name: str, info: dict[str, Any]) -> str:
+        """Give entry ``name`` its key now, under the store's lock: writers of other steps
+        (other processes) may register entries at the same time, and each name must get
+        one key, each key one name."""
+        with layout.locked(self.root / ".lock"):
+            meta = layout.read_meta(self.root)
+            known = meta["modules"].get(name)
+            if known is not None:  # another writer registered it first: keep its key
+                if info.get("note"):
+                    self._later[name] = {"form": info.get("form"), "note": info["note"]}
+                return known["key"]
+            used = {i["key"] for i in meta["modules"].values()}
+            n = len(used)
+            while f"m{n:04d}" in used:
+                n += 1
+            meta["modules"][name] = {"key": f"m{n:04d}", **info}
+            layout.write_json_atomic(self.root / layout.META, meta)
+        return f"m{n:04d}"
 
     def _write_one(self, name: str, m: AttentionMap, w: torch.Tensor) -> None:
         form = forms.choose(m, w, self.form)
@@ -308,12 +323,10 @@ class StoreWriter:
                 "heads": {**keep.get("heads", {}), **self._step_heads}}
 
     def _publish_meta(self) -> None:
-        """Register new entries (and, unless this is a staged overwrite, the step)."""
+        """Add notes to entries and, unless this is a staged overwrite, the step."""
         with layout.locked(self.root / ".lock"):
             meta = layout.read_meta(self.root)
-            changed = bool(self._new)
-            meta["modules"].update(self._new)
-            changed |= policy.merge_notes(meta["modules"], self._later)
+            changed = policy.merge_notes(meta["modules"], self._later)
             self._later = {}
             if self.model and meta.get("model") != self.model:
                 meta["model"], changed = self.model, True
@@ -326,7 +339,6 @@ class StoreWriter:
                 self._fresh = False  # later commits of this run merge into it
             if changed:
                 layout.write_json_atomic(self.root / layout.META, meta)
-            self._new = {}
 
     def _swap(self) -> None:
         """Point the step at the new directory in one metadata rename, then drop the old."""

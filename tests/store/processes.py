@@ -77,32 +77,55 @@ def capture_part(root: str, step: str, rank: int, form: str) -> None:
             w.commit()
 
 
-def capture_step(root: str, step: str, batches: int, pause: float) -> None:
-    """A whole step, batch by batch, slowly enough for other processes to overlap."""
+def capture_step(root: str, step: str, batches: int, sync: str | None = None,
+                 graph_first: bool = False, barrier: str | None = None) -> None:
+    """A whole step, batch by batch. With ``sync``, wait after each batch until the
+    reader says it saw it (a file ``seen_<n>`` there), so every state is observed.
+    ``graph_first``: each batch starts with a graph entry the other writer lacks, so
+    the two writers meet new entry names in different orders. ``barrier``: a folder
+    where both writers say they opened, so neither writes before both have opened."""
     net, x = model(), inputs()
     with open_writer(root, step=step, dtype="float32") as w:
+        if barrier:
+            (Path(barrier) / f"opened_{step}").touch()
+            deadline = time.time() + 60
+            while len(list(Path(barrier).glob("opened_*"))) < 2 and time.time() < deadline:
+                time.sleep(0.005)
         for b in range(batches):
             rows = [b % SAMPLES, (b + 1) % SAMPLES]
+            if graph_first:
+                w.write(AttentionMap("gnn.edges", "graph", graph_weights(rows),
+                                     edge_index=EDGES))
             with torch.no_grad(), attnscope.capture(net, store=w):
                 net(x[rows])
-            time.sleep(pause)
+            deadline = time.time() + 60
+            while sync and not (Path(sync) / f"seen_{b + 1}").exists() and \
+                    time.time() < deadline:
+                time.sleep(0.005)
 
 
-def read_while_writing(root: str, step: str, until: float, out: str) -> None:
-    """Open the store again and again while a writer appends; record per opening the
-    batches it saw and whether every one of them read back complete."""
+def read_while_writing(root: str, step: str, expect: int, deadline: float, out: str,
+                       sync: str) -> None:
+    """Open the store again and again while a writer appends, until ``expect`` batches
+    are seen; record per opening and entry: batches seen, samples read, and whether
+    everything read back complete (no NaN: nothing half-written)."""
     lines = []
-    while time.time() < until:
+    while time.time() < deadline:
         try:
             store = attnscope.open_store(root)
         except attnscope.AttnscopeError:  # not created yet
             time.sleep(0.01)
             continue
+        seen = 0
         if step in store.steps:
             for name in store.modules:
+                if not store.segments(name, step):
+                    continue
                 a = store.read(name, step=step)
-                complete = bool((a == a).all())  # no NaN: nothing half-written
-                lines.append(f"{name}\t{len(store.segments(name, step))}\t{a.shape[0]}\t"
-                             f"{int(complete)}")
-        time.sleep(0.02)
+                seen = len(store.segments(name, step))
+                lines.append(f"{name}\t{seen}\t{a.shape[0]}\t{int(bool((a == a).all()))}")
+        (Path(sync) / f"seen_{seen}").touch()
+        if seen >= expect:
+            break
+        time.sleep(0.01)
     Path(out).write_text("\n".join(lines) + "\n")
