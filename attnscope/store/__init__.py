@@ -9,7 +9,8 @@ Example:
     >>> store.read(store.modules[0], step="epoch_000", samples=[0], heads=[3])
 
 Left out on purpose: remote object stores (local directories only), in-place edits of
-committed batches, and cross-process writers on one step (one writer per step).
+committed batches, and several writers on one step at once (one writer per step; steps
+written by several processes are joined by :mod:`attnscope.store.merge`).
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ reaches several GB/s. The files follow the zarr v3 sharding spec (chunks, then a
 of (offset, nbytes) uint64 pairs and its crc32c), and tests read them back with zarr.
 
 Every inner chunk ends in its crc32c (zarr's ``crc32c`` codec), and the fast reader
-(:mod:`attnscope.store.shards`) checks it, the index checksum, every offset against the file size and the decoded size
-against the shape before decompressing: a flipped bit is an error, never other numbers.
+(:mod:`attnscope.store.shards`) checks it, the index checksum, every offset against the
+file size and the decoded size against the shape before decompressing: a flipped bit is
+an error, never other numbers.
 
 Lossy mode (opt-in ``keepbits``): mantissa bits below ``keepbits`` are rounded to
 nearest before compression, so ``|x' - x| <= 2**-(keepbits+1) * |x|`` for normal
@@ -32,8 +33,6 @@ import torch
 import zarr
 from numcodecs import Blosc
 from zarr.codecs import BloscCodec, Crc32cCodec
-
-from attnscope.store.errors import StoreError
 
 SHARD_BYTES = 16 << 20  # ~16 MB shards: a few per batch, so two cores share the work
 MANTISSA = {torch.float16: 10, torch.float32: 23}

@@ -19,6 +19,7 @@ import numpy as np
 from attnscope.store.codec import BLOSC, crc, pool
 from attnscope.store.errors import StoreError
 
+
 def array_meta(path: Path) -> dict[str, Any]:
     """The ``zarr.json`` of a segment array (StoreError when missing or unparsable)."""
     try:
@@ -77,7 +78,7 @@ def read_heads(path: Path, rows: np.ndarray, heads: np.ndarray,
         s, h = task
         file = path / "c" / str(s // ns) / str(h // nh) / "0" / "0"
         try:
-            f = open(file, "rb")
+            f = open(file, "rb")  # noqa: SIM115  (closed by the ``with f`` below)
         except FileNotFoundError:
             raise damaged(s, h, f"has no shard file ({file.relative_to(path)} is missing)"
                           ) from None

@@ -16,8 +16,8 @@ import torch
 
 from attnscope.maps import AttentionMap
 from attnscope.store import codec, shards
-from attnscope.store.schema import DTYPES
 from attnscope.store.forms import WriteContext, damaged, register_form
+from attnscope.store.schema import DTYPES
 
 
 class DenseForm:

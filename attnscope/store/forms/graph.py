@@ -19,9 +19,9 @@ import zarr
 from attnscope.maps import AttentionMap
 from attnscope.store import codec, shards
 from attnscope.store.errors import StoreError
-from attnscope.store.schema import DTYPES
 from attnscope.store.forms import WriteContext, register_form
 from attnscope.store.forms.dense import _entry_map
+from attnscope.store.schema import DTYPES
 
 
 class GraphForm:
@@ -67,11 +67,10 @@ class GraphForm:
         if not (isinstance(shape, list) and len(shape) == 2 and shape[0] == 2):
             raise StoreError(f"segment '{path}' has a damaged edge_index {shape}; "
                              "re-capture this step")
-        if all(shape):
-            if _layout_ok(meta, shape):  # one chunk, as written here
-                shards.check_chunks(path / "edge_index",
-                                    [shards.chunk_file(path / "edge_index", (0, 0))],
-                                    shards.ends_in_crc(meta), path)
+        if all(shape) and _layout_ok(meta, shape):  # one chunk, as written here
+            shards.check_chunks(path / "edge_index",
+                                [shards.chunk_file(path / "edge_index", (0, 0))],
+                                shards.ends_in_crc(meta), path)
         return shards.read_zarr(path / "edge_index", path, Ellipsis, ("int64",),
                                 _layout_ok(meta, shape))
 
