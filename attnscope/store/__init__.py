@@ -34,7 +34,8 @@ from attnscope.store.errors import (
 from attnscope.store.exports import export
 from attnscope.store.reader import Store
 from attnscope.store.schema import META_FILE, TEST_STEP, epoch_of, epoch_step
-from attnscope.store.writer import StoreWriter, delete_step, init_root, set_step_labels
+from attnscope.store.steps import delete_step, init_root, set_step_labels
+from attnscope.store.writer import StoreWriter
 
 __all__ = [
     "META_FILE", "TEST_STEP", "DiskSpaceError", "ExportTooLargeError", "NotAStoreError",

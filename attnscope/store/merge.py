@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from attnscope.store.reader import Segment, Store
-from attnscope.store.writer import StoreWriter, delete_step
+from attnscope.store.steps import delete_step
+from attnscope.store.writer import StoreWriter
 
 BUDGET = 64 << 20  # bytes of decoded weights (or inputs) read at once
 

@@ -40,33 +40,9 @@ from attnscope.store.errors import StoreError, StoreWriteError
 from attnscope.store.estimate import check_disk
 from attnscope.store.forms import policy
 from attnscope.store.schema import jsonable
+from attnscope.store.steps import init_root, register_entry
 
 IF_EXISTS = ("append", "overwrite", "error")
-
-
-def init_root(root: Path, keepbits: int | None = None) -> None:
-    """Create an empty store at ``root`` or check that ``root`` already is one."""
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise StoreWriteError(describe(err, root, "create the store")) from err
-    with layout.locked(root / ".lock"):
-        if (root / layout.META).exists():
-            layout.read_meta(root)
-            return
-        if any(p.name != ".lock" for p in root.iterdir()):
-            raise StoreError(f"'{root}' is a non-empty directory that is not an attnscope "
-                             "store; pass an empty or new directory")
-        try:
-            # mode "a", not "w": "w" empties the directory, deleting the .lock file that
-            # other processes (DDP ranks opening the same store) are waiting on
-            zarr.open_group(str(root), mode="a", attributes={"format": layout.FORMAT})
-            zarr.open_group(str(root / "steps"), mode="a")
-        except OSError as err:
-            raise StoreWriteError(describe(err, root, "create the store")) from err
-        layout.write_json_atomic(root / layout.META, {
-            "format": layout.FORMAT, "version": layout.VERSION, "created": time.time(),
-            "model": None, "keepbits": keepbits, "modules": {}, "steps": {}})
 
 
 class StoreWriter:
@@ -277,23 +253,12 @@ class StoreWriter:
         return key
 
     def _register(self, name: str, info: dict[str, Any]) -> str:
-        """Give entry ``name`` its key now, under the store's lock: writers of other steps
-        (other processes) may register entries at the same time, and each name must get
-        one key, each key one name."""
-        with layout.locked(self.root / ".lock"):
-            meta = layout.read_meta(self.root)
-            known = meta["modules"].get(name)
-            if known is not None:  # another writer registered it first: keep its key
-                if info.get("note"):
-                    self._later[name] = {"form": info.get("form"), "note": info["note"]}
-                return known["key"]
-            used = {i["key"] for i in meta["modules"].values()}
-            n = len(used)
-            while f"m{n:04d}" in used:
-                n += 1
-            meta["modules"][name] = {"key": f"m{n:04d}", **info}
-            layout.write_json_atomic(self.root / layout.META, meta)
-        return f"m{n:04d}"
+        """Give entry ``name`` its key now (see :func:`steps.register_entry`); notes of
+        an entry another writer registered first wait for the next commit."""
+        key, ours = register_entry(self.root, name, info)
+        if not ours and info.get("note"):
+            self._later[name] = {"form": info.get("form"), "note": info["note"]}
+        return key
 
     def _write_one(self, name: str, m: AttentionMap, w: torch.Tensor) -> None:
         form = forms.choose(m, w, self.form)
@@ -382,29 +347,3 @@ class StoreWriter:
 
 def _ints(values: Any) -> list[int] | None:
     return None if values is None else [int(v) for v in values]
-
-
-def delete_step(root: str | Path, step: str) -> None:
-    """Remove a step and its data (e.g. the per-process parts once merged)."""
-    root = Path(root)
-    layout.check_step(step)
-    with layout.locked(root / ".lock"):
-        meta = layout.read_meta(root)
-        directory = layout.step_dir(root, step, meta)
-        if meta["steps"].pop(step, None) is not None:
-            layout.write_json_atomic(root / layout.META, meta)
-    shutil.rmtree(directory, ignore_errors=True)
-
-
-def set_step_labels(root: str | Path, step: str, labels: dict[str, Any]) -> None:
-    """Merge ``labels`` into a written step's metadata: labels known only after the
-    forward passes ran (``true->pred`` per epoch, generated tokens)."""
-    root = Path(root)
-    labels = jsonable(labels)
-    with layout.locked(root / ".lock"):
-        meta = layout.read_meta(root)
-        if step not in meta["steps"]:
-            raise StoreError(f"no step {step!r} in store '{root}'; steps: {sorted(meta['steps'])}")
-        entry = meta["steps"][step]
-        entry["labels"] = {**entry.get("labels", {}), **labels}
-        layout.write_json_atomic(root / layout.META, meta)
