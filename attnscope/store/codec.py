@@ -23,6 +23,7 @@ float16 values plus ``2**-(15+keepbits)`` absolute for subnormals (below 6.1e-5)
 
 from __future__ import annotations
 
+import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,6 +39,7 @@ SHARD_BYTES = 16 << 20  # ~16 MB shards: a few per batch, so two cores share the
 MANTISSA = {torch.float16: 10, torch.float32: 23}
 _EMPTY = np.iinfo(np.uint64).max
 _pool: ThreadPoolExecutor | None = None
+_TEMPLATES: dict[tuple, dict] = {}
 BLOSC = Blosc(cname="lz4", clevel=5, shuffle=Blosc.BITSHUFFLE)
 
 
@@ -100,8 +102,37 @@ def shard_shape(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
     return (1, max(1, min(heads, SHARD_BYTES // head_bytes)), q, k)
 
 
+def array_json(shape: tuple[int, ...], dtype: torch.dtype, shards: tuple[int, ...],
+               fill: float | int, attrs: dict) -> bytes:
+    """The ``zarr.json`` zarr writes for such an array, built by zarr once per layout
+    (in memory) and reused: creating the array through zarr costs milliseconds per
+    call, which per layer and batch is most of a query/key segment's write time."""
+    key = (shape, str(dtype), shards, repr(fill))
+    meta = _TEMPLATES.get(key)
+    if meta is None:
+        from zarr.storage import MemoryStore
+
+        itemsize = torch.empty((), dtype=dtype).element_size()
+        compressor = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle", typesize=itemsize)
+        mem = MemoryStore()
+        zarr.create_array(store=mem, shape=shape, dtype=str(dtype).replace("torch.", ""),
+                          chunks=(1, 1, *shards[2:]), shards=shards, fill_value=fill,
+                          compressors=[compressor, Crc32cCodec()])
+        meta = json.loads(mem._store_dict["zarr.json"].to_bytes())
+        if len(_TEMPLATES) > 256:
+            _TEMPLATES.clear()
+        _TEMPLATES[key] = meta
+    return json.dumps({**meta, "attributes": attrs}, indent=2).encode()
+
+
+def write_json(path: Path, data: bytes) -> None:
+    """A metadata file (``zarr.json``), creating its directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
 def write_dense(path: Path, weights: torch.Tensor, dtype: torch.dtype, keepbits: int | None,
-                attrs: dict, durable: bool = True) -> int:
+                attrs: dict, durable: bool = True, fill: float | int = float("nan")) -> int:
     """Write ``weights`` ``(batch, head, query, key)`` as a sharded zarr array; return bytes.
 
     Each shard is cast and compressed by its own worker, so the converted copy never
@@ -110,12 +141,11 @@ def write_dense(path: Path, weights: torch.Tensor, dtype: torch.dtype, keepbits:
     itemsize = torch.empty((), dtype=dtype).element_size()
     shape = tuple(weights.shape)
     shards = shard_shape(shape, itemsize)
-    compressor = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle", typesize=itemsize)
-    zarr.create_array(
-        store=str(path), shape=shape, dtype=str(dtype).replace("torch.", ""),
-        chunks=(1, 1, *shards[2:]), shards=shards, compressors=[compressor, Crc32cCodec()],
-        fill_value=float("nan"), attributes=attrs, overwrite=True,
-    )
+    if path.exists():
+        import shutil
+
+        shutil.rmtree(path)
+    write_json(path / "zarr.json", array_json(shape, dtype, shards, fill, attrs))
     if 0 in shape:  # zero-length sequences (or no samples): metadata only, no chunks
         return (path / "zarr.json").stat().st_size
     jobs = []

@@ -28,11 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 import zarr
-from zarr.codecs import BloscCodec, Crc32cCodec
 
 from attnscope.kernels import QkInputs, qk_probabilities
 from attnscope.maps import AttentionMap
-from attnscope.store import shards
+from attnscope.store import codec, shards
 from attnscope.store.errors import StoreError
 from attnscope.store.forms import WriteContext, register_form
 from attnscope.store.forms.dense import _entry_map
@@ -40,20 +39,16 @@ from attnscope.store.forms.dense import _entry_map
 _BITS = {torch.bfloat16: torch.int16}  # dtypes NumPy lacks: stored as raw bits
 
 
-def _write_array(path: Path, t: torch.Tensor) -> int:
-    """A 4-D array laid out as ``codec.write_dense`` lays out maps (inner chunk: one head
-    of one sample, one shard file), so ``shards.read_heads`` reads any head directly."""
+def _write_array(path: Path, t: torch.Tensor, durable: bool) -> int:
+    """A 4-D array written by the shard path probability maps use
+    (:func:`codec.write_dense`: inner chunk one head of one sample, shards compressed on
+    the worker threads, no zarr call per array), so ``shards.read_heads`` reads any head
+    directly."""
     raw = _BITS.get(t.dtype)
-    data = (t.view(raw) if raw is not None else t).numpy()
-    compressor = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle",
-                            typesize=data.itemsize)
-    z = zarr.create_array(store=str(path), shape=data.shape, dtype=data.dtype,
-                          chunks=(1, 1, *data.shape[2:]), shards=data.shape,
-                          compressors=[compressor, Crc32cCodec()], fill_value=0, overwrite=True,
-                          config={"write_empty_chunks": True},  # read_heads needs them all
-                          attributes={"torch_dtype": str(t.dtype).replace("torch.", "")})
-    z[...] = data
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    data = t.view(raw) if raw is not None else t
+    return codec.write_dense(path, data, data.dtype, None,
+                             {"torch_dtype": str(t.dtype).replace("torch.", "")},
+                             durable, fill=0)
 
 
 def _read_array(path: Path, shape: list[int], dtype: str, rows: list[int],
@@ -69,7 +64,8 @@ def _read_array(path: Path, shape: list[int], dtype: str, rows: list[int],
     return t.view(want) if want in _BITS else t
 
 
-def write_segment(path: Path, inp: QkInputs, attrs: dict[str, Any]) -> int:
+def write_segment(path: Path, inp: QkInputs, attrs: dict[str, Any],
+                  durable: bool = True) -> int:
     """Write one batch of one entry in query/key form; return the bytes written."""
     mask, kind, values = inp.mask, None, None
     if mask is not None:
@@ -89,10 +85,12 @@ def write_segment(path: Path, inp: QkInputs, attrs: dict[str, Any]) -> int:
             "q": [list(inp.query.shape), dtype(inp.query)],
             "k": [list(inp.key.shape), dtype(inp.key)],
             "mask": None if mask is None else [list(mask.shape), dtype(inp.mask), kind, values]}
-    zarr.open_group(str(path), mode="w", attributes=meta)
-    n = _write_array(path / "q", inp.query) + _write_array(path / "k", inp.key)
+    codec.write_json(path / "zarr.json", json.dumps(
+        {"attributes": meta, "zarr_format": 3, "node_type": "group"}, indent=2).encode())
+    n = _write_array(path / "q", inp.query, durable) + _write_array(path / "k", inp.key,
+                                                                     durable)
     if mask is not None:
-        n += _write_array(path / "mask", mask)
+        n += _write_array(path / "mask", mask, durable)
     return n + (path / "zarr.json").stat().st_size
 
 
@@ -184,7 +182,7 @@ class QkForm:
 
     def write(self, path: Path, m: AttentionMap, weights: torch.Tensor,
               ctx: WriteContext) -> tuple[int, list[int]]:
-        return write_segment(path, m.qk, ctx.attrs), list(m.qk.shape)
+        return write_segment(path, m.qk, ctx.attrs, ctx.durable), list(m.qk.shape)
 
     def detect(self, path: Path) -> bool:
         return (path / "q" / "zarr.json").exists()
