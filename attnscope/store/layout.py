@@ -47,7 +47,7 @@ from attnscope.store.schema import (
 META, JOURNAL = META_FILE, JOURNAL_FILE
 __all__ = ["FORMAT", "JOURNAL", "META", "VERSION", "append_journal", "check_step", "entry_name",
            "fsync", "locked", "read_journal", "read_meta", "repair_journal", "segment_dir",
-           "step_dir", "step_lock", "write_json_atomic"]
+           "step_dir", "step_lock", "sync_paths", "write_json_atomic"]
 
 
 def step_dir(root: Path, step: str, meta: StoreMeta | None = None) -> Path:
@@ -72,6 +72,44 @@ def fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def sync_paths(root: Path, paths: list[Path]) -> None:
+    """Make the files and directories under ``paths`` (and their parents' entries)
+    durable. One ``syncfs`` of the store's file system where the kernel has it: measured
+    20 ms against 380 ms for the 90 ``fsync`` calls of six query/key segments, which
+    were a quarter of a capture's time; otherwise every file and directory in turn."""
+    if _syncfs(root):
+        return
+    for p in paths:
+        for f in [p, *p.rglob("*")]:
+            fsync(f)
+    for parent in {p.parent for p in paths}:
+        fsync(parent)
+
+
+def _syncfs(root: Path) -> bool:
+    """``syncfs(2)`` on the file system holding ``root``; False where unavailable or
+    when it reports an error (then the caller fsyncs each path and sees that error)."""
+    global _libc
+    if _libc is None:
+        try:
+            import ctypes
+
+            _libc = ctypes.CDLL(None, use_errno=True)
+            _libc.syncfs  # noqa: B018  (AttributeError off Linux)
+        except (OSError, AttributeError):
+            _libc = False
+    if _libc is False:
+        return False
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        return _libc.syncfs(fd) == 0
+    finally:
+        os.close(fd)
+
+
+_libc: Any = None
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

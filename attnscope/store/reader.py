@@ -35,10 +35,13 @@ class Segment:
     name: str = ""  # the entry it belongs to, checked against the segment's own record
     form_name: str | None = None
     _meta: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    _form: forms.SegmentForm | None = field(default=None, repr=False, compare=False)
 
     @property
     def form(self) -> forms.SegmentForm:
-        return forms.of_segment(self.path, self.form_name)
+        if self._form is None:  # named by the journal, or inferred from the files once
+            self._form = forms.of_segment(self.path, self.form_name)
+        return self._form
 
     def meta(self) -> dict[str, Any]:
         """The segment's own metadata, checked against the journal: same shape, same

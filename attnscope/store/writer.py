@@ -153,12 +153,8 @@ class StoreWriter:
                 raise
         self._checked = True
         try:
-            if self.durable:
-                for p in self._paths:
-                    for f in [p, *p.rglob("*")]:
-                        layout.fsync(f)
-                for key_dir in {p.parent for p in self._paths}:
-                    layout.fsync(key_dir)
+            if self.durable:  # the data, before the journal line that publishes it
+                layout.sync_paths(self.root, self._paths)
             self._publish_meta()
         except OSError as err:
             self._drop()
@@ -270,7 +266,8 @@ class StoreWriter:
             if path.exists():  # leftover of a batch that was never committed
                 shutil.rmtree(path)
             self._paths.append(path)  # from now on abort() removes it
-            ctx = forms.WriteContext(self.dtype, self.keepbits, self.durable, {
+            # commit() makes the segment durable (one syncfs): no fsync per shard file
+            ctx = forms.WriteContext(self.dtype, self.keepbits, False, {
                 "module": name, "step": self.step, "batch": self.batch,
                 "keepbits": self.keepbits})
             n, shape = form.write(path, m, w, ctx)
