@@ -40,7 +40,7 @@ def view(
     with hover values and token labels, head view, step slider and step differences."""
     from attnscope.errors import AttnscopeError
     from attnscope.store import open_store
-    from attnscope.viewer import _select, render_html
+    from attnscope.viewer import estimate_page, render_html
 
     sample_list = _ints(samples, "--samples") or [0]
     head_list = _ints(heads, "--heads")
@@ -53,9 +53,8 @@ def view(
         opened = open_store(store)
         chosen = (modules[0] if len(modules) == 1 else modules) if modules else None
         chosen_steps = ("last" if steps == ["last"] else steps) or None
-        entries = _select.select(opened, chosen, chosen_steps, sample_list)
-        estimate = _select.estimate_bytes(entries, head_list)
-        typer.echo(f"embedding {len(entries)} maps: at most ~{_select.mb(estimate)} "
+        count, estimate = estimate_page(opened, chosen, chosen_steps, sample_list, head_list)
+        typer.echo(f"embedding {count} maps: at most ~{estimate / 1e6:.3g} MB "
                    "before compression", err=True)
         page = render_html(opened, modules=chosen, steps=chosen_steps, samples=sample_list,
                            heads=head_list, tokens=labels, max_mb=max_mb, title=title)

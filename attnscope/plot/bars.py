@@ -11,7 +11,7 @@ import numpy as np
 
 from attnscope.maps import is_one_d
 from attnscope.plot import _figure, _ticks
-from attnscope.plot._source import read_dense, to_numpy
+from attnscope.sources import read_dense, to_numpy
 from attnscope.plot.heatmap import describe
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from attnscope.plot import _figure
-from attnscope.plot._source import read_graph
+from attnscope.sources import read_graph
 from attnscope.plot.edges import check_node, edge_weights, graph_title, name_of
 
 if TYPE_CHECKING:
