@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from attnscope.plot import _figure, _matrix, _ticks
-from attnscope.sources import is_store, read_dense
 from attnscope.plot.heatmap import axis_labels, head_matrix
+from attnscope.sources import is_store, read_dense
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

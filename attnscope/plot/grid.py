@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from attnscope.plot import _figure, _matrix, _ticks
-from attnscope.sources import HeadSpec, read_dense
 from attnscope.plot.heatmap import axis_labels, describe
+from attnscope.sources import HeadSpec, read_dense
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

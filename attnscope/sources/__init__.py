@@ -51,7 +51,8 @@ from attnscope.sources.sample import Dense, read_dense
 
 __all__ = [
     "BUDGET", "AxisLabels", "Block", "Dense", "Graph", "HeadSpec", "array_block", "as_list",
-    "as_source", "blocks", "map_rows", "recording_maps", "store_step", "graph_sample", "has_sample_labels", "head_positions",
-    "is_causal", "is_store", "name_side", "names", "pick_name", "pick_names", "pick_steps",
-    "positions", "read_dense", "read_graph", "resolve", "sample_labels", "to_numpy",
+    "as_source", "blocks", "graph_sample", "has_sample_labels", "head_positions",
+    "is_causal", "is_store", "map_rows", "name_side", "names", "pick_name", "pick_names",
+    "pick_steps", "positions", "read_dense", "read_graph", "recording_maps", "resolve",
+    "sample_labels", "store_step", "to_numpy",
 ]

@@ -9,8 +9,8 @@ axes get ``source_tokens`` or ``target_tokens``. It is read, in this order, from
 ``sides`` mapping the caller gives (globs over module names), from the module name (an
 ``encoder``/``enc`` or ``decoder``/``dec`` component, outermost first), then, when
 both lists are there, from the map itself (a causal map is the decoder's), and finally
-from lengths (only one of the two lists fits). When nothing tells, neither is used: a wrong label is worse than none.
-Cross-attention always has target rows and source columns.
+from lengths (only one of the two lists fits). When nothing tells, neither is used: a
+wrong label is worse than none. Cross-attention has target rows and source columns.
 
 Left out on purpose: padding or truncating a list that does not fit its axis.
 """

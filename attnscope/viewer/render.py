@@ -28,6 +28,7 @@ from attnscope.sources import (
 from attnscope.viewer import _pack, _select
 from attnscope.viewer._page import HTMLView
 
+
 class _Labels:
     """Label lists, each stored once however many maps use it."""
 
