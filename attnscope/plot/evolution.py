@@ -84,7 +84,7 @@ def plot_evolution(source: Any, module: str | None = None, *,
     dense = [_read(source, module, s, sample, sel) for s in names]
     mats = [head_matrix(d, head)[0] for d in dense]
     q, k = mats[0].shape
-    qlab, klab = axis_labels(dense[0], labels, labels)
+    qlab, klab = axis_labels(dense[0], both=labels)
     px = int(panel_size * dpi)
     which = "mean" if head == "mean" else 0
     ready = [_matrix.prepare(m, d.mask_for(which, mask), (px, px), reduce)

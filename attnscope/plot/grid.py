@@ -46,8 +46,7 @@ def plot_heads(source: Any, *, module: str | int | None = None, step: str | None
         mats.append(dense.weights.mean(axis=0))
         names.append(f"mean of {len(dense.heads)}")
     q, k = mats[0].shape
-    qlab, klab = axis_labels(dense, query_labels if query_labels is not None else labels,
-                             key_labels if key_labels is not None else labels)
+    qlab, klab = axis_labels(dense, query_labels, key_labels, labels)
     labelled = (qlab is not None or klab is not None) and max(q, k) <= MAX_TICK_LABELS
     ncols = ncols or math.ceil(math.sqrt(len(mats)))
     nrows = math.ceil(len(mats) / ncols)

@@ -231,7 +231,9 @@ class Store:
                     block = None if graph else codec.read_heads(seg.path, local, hs, seg.meta())
                     if block is None:
                         z, sel = seg.array(), (local[0] if len(local) == 1 else local)
-                        block = np.asarray(z.oindex[(sel, Ellipsis, hs)] if graph
+                        # zarr's oindex takes no Ellipsis beside an index array
+                        lead = (slice(None),) * (len(seg.shape) - 2)
+                        block = np.asarray(z.oindex[(sel, *lead, hs)] if graph
                                            else z.oindex[sel, hs])
                         block = block[None] if len(local) == 1 else block
                 except StoreError:
