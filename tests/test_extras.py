@@ -8,7 +8,6 @@ import ast
 import re
 import subprocess
 import sys
-import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 import attnscope
 from attnscope._extras import COMMANDS, EXTRAS
 
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
 BASE = {"torch", "numpy", "typer", "rich"}

@@ -109,3 +109,24 @@ def test_graph_one_d_and_per_sample_conventions():
     assert g.query == g.key == ["n0", "n1", "n2"]
     bars = sources.resolve(one, 1, 2, kind="self")  # 1-D: one query row, time-step keys
     assert bars.query is None and bars.key == ["u0", "u1"]
+
+
+def test_cli_view_takes_source_and_target_token_files(tmp_path, capsys):
+    import json
+    import re
+
+    from attnscope.cli import main
+
+    model = Plain().eval()
+    with torch.no_grad(), attnscope.capture(model, store=tmp_path / "s", step="test"):
+        model(torch.randn(1, 5, 16), torch.randn(1, 5, 16))
+    (tmp_path / "src.txt").write_text("\n".join(SRC[0]), encoding="utf-8")
+    (tmp_path / "tgt.txt").write_text("\n".join(TGT_SAME[0]), encoding="utf-8")
+    out = tmp_path / "v.html"
+    assert main(["view", str(tmp_path / "s"), "-o", str(out), "--source-tokens",
+                 str(tmp_path / "src.txt"), "--target-tokens", str(tmp_path / "tgt.txt")]) == 0
+    page = out.read_text(encoding="utf-8")
+    lists = [json.loads(m) for m in re.findall(r'\[(?:"[^"\]]*",?)+\]', page)]
+    assert SRC[0] in lists and TGT_SAME[0] in lists
+    assert main(["view", str(tmp_path / "s"), "--source-tokens", str(tmp_path / "no")]) == 2
+    assert "--source-tokens file" in capsys.readouterr().err
