@@ -23,6 +23,7 @@ from attnscope.sources.labels import has_sample_labels, resolve, sample_labels
 
 # elements of float32 weights per block (16 MB); metrics need a few temporaries of this
 BUDGET = 4 * 1024 * 1024
+TOKEN_KEYS = ("tokens",)  # blocks carry tokens for token metrics, not time steps/classes
 
 
 @dataclass
@@ -88,7 +89,8 @@ def store_blocks(store: Any, modules: Sequence[str] | None = None,
                     idx, heads = pos[ss], np.arange(h)[hs]
                     w = store.read(name, step=step, samples=idx, heads=heads)[..., :q, :k]
                     found = resolve(sample_labels(labels, int(idx[0]), total), q, k,
-                                    module=name, kind=info["kind"], weights=w)
+                                    module=name, kind=info["kind"], weights=w,
+                                    generic=TOKEN_KEYS)
                     yield Block(name, step, info["kind"], idx, heads, w, found.query,
                                 found.key, all_heads=len(heads) == h)
 
@@ -127,7 +129,7 @@ def recording_blocks(rec: Recording, modules: Sequence[str] | None = None,
 def _dense_block(name: str, step: str, kind: str, samples: np.ndarray, w: np.ndarray,
                  tokens: Sequence[str] | None) -> Block:
     q, k = w.shape[2:]
-    found = resolve({}, q, k, module=name, kind=kind, weights=w,
+    found = resolve({}, q, k, module=name, kind=kind, weights=w, generic=TOKEN_KEYS,
                     given={"tokens": None if tokens is None else list(tokens)})
     return Block(name, step, kind, samples, np.arange(w.shape[1]), w, found.query, found.key)
 

@@ -104,7 +104,8 @@ def is_causal(weights: np.ndarray | None) -> bool | None:
     q, k = weights.shape[-2:]
     if q != k or q < 2:
         return None
-    upper = weights[..., np.triu_indices(q, 1)[0], np.triu_indices(q, 1)[1]]
+    rows, cols = np.triu_indices(q, 1)
+    upper = weights[..., rows, cols]
     return bool(not np.any(np.nan_to_num(upper, nan=0.0) != 0))
 
 
@@ -122,7 +123,8 @@ def self_side(module: str, sides: Mapping[str, str] | None = None) -> str | None
 def resolve(stored: Mapping[str, Any] | None, q: int, k: int, *, module: str = "",
             kind: str | None = None, weights: np.ndarray | None = None,
             sides: Mapping[str, str] | None = None,
-            given: Mapping[str, Sequence[Any] | None] | None = None) -> AxisLabels:
+            given: Mapping[str, Sequence[Any] | None] | None = None,
+            generic: Sequence[str] = GENERIC_KEYS) -> AxisLabels:
     """Labels for the ``(q, k)`` axes of one map of ``module``.
 
     Args:
@@ -134,6 +136,8 @@ def resolve(stored: Mapping[str, Any] | None, q: int, k: int, *, module: str = "
         given: the caller's lists under the same keys (``tokens``, ``query_tokens``,
             ``key_tokens``, ``source_tokens``, ``target_tokens``); they win over stored
             ones, and like them are used only where their length fits.
+        generic: the axis-agnostic keys to fall back on, in order (token metrics ask
+            for ``("tokens",)`` only: time steps or ``true->pred`` are not tokens).
     """
     given = {key: v for key, v in (given or {}).items() if v is not None}
     stored = stored or {}
@@ -147,7 +151,7 @@ def resolve(stored: Mapping[str, Any] | None, q: int, k: int, *, module: str = "
                 s = _side_by_length(stored, given, q, k, weights)
             side = {"query": s, "key": s}
         keys = {axis: ((AXIS_KEYS[axis],) + ((SIDE_KEYS[side[axis]],) if side[axis] else ())
-                       + GENERIC_KEYS) for axis in ("query", "key")}
+                       + tuple(generic)) for axis in ("query", "key")}
     out = AxisLabels(None, None)
     for axis, n in (("query", q), ("key", k)):
         if axis == "query" and q == 1 and k > 1:

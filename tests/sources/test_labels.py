@@ -130,3 +130,17 @@ def test_cli_view_takes_source_and_target_token_files(tmp_path, capsys):
     assert SRC[0] in lists and TGT_SAME[0] in lists
     assert main(["view", str(tmp_path / "s"), "--source-tokens", str(tmp_path / "no")]) == 2
     assert "--source-tokens file" in capsys.readouterr().err
+
+
+def test_blocks_take_tokens_only_never_time_steps_or_classes(tmp_path):
+    """Token metrics (repeats, special tokens) must not read ``true->pred`` labels."""
+    model = Plain().eval()
+    writer = attnscope.open_writer(tmp_path / "s", step="test", labels={
+        "classes": ["W->W", "N2->N2", "N2->N2", "W->W", "N2->N2"]})
+    with torch.no_grad(), attnscope.capture(model, store=writer):
+        model(torch.randn(1, 5, 16), torch.randn(1, 5, 16))
+    store = attnscope.open_store(tmp_path / "s")
+    assert all(b.query_tokens is None and b.key_tokens is None
+               for b in sources.blocks(store))
+    d = sources.read_dense(store, ENC, "test", 0)  # figures and the viewer do show them
+    assert d.axis_labels().key == ["W->W", "N2->N2", "N2->N2", "W->W", "N2->N2"]
