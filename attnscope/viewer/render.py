@@ -126,8 +126,7 @@ def render_html(source: Any, *, modules: str | Sequence[str | int] | None = None
             mats = [np.where(find_mask(m, mask), np.nan, m).astype(np.float32) for m in mats]
         q, k = mats[0].shape
         found = d.axis_labels(given, sides)  # encoder / decoder / cross, per sample
-        used.update(f[len("given:"):] for f in (found.query_from, found.key_from)
-                    if f and f.startswith("given:"))
+        used.update(key for key, v in given.items() if len(v) in (q, k))
         ql, kl = found.query, found.key
         item = {"module": e.module, "step": step, "sample": e.sample, "graph": False,
                 "kind": d.kind or ("self" if q == k else "cross"), "heads": names,
