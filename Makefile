@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.attnscope-installed
 
-.PHONY: demo test bench lint chromium
+.PHONY: demo test bench lint chromium extras
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -28,6 +28,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# pip users: attnscope with no extras and with each extra alone, in fresh venvs
+extras:
+	.ci/extras
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check attnscope tests benchmarks

@@ -7,12 +7,16 @@ Example:
     >>> rec.maps[0].weights.shape   # (batch, head, query, key)
 
 The capture engine lives in :mod:`attnscope.capturing` (``attnscope.capture`` is the
-function, so the subpackage has its own name).
+function, so the subpackage has its own name). Every subpackage is an attribute, imported
+on first use (``attnscope.store.create_store``, ``attnscope.plot.plot_heatmap``), so
+``import attnscope`` loads neither zarr, matplotlib nor the applications.
 """
 
 from __future__ import annotations
 
 import os
+from importlib import import_module
+from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
 
 from attnscope.capturing import Strategy, capture, list_strategies, register_strategy
@@ -28,11 +32,11 @@ from attnscope.errors import (
 )
 from attnscope.maps import AttentionMap, Recording
 from attnscope.stitching import stitch
-from attnscope.text import Seq2SeqModel, TextEncoder, translate
 
 if TYPE_CHECKING:
     from attnscope.integrations.lightning import AttentionCallback  # noqa: F401
     from attnscope.store import Store, open_writer  # noqa: F401
+    from attnscope.text import Seq2SeqModel, TextEncoder, translate  # noqa: F401
 
 __version__ = "0.1.0"
 
@@ -51,20 +55,22 @@ def render_html(source: Any, **kwargs: Any) -> Any:
     return _render(source, **kwargs)
 
 
+# names of the public API that live in modules imported on first use: zarr (the store
+# writer), Lightning, and the text application are not loaded by ``import attnscope``
+_LAZY = {"open_writer": "attnscope.store",
+         "AttentionCallback": "attnscope.integrations.lightning",
+         "Seq2SeqModel": "attnscope.text", "TextEncoder": "attnscope.text",
+         "translate": "attnscope.text"}
+
+
 def __getattr__(name: str) -> Any:
-    # zarr (the store writer) and Lightning are imported on first use only
-    if name == "open_writer":
-        from attnscope.store import open_writer
-
-        return open_writer
-    if name == "AttentionCallback":
-        from attnscope.integrations.lightning import AttentionCallback
-
-        return AttentionCallback
-    if name == "graph":  # attnscope.graph.temporal_edge_index(...), without an import line
-        from importlib import import_module
-
-        return import_module("attnscope.graph")
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    # subpackages and modules as attributes: attnscope.store.create_store(...) works after
+    # a plain ``import attnscope``
+    if name.isidentifier() and not name.startswith("_") \
+            and find_spec(f"attnscope.{name}") is not None:
+        return import_module(f"attnscope.{name}")
     raise AttributeError(f"module 'attnscope' has no attribute {name!r}")
 
 

@@ -139,7 +139,7 @@ def dense_map(source: Any, *, module: str | int | None = None, step: str | None 
     ``source``: a store, a :class:`~attnscope.Recording` or a graph
     :class:`~attnscope.AttentionMap` (``sample`` then indexes its first dim).
     """
-    from attnscope.plot._source import graph_sample
+    from attnscope.sources import graph_sample
 
     g = graph_sample(source, module, step, sample)
     dense, present = to_dense(g.weights, g.edge_index, num_nodes)

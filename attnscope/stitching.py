@@ -169,7 +169,9 @@ def _stack_calls(name: str, maps: list[AttentionMap], grid: Sequence[int] | None
 
 def _groups(source: Any, step: str | None, steps: str) -> dict[str, Group]:
     """``{module: [[maps of model call 0 in step order], [model call 1 ...], ...]}``."""
-    if hasattr(source, "read") and hasattr(source, "modules") and hasattr(source, "steps"):
+    from attnscope.sources import is_store
+
+    if is_store(source):
         return _store_groups(source, step)
     maps = source.maps if isinstance(source, Recording) else list(source)
     if not all(isinstance(m, AttentionMap) for m in maps):

@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from attnscope._extras import check_command, missing_extra
 from attnscope.cli.commands import app
 from attnscope.errors import AttnscopeError
 
@@ -35,6 +36,12 @@ def expand_multi(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (2 on bad input) instead of exiting."""
     args = expand_multi(list(argv if argv is not None else sys.argv[1:]))
+    command = next((a for a in args if not a.startswith("-")), "")
+    if "--help" not in args and "-h" not in args:
+        line = check_command(command)  # every extra the command needs, named at once
+        if line is not None:
+            print(f"error: {line}", file=sys.stderr)
+            return 2
     try:
         # without standalone mode, click returns the code of a typer.Exit instead of raising
         code = app(args=args, standalone_mode=False)
@@ -48,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
             show()
         else:
             print(f"error: {err}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as err:  # an optional dependency: name the extra to install
+        line = missing_extra(err)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
         return 2
     except AttnscopeError as err:  # a command that did not catch its own: still one line
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)

@@ -36,13 +36,13 @@ def _figures(store: Any, kind: str, module: str | None, step: str | None, sample
              head: int | str, cmap: str, dpi: int, graph: dict[str, Any] | None = None
              ) -> list[tuple[str, Any]]:
     """(file stem, figure) pairs for one ``--kind`` (``graph``: node/time-step/top-k)."""
-    from attnscope import plot
+    from attnscope import plot, sources
 
     opts = {"cmap": cmap, "dpi": dpi}
     if kind == "overview":
         return [(_slug("overview", step, f"s{sample}"),
                  plot.plot_overview(store, step=step, sample=sample, **opts))]
-    name = plot.pick_module(list(store.modules), module)
+    name = sources.pick_name(list(store.modules), module)
     if kind == "evolution":
         stat = plot.plot_head_stats(store, name, samples=[sample])
         return [(_slug(name, "evolution", f"h{head}"),
@@ -79,7 +79,7 @@ def _figures(store: Any, kind: str, module: str | None, step: str | None, sample
         return [(stem + f"_h{head}_bars",
                  plot.plot_bars(store, **sel, head=head, dpi=dpi))]
     if kind == "dashboard":  # from a store: the inter-epoch entry, labelled by "classes"
-        dense = plot.read_dense(store, name, step, sample, "all")
+        dense = sources.read_dense(store, name, step, sample, "all")
         w = dense.weights  # (head, epoch, epoch)
         classes = dense.labels.get("classes")  # per-sample true->pred when stored so
         pairs = [str(c).split("->") for c in classes] if isinstance(classes, list) and \
@@ -99,12 +99,9 @@ def _one_query(store: Any, module: str, step: str, sample: int) -> bool:
 
 def _key_labels(store: Any, step: str, sample: int, module: str) -> list[str] | None:
     """Stored labels that fit the key axis (time steps, tokens, channels)."""
-    from attnscope.plot._source import read_dense
-    from attnscope.plot.heatmap import axis_labels
+    from attnscope.sources import read_dense
 
-    dense = read_dense(store, module, step, sample, [0])
-    found = axis_labels(dense, dense.weights.shape[-1], "key", None)
-    return [str(v) for v in found] if found is not None else None
+    return read_dense(store, module, step, sample, [0]).axis_labels().key
 
 
 def _only_step(store: Any, module: str) -> str:
@@ -143,8 +140,7 @@ def plot(
     import matplotlib
 
     from attnscope.errors import AttnscopeError
-    from attnscope.plot import save_figure, show_figures
-    from attnscope.plot._figure import DPI_RANGE
+    from attnscope.plot import DPI_RANGE, save_figure, show_figures
     from attnscope.store import open_store
 
     if kind not in KINDS:

@@ -33,6 +33,12 @@ def view(
     heads: str = typer.Option("all", "--heads", help="head positions, e.g. 0,3 or 'all'"),
     tokens: Path = typer.Option(None, "--tokens",
                                 help="text file with one token per line (both axes)"),
+    source_tokens: Path = typer.Option(
+        None, "--source-tokens", help="encoder tokens, one per line: encoder self-attention "
+        "and cross-attention columns"),
+    target_tokens: Path = typer.Option(
+        None, "--target-tokens", help="decoder tokens, one per line: decoder self-attention "
+        "and cross-attention rows"),
     max_mb: float = typer.Option(256.0, "--max-mb", help="refuse pages larger than this"),
     title: str = typer.Option(None, "--title", help="page title"),
 ) -> None:
@@ -40,25 +46,26 @@ def view(
     with hover values and token labels, head view, step slider and step differences."""
     from attnscope.errors import AttnscopeError
     from attnscope.store import open_store
-    from attnscope.viewer import _select, render_html
+    from attnscope.viewer import estimate_page, render_html
 
     sample_list = _ints(samples, "--samples") or [0]
     head_list = _ints(heads, "--heads")
-    labels = None
-    if tokens is not None:
-        if not tokens.is_file():
-            raise fail(f"--tokens file '{tokens}' does not exist")
-        labels = tokens.read_text(encoding="utf-8").splitlines()
+    given = {}
+    for flag, path in (("tokens", tokens), ("source_tokens", source_tokens),
+                       ("target_tokens", target_tokens)):
+        if path is not None:
+            if not path.is_file():
+                raise fail(f"--{flag.replace('_', '-')} file '{path}' does not exist")
+            given[flag] = path.read_text(encoding="utf-8").splitlines()
     try:
         opened = open_store(store)
         chosen = (modules[0] if len(modules) == 1 else modules) if modules else None
         chosen_steps = ("last" if steps == ["last"] else steps) or None
-        entries = _select.select(opened, chosen, chosen_steps, sample_list)
-        estimate = _select.estimate_bytes(entries, head_list)
-        typer.echo(f"embedding {len(entries)} maps: at most ~{_select.mb(estimate)} "
+        count, estimate = estimate_page(opened, chosen, chosen_steps, sample_list, head_list)
+        typer.echo(f"embedding {count} maps: at most ~{estimate / 1e6:.3g} MB "
                    "before compression", err=True)
         page = render_html(opened, modules=chosen, steps=chosen_steps, samples=sample_list,
-                           heads=head_list, tokens=labels, max_mb=max_mb, title=title)
+                           heads=head_list, max_mb=max_mb, title=title, **given)
     except (AttnscopeError, KeyError) as e:
         raise fail(str(e.args[0] if e.args else e), e) from None
     except ValueError as e:

@@ -17,8 +17,9 @@ from typing import Any
 
 from lightning.pytorch.callbacks import Callback
 
-import attnscope
+from attnscope.capturing import capture
 from attnscope.data import batch_size
+from attnscope.errors import AttnscopeError
 from attnscope.integrations.config import AttentionConfig
 from attnscope.store.schema import TEST_STEP, epoch_step
 
@@ -195,7 +196,7 @@ class AttentionCallback(Callback):
             return  # not captured: no hook, no mode, no cost
         options = dict(self.capture_options)
         options["samples"] = rows
-        self._capture = attnscope.capture(pl_module, store=self._writer, keep=False, **options)
+        self._capture = capture(pl_module, store=self._writer, keep=False, **options)
         self._capture.__enter__()
 
     def _exit(self) -> None:
@@ -236,7 +237,7 @@ class AttentionCallback(Callback):
         written = export(store, out, "npy") + export(store, out, "npz")
         try:
             written += export(store, out, "csv")
-        except (ExportTooLargeError, attnscope.AttnscopeError) as err:
+        except (ExportTooLargeError, AttnscopeError) as err:
             warnings.warn(f"attention CSV not written: {err}", stacklevel=2)
         return written
 

@@ -24,10 +24,10 @@ _EXPORTS = {
     "plot_dashboard": "dashboard", "plot_evolution": "evolution",
     "plot_head_stats": "evolution", "head_stats": "evolution", "HEAD_STATS": "evolution",
     "epoch_labels": "_ticks", "block_reduce": "_matrix", "find_mask": "_matrix",
+    "MaskSpec": "_matrix",
     # the one way to make and save a figure, for every module that draws (evaluate, demos)
     "new_figure": "_figure", "save_figure": "_figure", "show_figures": "_figure",
-    # reading one sample of a source, for commands that draw from a store
-    "pick_module": "_source", "read_dense": "_source",
+    "DPI_RANGE": "_figure",
 }
 _RENAMED = {"save_figure": "save", "show_figures": "show"}
 

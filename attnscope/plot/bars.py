@@ -11,8 +11,8 @@ import numpy as np
 
 from attnscope.maps import is_one_d
 from attnscope.plot import _figure, _ticks
-from attnscope.plot._source import read_dense, to_numpy
 from attnscope.plot.heatmap import describe
+from attnscope.sources import read_dense, to_numpy
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

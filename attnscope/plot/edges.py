@@ -11,7 +11,7 @@ import numpy as np
 
 from attnscope.errors import SelectionError
 from attnscope.plot import _figure, _matrix, _ticks
-from attnscope.plot._source import Graph, head_positions, read_graph
+from attnscope.sources import Graph, head_positions, read_graph
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

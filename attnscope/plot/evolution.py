@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from attnscope.plot import _figure, _matrix, _ticks
-from attnscope.plot._source import is_store, read_dense
 from attnscope.plot.heatmap import axis_labels, head_matrix
+from attnscope.sources import is_store, read_dense
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -84,8 +84,7 @@ def plot_evolution(source: Any, module: str | None = None, *,
     dense = [_read(source, module, s, sample, sel) for s in names]
     mats = [head_matrix(d, head)[0] for d in dense]
     q, k = mats[0].shape
-    qlab = axis_labels(dense[0], q, "query", labels)
-    klab = axis_labels(dense[0], k, "key", labels)
+    qlab, klab = axis_labels(dense[0], both=labels)
     px = int(panel_size * dpi)
     which = "mean" if head == "mean" else 0
     ready = [_matrix.prepare(m, d.mask_for(which, mask), (px, px), reduce)

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from attnscope.plot import _figure
-from attnscope.plot._source import read_graph
 from attnscope.plot.edges import check_node, edge_weights, graph_title, name_of
+from attnscope.sources import read_graph
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from attnscope.plot import _figure, _matrix, _ticks
-from attnscope.plot._source import HeadSpec, read_dense
 from attnscope.plot.heatmap import axis_labels, describe
+from attnscope.sources import HeadSpec, read_dense
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -46,8 +46,7 @@ def plot_heads(source: Any, *, module: str | int | None = None, step: str | None
         mats.append(dense.weights.mean(axis=0))
         names.append(f"mean of {len(dense.heads)}")
     q, k = mats[0].shape
-    qlab = axis_labels(dense, q, "query", query_labels if query_labels is not None else labels)
-    klab = axis_labels(dense, k, "key", key_labels if key_labels is not None else labels)
+    qlab, klab = axis_labels(dense, query_labels, key_labels, labels)
     labelled = (qlab is not None or klab is not None) and max(q, k) <= MAX_TICK_LABELS
     ncols = ncols or math.ceil(math.sqrt(len(mats)))
     nrows = math.ceil(len(mats) / ncols)

@@ -13,27 +13,24 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from attnscope.plot import _figure, _matrix, _ticks
-from attnscope.plot._source import Dense, HeadSpec, read_dense
+from attnscope.sources import Dense, HeadSpec, read_dense
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-LABEL_KEYS = {"query": ("target_tokens", "query_tokens", "tokens", "time_steps", "channels",
-                        "classes"),
-              "key": ("source_tokens", "key_tokens", "tokens", "time_steps", "channels",
-                      "classes")}
-
-
-def axis_labels(dense: Dense, n: int, which: str, given: Sequence[Any] | None
-                ) -> Sequence[Any] | None:
-    """Labels for one axis: the ones given, else store labels whose length fits."""
-    if given is not None:
-        return given
-    for key in LABEL_KEYS[which]:
-        found = dense.labels.get(key)
-        if isinstance(found, (list, tuple)) and len(found) == n:
-            return found
-    return None
+def axis_labels(dense: Dense, query: Sequence[Any] | None = None,
+                key: Sequence[Any] | None = None, both: Sequence[Any] | None = None
+                ) -> tuple[Sequence[Any] | None, Sequence[Any] | None]:
+    """Labels of both axes: the ones given (used as given, so a wrong length is an
+    error; ``both`` skips the single query row of 1-D attention), else the stored ones
+    the label resolver puts there (:func:`attnscope.sources.resolve`: encoder, decoder,
+    cross, per sample)."""
+    q, k = dense.weights.shape[-2:]
+    query = query if query is not None else (both if q > 1 or k == 1 else None)
+    key = key if key is not None else both
+    found = dense.axis_labels() if query is None or key is None else None
+    return (query if query is not None else found.query,  # type: ignore[union-attr]
+            key if key is not None else found.key)  # type: ignore[union-attr]
 
 
 def head_matrix(dense: Dense, head: HeadSpec) -> tuple[np.ndarray, str]:
@@ -96,8 +93,7 @@ def plot_heatmap(source: Any, *, module: str | int | None = None, step: str | No
     dense = read_dense(source, module, step, sample, "mean" if head == "mean" else [head])
     w, what = head_matrix(dense, head)
     q, k = w.shape
-    qlab = axis_labels(dense, q, "query", query_labels if query_labels is not None else labels)
-    klab = axis_labels(dense, k, "key", key_labels if key_labels is not None else labels)
+    qlab, klab = axis_labels(dense, query_labels, key_labels, labels)
     cross = dense.kind == "cross"
     qname = query_axis or ("target (query)" if cross else "query")
     kname = key_axis or ("source (key)" if cross else "key")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from attnscope.plot import _figure
-from attnscope.plot._source import to_numpy
+from attnscope.sources import to_numpy
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

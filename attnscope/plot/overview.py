@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from attnscope.maps import Recording
 from attnscope.plot import _figure, _matrix
-from attnscope.plot._source import HeadSpec, is_store, module_names, read_dense
+from attnscope.sources import HeadSpec, is_store, read_dense
+from attnscope.sources import names as module_names
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -5,6 +5,16 @@ Everything read from disk is checked here before any other code trusts it, so da
 fuzzed JSON gives one :class:`StoreError` naming the file and field, never a raw
 ``KeyError``/``TypeError`` somewhere later, and no size from disk is used unchecked.
 
+Step labels (``open_writer(..., labels=)``), by key; a list is used on an axis only when
+its length equals the axis (:mod:`attnscope.sources.labels` resolves them):
+
+- ``tokens``: both axes of self-attention; ``query_tokens`` / ``key_tokens``: one axis.
+- ``source_tokens``: the encoder's input (encoder self-attention, cross-attention keys);
+  ``target_tokens``: the decoder's (decoder self-attention, cross-attention queries).
+- ``time_steps``, ``channels``, ``classes`` (``true->pred``), ``nodes`` (graph maps).
+- ``sample_<key>``: one list per stored sample of the step, in sample order, for labels
+  that change from sample to sample (``sample_source_tokens``, ``sample_epoch_labels``).
+
 Example:
     >>> epoch_step(3), TEST_STEP
     ('epoch_003', 'test')

@@ -12,7 +12,7 @@ purpose: a server, live updates from a running capture, and editing of the data.
 from __future__ import annotations
 
 from attnscope.viewer._page import HTMLView
-from attnscope.viewer._select import ViewTooLargeError
+from attnscope.viewer._select import ViewTooLargeError, estimate_page
 from attnscope.viewer.render import render_html
 
-__all__ = ["HTMLView", "ViewTooLargeError", "render_html"]
+__all__ = ["HTMLView", "ViewTooLargeError", "estimate_page", "render_html"]

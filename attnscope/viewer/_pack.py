@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from attnscope.plot._matrix import block_reduce
+from attnscope.plot import block_reduce
 
 TILE = 512
 PYRAMID_FROM = 1024  # build coarse levels while the longer side exceeds this

@@ -1,39 +1,32 @@
 """``render_html``: the selection read from its source and packed into one page.
 
-Sources are normalised by :mod:`attnscope.plot._source` (Recording, AttentionMap,
-store, ``{name: array}``, array); the selection and size check come first
-(:mod:`attnscope.viewer._select`), then one entry at a time is read and packed.
+Sources are read through :mod:`attnscope.sources` (Recording, AttentionMap, store or
+its path, ``{name: array}``, array), which also says which label goes on which axis;
+the selection and size check come first (:mod:`attnscope.viewer._select`), then one
+entry at a time is read and packed.
 """
 
 from __future__ import annotations
 
-import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from attnscope.errors import SelectionError
-from attnscope.plot._matrix import MaskSpec, find_mask
-from attnscope.plot._source import HeadSpec, head_positions, read_dense, read_graph, to_numpy
+from attnscope.plot import MaskSpec, find_mask
 from attnscope.plot.overview import short_names
+from attnscope.sources import (
+    HeadSpec,
+    as_source,
+    head_positions,
+    read_dense,
+    read_graph,
+    to_numpy,
+)
 from attnscope.viewer import _pack, _select
 from attnscope.viewer._page import HTMLView
-
-QUERY_KEYS = ("target_tokens", "query_tokens", "tokens", "time_steps", "channels", "classes")
-KEY_KEYS = ("source_tokens", "key_tokens", "tokens", "time_steps", "channels", "classes")
-
-
-def _labels(found: dict[str, Any], keys: Sequence[str], n: int, sample: int) -> list | None:
-    """Store labels for an axis of ``n`` cells: plain lists, or ``sample_<key>`` per sample."""
-    for key in keys:
-        for value in (found.get(key), found.get("sample_" + key)):
-            if isinstance(value, (list, tuple)) and value and isinstance(value[0], (list, tuple)):
-                value = value[sample] if sample < len(value) else None
-            if isinstance(value, (list, tuple)) and len(value) == n:
-                return [str(v) for v in value]
-    return None
 
 
 class _Labels:
@@ -57,7 +50,10 @@ def render_html(source: Any, *, modules: str | Sequence[str | int] | None = None
                 steps: str | Sequence[str] | None = None, samples: int | Sequence[int] = 0,
                 heads: HeadSpec = None, tokens: Sequence[Any] | None = None,
                 query_tokens: Sequence[Any] | None = None,
-                key_tokens: Sequence[Any] | None = None, signal: Any = None,
+                key_tokens: Sequence[Any] | None = None,
+                source_tokens: Sequence[Any] | None = None,
+                target_tokens: Sequence[Any] | None = None,
+                sides: Mapping[str, str] | None = None, signal: Any = None,
                 title: str | None = None, mask: MaskSpec = "auto",
                 max_mb: float = _select.DEFAULT_LIMIT_MB, compresslevel: int = 1) -> HTMLView:
     """One self-contained, offline HTML page to explore attention maps.
@@ -77,8 +73,12 @@ def render_html(source: Any, *, modules: str | Sequence[str | int] | None = None
         samples: sample position(s) within each step.
         heads: head positions to embed (None: all); the head mean is always added.
         tokens: labels of both axes (self-attention); ``query_tokens``/``key_tokens``
-            set them one by one (cross-attention). Used where the length fits; store
-            labels (``tokens``, ``source_tokens`` ...) are used otherwise.
+            set them one by one. For an encoder-decoder, ``source_tokens`` label
+            encoder self-attention and cross-attention columns, ``target_tokens`` decoder
+            self-attention and cross-attention rows. Each is used where its length fits;
+            store labels (same names, see :mod:`attnscope.store.schema`) otherwise.
+        sides: ``{glob: "source" | "target"}`` for self-attention modules whose name
+            does not say encoder or decoder (see :mod:`attnscope.sources.labels`).
         mask: cells drawn as masked (grey, "masked" on hover): ``"auto"`` the causal
             triangle, padded keys and NaN (see :func:`attnscope.plot.find_mask`), None
             only NaN.
@@ -88,18 +88,15 @@ def render_html(source: Any, *, modules: str | Sequence[str | int] | None = None
         max_mb: refuse (:class:`ViewTooLargeError`, listing selections that fit) when the
             estimated embedded size is larger.
     """
-    if isinstance(source, (str, os.PathLike)):
-        from attnscope.store import open_store
-
-        source = open_store(source)
-    source = _select.as_source(source)
+    source = as_source(source)
     entries = _select.select(source, modules, steps, samples)
     estimate = _select.check_size(entries, heads, max_mb)
     packer = _pack.Packer(level=compresslevel)
     labels = _Labels()
-    given_q = query_tokens if query_tokens is not None else tokens
-    given_k = key_tokens if key_tokens is not None else tokens
-    used = {"q": given_q is None, "k": given_k is None}
+    given = {"tokens": tokens, "query_tokens": query_tokens, "key_tokens": key_tokens,
+             "source_tokens": source_tokens, "target_tokens": target_tokens}
+    given = {key: [str(x) for x in v] for key, v in given.items() if v is not None}
+    used: set[str] = set()
     out = []
     first = _first_view(entries)
     for e in entries:
@@ -128,12 +125,9 @@ def render_html(source: Any, *, modules: str | Sequence[str | int] | None = None
         if mask is not None:  # causal triangle, padding ... drawn as masked, not as zeros
             mats = [np.where(find_mask(m, mask), np.nan, m).astype(np.float32) for m in mats]
         q, k = mats[0].shape
-        ql = given_q if given_q is not None and len(given_q) == q else None
-        kl = given_k if given_k is not None and len(given_k) == k else None
-        used["q"] |= ql is not None
-        used["k"] |= kl is not None
-        ql = ql if ql is not None else _labels(d.labels, QUERY_KEYS, q, d.sample)
-        kl = kl if kl is not None else _labels(d.labels, KEY_KEYS, k, d.sample)
+        found = d.axis_labels(given, sides)  # encoder / decoder / cross, per sample
+        used.update(key for key, v in given.items() if len(v) in (q, k))
+        ql, kl = found.query, found.key
         item = {"module": e.module, "step": step, "sample": e.sample, "graph": False,
                 "kind": d.kind or ("self" if q == k else "cross"), "heads": names,
                 "rows": q, "cols": k, "ql": labels.ref(ql), "kl": labels.ref(kl),
@@ -141,11 +135,10 @@ def render_html(source: Any, *, modules: str | Sequence[str | int] | None = None
                          for i, m in enumerate(mats)],
                 "thumb": _pack.pack_thumbs(packer, mats)}
         out.append(item)
-    for axis, n in (("q", given_q), ("k", given_k)):
-        if not used[axis]:
-            raise SelectionError(f"{len(n)} {'query' if axis == 'q' else 'key'} labels fit no "
-                                 "selected map (lengths: " + ", ".join(sorted(
-                                     {str(x.shape) for x in entries})) + ")")
+    for key in given.keys() - used:
+        raise SelectionError(f"{len(given[key])} labels fit no selected map ({key}=; "
+                             "lengths: " + ", ".join(sorted({str(x.shape) for x in entries}))
+                             + ")")
     if signal is not None:
         sig = to_numpy(signal).reshape(-1)
         signal = {"blob": packer.add(_pack.f16_planes(sig), hot=True), "n": int(sig.size),

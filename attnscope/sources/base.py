@@ -1,0 +1,80 @@
+"""What a source is: a Recording, an AttentionMap, a store (or its path), a
+``{name: array}`` mapping, or one array/tensor; and the names each one holds."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from attnscope.entries import parse_entry
+from attnscope.maps import AttentionMap, Recording
+from attnscope.sources.index import pick_name
+
+STORE_API = ("read", "modules", "steps", "module_info", "segments")
+
+
+def is_store(source: Any) -> bool:
+    """Whether ``source`` reads like an attnscope store (duck-typed: no zarr import)."""
+    return not isinstance(source, (Recording, AttentionMap, Mapping, np.ndarray)) and all(
+        hasattr(source, a) for a in STORE_API)
+
+
+def as_source(source: Any) -> Any:
+    """A store path opened as a store, a single AttentionMap as a one-map Recording;
+    anything else as it is."""
+    if isinstance(source, (str, os.PathLike)):
+        from attnscope.store import open_store
+
+        return open_store(source)
+    if isinstance(source, AttentionMap):
+        rec = Recording()
+        rec.maps.append(source)
+        return rec
+    return source
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """float32 NumPy of a tensor (any device/dtype) or array-like."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().float().numpy()
+    return np.asarray(x, dtype=np.float32)
+
+
+def names(source: Any) -> list[str]:
+    """Entry names (``module``, ``module[1]`` ...) in order; ``[]`` for a bare array."""
+    if isinstance(source, Recording):
+        return list(dict.fromkeys(m.entry for m in source.maps))
+    if isinstance(source, AttentionMap):
+        return [source.entry]
+    if is_store(source):
+        return list(source.modules)
+    if isinstance(source, Mapping):
+        return list(source)
+    return []
+
+
+def recording_maps(rec: Recording, module: str | int | None) -> tuple[str, list[AttentionMap]]:
+    """The entry chosen by ``module`` and its maps, one per model call, in order."""
+    name = pick_name(names(rec), module)
+    base, call, _ = parse_entry(name)
+    return name, [m for m in rec.maps if m.module == base and m.call_index == call]
+
+
+def map_rows(maps: list[AttentionMap]) -> list[tuple[AttentionMap, int]]:
+    """(map, row) for every sample of an entry's maps: samples are counted across calls."""
+    rows: list[tuple[AttentionMap, int]] = []
+    for m in maps:
+        n = m.weights.shape[0] if not m.is_graph or m.weights.dim() > 2 else 1
+        rows += [(m, i) for i in range(n)]
+    return rows
+
+
+def store_step(store: Any, name: str, step: str | None) -> str:
+    """The step to read ``name`` from: the one given, or the only step that has it."""
+    steps = [s for s in store.steps if store.segments(name, s)]
+    if step is not None or len(steps) != 1:
+        return pick_name(steps, step, "step")
+    return steps[0]
