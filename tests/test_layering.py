@@ -30,13 +30,9 @@ MAX_BYTES = 12 * 1024
 
 # (rule, module, what it imports or its size) -> who fixes it
 KNOWN: dict[tuple[str, str, str], str] = {
-    ("store-capturing", "attnscope.store", "attnscope.capturing._qk"): "issue 19.1 (store)",
-    ("store-capturing", "attnscope.store.qk", "attnscope.capturing.qk_inputs"): "issue 19.1",
-    ("private", "attnscope.store", "attnscope.capturing._qk"): "issue 19.1 (store)",
     ("size", "attnscope.capturing.session", ""): "issue 19.4 (capture split)",
     ("size", "attnscope.demos.families.translation", ""): "workflows",
     ("size", "attnscope.integrations.lightning", ""): "issue 19.5 (merge to store)",
-    ("size", "attnscope.store.codec", ""): "issue 19.1 (store forms)",
     ("size", "attnscope.store.reader", ""): "issue 19.1 (store forms)",
     ("size", "attnscope.store.writer", ""): "issue 19.1 (store forms)",
 }
