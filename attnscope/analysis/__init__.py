@@ -17,10 +17,9 @@ from __future__ import annotations
 from attnscope.analysis._blocks import AnalysisError, Block, blocks
 from attnscope.analysis.diagnostics import EXPLAIN, Finding, Thresholds, diagnose
 from attnscope.analysis.evolution import StepDiff, compare_steps, metric_curves
+from attnscope.analysis.flow import attention_flow, flow_error_bound
 from attnscope.analysis.metrics import METRICS, allowed_keys, map_metrics
 from attnscope.analysis.rollout import (
-    attention_flow,
-    flow_error_bound,
     attention_rollout,
     layer_matrix,
     stack_layers,

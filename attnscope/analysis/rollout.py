@@ -28,8 +28,6 @@ from attnscope.analysis._blocks import AnalysisError, is_store
 from attnscope.entries import entry_name, is_effective
 
 FUSIONS = ("mean", "max", "min")
-FLOW_MAX_WORK = 30_000_000  # max-flow problems x inputs x edges: ~1 min in scipy here
-_SCALE = 2**30  # integer capacities (scipy max-flow takes int32); see flow_error_bound
 
 
 def _as_batch(a: Any) -> np.ndarray:
@@ -99,78 +97,6 @@ def attention_rollout(layers: Sequence[Any], *, head_fusion: str = "mean",
     for m in mats[1:]:
         out = m @ out
     return out
-
-
-def attention_flow(layers: Sequence[Any], *, head_fusion: str = "mean",
-                   discard_ratio: float = 0.0, residual: bool = True,
-                   outputs: Sequence[int] | None = None,
-                   max_work: int = FLOW_MAX_WORK) -> np.ndarray:
-    """``(batch, output, input)`` maximum flow through the layers.
-
-    Compiled max-flow (``scipy.sparse.csgraph.maximum_flow``, Dinic) on integer
-    capacities ``round(w * 2**30)``; the graph of each batch item is built once and
-    reused for every (output, input) pair. Rounding moves each capacity by at most
-    ``2**-31``, so a flow is off by at most ``edges * 2**-31`` (:func:`flow_error_bound`;
-    1536 edges for 16 tokens x 6 layers: 7e-7).
-
-    Rows of ``outputs`` not asked for are NaN. Raises :class:`AnalysisError` when
-    ``len(outputs) * inputs * edges`` exceeds ``max_work``, with the reason.
-    """
-    mats = _matrices(layers, head_fusion, discard_ratio, residual)
-    try:
-        from scipy.sparse import csr_matrix
-        from scipy.sparse.csgraph import maximum_flow
-    except ImportError:
-        raise AnalysisError("attention flow needs scipy: pip install "
-                            "'attnscope[plot]'") from None
-    batch, top, bottom = mats[-1].shape[0], mats[-1].shape[1], mats[0].shape[2]
-    rows = list(range(top)) if outputs is None else [int(i) for i in outputs]
-    if any(not 0 <= i < top for i in rows):
-        raise AnalysisError(f"outputs {list(outputs or [])} out of range: {top} positions")
-    edges = sum(m.shape[1] * m.shape[2] for m in mats)
-    work = len(rows) * bottom * edges
-    if work > max_work:
-        raise AnalysisError(
-            f"attention flow solves one max-flow problem per (output, input) pair: "
-            f"{len(rows)} x {bottom} problems on a graph of {edges} edges is {work:.1e} "
-            f"units of work, over the limit {max_work:.0e} (measured: 64 tokens x 6 "
-            "layers, 2.5e7 units, take ~1 min; cost grows with tokens^4); use "
-            "attention_rollout, a few outputs (outputs=[0]), or raise max_work")
-    # node ids: layer l's position p is offset[l] + p (layer 0 = the inputs)
-    sizes = [mats[0].shape[2]] + [m.shape[1] for m in mats]
-    offset = np.concatenate([[0], np.cumsum(sizes)])
-    out = np.full((batch, top, bottom), np.nan)
-    for b in range(batch):
-        src, dst, cap = [], [], []
-        for layer, m in enumerate(mats, start=1):
-            i, j = np.nonzero(m[b] > 0)
-            src.append(offset[layer] + i)
-            dst.append(offset[layer - 1] + j)
-            cap.append(np.rint(m[b, i, j] * _SCALE))
-        n = int(offset[-1])
-        graph = csr_matrix((np.concatenate(cap).astype(np.int32),
-                            (np.concatenate(src), np.concatenate(dst))), shape=(n, n))
-        graph.sort_indices()
-        # an input no edge of layer 1 reaches gets nothing from any output
-        fed = np.zeros(bottom, dtype=bool)
-        fed[np.nonzero(mats[0][b] > 0)[1]] = True
-        for i in rows:
-            s = int(offset[-2] + i)
-            if not (mats[-1][b, i] > 0).any():
-                out[b, i] = 0.0
-                continue
-            for j in range(bottom):
-                out[b, i, j] = (maximum_flow(graph, s, j).flow_value / _SCALE
-                                if fed[j] else 0.0)
-    return out
-
-
-def flow_error_bound(layers: Sequence[Any]) -> float:
-    """Largest difference between :func:`attention_flow` and the exact real-valued max
-    flow of the same layers: every edge's capacity is rounded by at most half a unit
-    of ``2**-30``, and a cut holds at most every edge."""
-    edges = sum(_as_batch(a).shape[2] * _as_batch(a).shape[3] for a in layers)
-    return edges * 0.5 / _SCALE
 
 
 def stack_layers(source: Any, modules: Sequence[str] | None = None, *,
