@@ -22,6 +22,7 @@ import numpy as np
 from attnscope._files import atomic_path
 from attnscope.analysis._blocks import BUDGET, AnalysisError, blocks, is_store
 from attnscope.analysis.diagnostics import FindingCounter, Thresholds
+from attnscope.analysis.kinds import PROBABILITY, measure_of
 from attnscope.analysis.metrics import METRICS, graph_metrics, map_metrics
 from attnscope.analysis.report import EXTRA, StatsReport, _fmt
 from attnscope.analysis.similarity import head_distances, nearest_heads
@@ -48,7 +49,8 @@ def step_scalars(store: Any, step: str, metrics: Sequence[str] = LOGGED,
 class _Acc:
     """Running per-head sums of one (entry, step)."""
 
-    def __init__(self) -> None:
+    def __init__(self, measure: str = PROBABILITY) -> None:
+        self.measure = measure  # what the maps hold: probability, effective, weights
         self.count: dict[int, int] = {}
         self.sums: dict[tuple[int, str], list[float]] = {}  # [sum, n, min, max]
         self.dist: np.ndarray | None = None
@@ -76,7 +78,7 @@ class _Acc:
         out = []
         for h in sorted(self.count):
             row: dict[str, Any] = {"module": module, "step": step, "head": h,
-                                   "samples": self.count[h]}
+                                   "map": self.measure, "samples": self.count[h]}
             for m in METRICS:
                 s = self.sums.get((h, m))
                 if s is None or not s[1]:
@@ -114,15 +116,19 @@ def head_stats(source: Any, modules: Sequence[str] | None = None, *,
         progress: called with each block (e.g. to advance a progress bar).
     """
     accs: dict[tuple[str, str], _Acc] = {}
+    measures: dict[str, str] = {}  # per entry, decided on its first block
     counter = FindingCounter(thresholds)
     writer = None
     with contextlib.ExitStack() as stack:
         if csv_path is not None:  # written aside, renamed onto csv_path when complete
             part = stack.enter_context(atomic_path(csv_path))
             writer = csv.writer(stack.enter_context(open(part, "w", newline="")))
-            writer.writerow(["module", "step", "sample", "head", *METRICS, *EXTRA])
+            writer.writerow(["module", "step", "sample", "head", "map", *METRICS, *EXTRA])
         for b in blocks(source, modules, steps, samples, tokens, budget):
-            _add_block(b, accs, counter, similarity, writer)
+            if b.module not in measures:
+                measures[b.module] = PROBABILITY if b.graph else measure_of(b.module,
+                                                                             b.weights)
+            _add_block(b, measures[b.module], accs, counter, similarity, writer)
             if progress is not None:
                 progress(b)
     rows = [r for (module, step), acc in accs.items() for r in acc.rows(module, step)]
@@ -131,29 +137,34 @@ def head_stats(source: Any, modules: Sequence[str] | None = None, *,
     return StatsReport(rows, counter.findings(), None if csv_path is None else Path(csv_path))
 
 
-def _add_block(b: Any, accs: dict[tuple[str, str], _Acc], counter: FindingCounter,
-               similarity: bool, writer: Any) -> None:
-    """Metrics, diagnostics, head distances and CSV rows of one block."""
+def _add_block(b: Any, measure: str, accs: dict[tuple[str, str], _Acc],
+               counter: FindingCounter, similarity: bool, writer: Any) -> None:
+    """Metrics, diagnostics, head distances and CSV rows of one block. Maps that are
+    not probabilities get no probability metrics, diagnostics or JS distances."""
+    prob = measure == PROBABILITY
     if b.graph:
         values = graph_metrics(b.weights, b.edge_index)
     else:
-        values = map_metrics(b.weights, b.query_tokens, b.key_tokens)
-        counter.add(b, values)
-    acc = accs.setdefault((b.module, b.step), _Acc())
+        values = map_metrics(b.weights, b.query_tokens, b.key_tokens, probability=prob)
+        if prob:
+            counter.add(b, values)
+    acc = accs.setdefault((b.module, b.step), _Acc(measure))
     acc.add(b.heads, values)
     near = None
-    if similarity and not b.graph and b.all_heads and len(b.heads) > 1:
+    if similarity and prob and not b.graph and b.all_heads and len(b.heads) > 1:
         d = head_distances(b.weights)
         acc.dist = np.nan_to_num(d).sum(0) + (0 if acc.dist is None else acc.dist)
         acc.dist_n += d.shape[0]
         near = nearest_heads(d)
     if writer is not None:
-        _write_rows(writer, b, values, near)
+        _write_rows(writer, b, measure, values, near)
 
 
-def _write_rows(writer: Any, b: Any, values: dict[str, np.ndarray], near: Any) -> None:
+def _write_rows(writer: Any, b: Any, measure: str, values: dict[str, np.ndarray],
+                near: Any) -> None:
     for i, sample in enumerate(b.samples):
         for j, head in enumerate(b.heads):
             cells = [_fmt(float(values[m][i, j])) if m in values else "" for m in METRICS]
             extra = ["", ""] if near is None else [int(near[0][i, j]), _fmt(float(near[1][i, j]))]
-            writer.writerow([b.module, b.step, int(sample), int(head), *cells, *extra])
+            writer.writerow([b.module, b.step, int(sample), int(head), measure, *cells,
+                             *extra])
