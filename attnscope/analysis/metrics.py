@@ -90,6 +90,17 @@ def allowed_keys(w: np.ndarray) -> np.ndarray:
     return allowed
 
 
+def entropy_rows(z: np.ndarray, allowed: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of ``z`` (weights, NaN as 0): entropy in nats, entropy / log(allowed
+    keys) clipped to [0, 1], and the number of allowed keys."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ent = -np.where(z > 0, z * np.log(np.where(z > 0, z, 1.0)), 0.0).sum(-1)
+        support = allowed.sum(-1)
+        norm = np.clip(ent / np.log(np.maximum(support, 2)), 0.0, 1.0)
+    return ent, norm, support
+
+
 def _token_masks(q_tok: Sequence[str] | None, k_tok: Sequence[str] | None
                  ) -> dict[str, np.ndarray]:
     """``(query, key)`` masks for the token-based scores."""
@@ -146,13 +157,9 @@ def map_metrics(w: np.ndarray, query_tokens: Sequence[str] | None = None,
             out["mean"] = np.where(cnt > 0, np.where(finite, w, 0).sum(axis=(2, 3))
                                    / np.maximum(cnt, 1), np.nan)
     if want & {"entropy", "norm_entropy"}:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ent = -np.where(z > 0, z * np.log(np.where(z > 0, z, 1.0)), 0.0).sum(-1)
+        ent, norm, support = entropy_rows(z, allowed_keys(w))
         out["entropy"] = row_mean(ent, rows)
-        support = allowed_keys(w).sum(-1)  # (sample, 1, query)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            norm = ent / np.log(np.maximum(support, 2))
-        out["norm_entropy"] = row_mean(np.clip(norm, 0.0, 1.0), rows & (support > 1))
+        out["norm_entropy"] = row_mean(norm, rows & (support > 1))
     if "peak" in want:
         out["peak"] = row_mean(z.max(-1), rows)
     if "keys90" in want:

@@ -114,3 +114,28 @@ def _fmt(v: Any) -> Any:
     if isinstance(v, float):
         return "" if math.isnan(v) else f"{v:.6g}"
     return v
+
+
+def summarize(findings: Sequence[Finding]) -> list[str]:
+    """Findings grouped for reading: per code, its explanation once, then one line per
+    module naming the heads and steps that show it."""
+    from attnscope.analysis.diagnostics import EXPLAIN
+
+    lines: list[str] = []
+    for code in EXPLAIN:
+        mine = [f for f in findings if f.code == code]
+        if not mine:
+            continue
+        lines.append(f"{code} ({len(mine)}): {EXPLAIN[code]}")
+        by_module: dict[str, list[Finding]] = {}
+        for f in mine:
+            by_module.setdefault(f.module, []).append(f)
+        for module, fs in by_module.items():
+            heads = sorted({f.head for f in fs if f.head is not None})
+            steps = list(dict.fromkeys(f.step for f in fs if f.step))
+            where = f" at {', '.join(steps[:4])}" + (" ..." if len(steps) > 4 else "") \
+                if steps else ""
+            size = sum(f.value * f.samples for f in fs) / max(1, sum(f.samples for f in fs))
+            lines.append(f"  {module or '<root>'}: head{'s' if len(heads) > 1 else ''} "
+                         f"{', '.join(map(str, heads))}{where} (mean {size:.3g})")
+    return lines

@@ -108,7 +108,7 @@ def stats(
         typer.echo(f"wrote {csv_path} and {summary}")
     if diagnostics:
         if report.findings:
-            from attnscope.analysis.diagnostics import summarize
+            from attnscope.analysis.report import summarize
 
             console.print("[bold]diagnostics[/]", highlight=False)
             for line in summarize(report.findings):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from attnscope.analysis import EXPLAIN, diagnose
-from attnscope.analysis.diagnostics import summarize
+from attnscope.analysis.report import summarize
 
 
 def peaked(rng, n, heads=2, batch=3):
