@@ -107,14 +107,21 @@ def stats(
         summary = report.write_csv(out / "stats_per_head.csv")
         typer.echo(f"wrote {csv_path} and {summary}")
     if diagnostics:
-        if report.findings:
-            from attnscope.analysis.report import summarize
+        from attnscope.analysis.report import summarize
 
-            console.print("[bold]diagnostics[/]", highlight=False)
-            for line in summarize(report.findings):
+        warnings = [f for f in report.findings if f.severity == "warning"]
+        notes = [f for f in report.findings if f.severity == "note"]
+        if warnings:
+            console.print("[bold]diagnostics[/] (thresholds relative to uniform attention "
+                          "over the same keys)", highlight=False)
+            for line in summarize(warnings):
                 console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
         else:
             console.print("diagnostics: nothing unusual", highlight=False)
+        if notes:
+            console.print("notes (usual in trained models)", highlight=False)
+            for line in summarize(notes):
+                console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _print_samples(path: Path, cols: list[str], limit: int) -> None:
