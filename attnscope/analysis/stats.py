@@ -71,6 +71,19 @@ class _Acc:
                     s[2] = min(s[2], float(ok.min()))
                     s[3] = max(s[3], float(ok.max()))
 
+    def merge(self, other: _Acc) -> None:
+        """Add another part's sums (the same entry and step, other samples)."""
+        for h, n in other.count.items():
+            self.count[h] = self.count.get(h, 0) + n
+        for key, (total, n, lo, hi) in other.sums.items():
+            s = self.sums.setdefault(key, [0.0, 0, math.inf, -math.inf])
+            s[0] += total
+            s[1] += n
+            s[2], s[3] = min(s[2], lo), max(s[3], hi)
+        if other.dist is not None:
+            self.dist = other.dist if self.dist is None else self.dist + other.dist
+        self.dist_n += other.dist_n
+
     def rows(self, module: str, step: str) -> list[dict[str, Any]]:
         near = None
         if self.dist is not None and self.dist_n:
@@ -101,7 +114,8 @@ def head_stats(source: Any, modules: Sequence[str] | None = None, *,
                steps: Sequence[str] | None = None, samples: Any = None,
                tokens: Sequence[str] | None = None, csv_path: str | os.PathLike | None = None,
                similarity: bool = True, thresholds: Thresholds = Thresholds(),
-               budget: int = BUDGET, progress: Any = None) -> StatsReport:
+               budget: int = BUDGET, progress: Any = None, cluster: Any = None
+               ) -> StatsReport:
     """Metrics of every head, streamed over a store (or a recording, or arrays).
 
     Example:
@@ -114,6 +128,9 @@ def head_stats(source: Any, modules: Sequence[str] | None = None, *,
         csv_path: write one row per (entry, step, sample, head) here while reading.
         similarity: also compute each head's nearest other head (JS distance).
         progress: called with each block (e.g. to advance a progress bar).
+        cluster: run on dask.distributed: a ``Client``, a scheduler address, or a
+            number of local worker processes; each worker reads its own batches of the
+            store (stores only). The report equals the single-process one.
     """
     accs: dict[tuple[str, str], _Acc] = {}
     measures: dict[str, str] = {}  # per entry, decided on its first block
@@ -124,17 +141,33 @@ def head_stats(source: Any, modules: Sequence[str] | None = None, *,
             part = stack.enter_context(atomic_path(csv_path))
             writer = csv.writer(stack.enter_context(open(part, "w", newline="")))
             writer.writerow(["module", "step", "sample", "head", "map", *METRICS, *EXTRA])
-        for b in blocks(source, modules, steps, samples, tokens, budget):
-            if b.module not in measures:
-                measures[b.module] = PROBABILITY if b.graph else measure_of(b.module,
-                                                                             b.weights)
-            _add_block(b, measures[b.module], accs, counter, similarity, writer)
-            if progress is not None:
-                progress(b)
+        if cluster is not None:
+            from attnscope.analysis import distributed
+
+            if not is_store(source):
+                raise AnalysisError("cluster= needs a store: recordings and arrays are in "
+                                    "this process's memory")
+            with distributed.connect(cluster) as client:
+                accs, counter = distributed.run(source, client, modules, steps, samples,
+                                                similarity, thresholds, budget, writer,
+                                                progress)
+        else:
+            for b in blocks(source, modules, steps, samples, tokens, budget):
+                add_block(b, measures, accs, counter, similarity, writer)
+                if progress is not None:
+                    progress(b)
     rows = [r for (module, step), acc in accs.items() for r in acc.rows(module, step)]
     if not rows:
         raise AnalysisError("nothing to analyse: no maps matched the selection")
     return StatsReport(rows, counter.findings(), None if csv_path is None else Path(csv_path))
+
+
+def add_block(b: Any, measures: dict[str, str], accs: dict[tuple[str, str], _Acc],
+              counter: FindingCounter, similarity: bool, writer: Any) -> None:
+    """Add one block; what an entry holds is decided on its first block."""
+    if b.module not in measures:
+        measures[b.module] = PROBABILITY if b.graph else measure_of(b.module, b.weights)
+    _add_block(b, measures[b.module], accs, counter, similarity, writer)
 
 
 def _add_block(b: Any, measure: str, accs: dict[tuple[str, str], _Acc],
