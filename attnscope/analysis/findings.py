@@ -5,6 +5,7 @@ relative to what uniform or random attention gives; see
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -59,8 +60,11 @@ class Finding:
                 f"{self.value:.3g}{base}) - {self.message}")
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["check"] = self.code  # the key translate's diagnostics.json has always used
+        """JSON-ready: NaN becomes None; ``check`` repeats ``code`` (the key translate's
+        diagnostics.json has always used)."""
+        out = {k: None if isinstance(v, float) and math.isnan(v) else v
+               for k, v in asdict(self).items()}
+        out["check"], out["severity"] = self.code, self.severity
         return out
 
 

@@ -38,7 +38,8 @@ class TokenAttention(nn.Module):
 
 
 def run(pattern: str):
-    words = "the cat saw the dog and the cat ran off to the park with the dog".split()
+    words = ["the", "cat", "saw", "the", "dog", "and", "the", "cat", "ran", "off", "to",
+             "the", "park", "with", "the", "dog"]
     vocab = {w: i for i, w in enumerate(dict.fromkeys(words))}
     ids = torch.tensor([[vocab[w] for w in words]] * 3)
     model = TokenAttention(pattern).eval()
