@@ -59,8 +59,10 @@ SAMPLE_LEVEL = ("nan_rows", "zero_map", "zero_rows", "padding")
 
 
 def block_flags(block: Block, metrics: dict[str, np.ndarray] | None = None,
-                t: Thresholds = Thresholds()) -> dict[str, tuple[np.ndarray, ...]]:
-    """``{code: (value, flagged, uniform)}``, each ``(sample, head)``, for one block."""
+                t: Thresholds = Thresholds(), cache: dict[str, np.ndarray] | None = None
+                ) -> dict[str, tuple[np.ndarray, ...]]:
+    """``{code: (value, flagged, uniform)}``, each ``(sample, head)``, for one block
+    (``cache``: the per-row arrays ``map_metrics(..., cache=)`` filled)."""
     w = block.weights
     n, h, q, k = w.shape
     out: dict[str, tuple[np.ndarray, ...]] = {}
@@ -73,8 +75,11 @@ def block_flags(block: Block, metrics: dict[str, np.ndarray] | None = None,
     out["zero_rows"] = (zero.sum(-1).astype(float), zero.any(-1) & ~allzero, none)
     rows = valid_rows(w)
     z = np.where(rows[..., None], np.nan_to_num(w), 0.0)
-    allowed = allowed_keys(w)
-    _, norm, keys = entropy_rows(z, allowed)
+    if cache and "allowed" in cache:
+        allowed, norm, keys = cache["allowed"], cache["norm"], cache["keys"]
+    else:
+        allowed = allowed_keys(w)
+        _, norm, keys = entropy_rows(z, allowed)
     judged = rows & (keys >= DIFFUSE_KEYS)  # over 2 or 3 keys no row is "diffuse"
     score = diffuse_score(norm, keys, judged)
     out["diffuse"] = (row_mean(norm, judged), np.nan_to_num(score) >= t.diffuse,
@@ -137,8 +142,9 @@ class FindingCounter:
         self._acc: dict[tuple[str, str, int, str], list[float]] = {}
         self._seen: dict[tuple[str, str, int], int] = {}
 
-    def add(self, block: Block, metrics: dict[str, np.ndarray] | None = None) -> None:
-        flags = block_flags(block, metrics, self.t)
+    def add(self, block: Block, metrics: dict[str, np.ndarray] | None = None,
+            cache: dict[str, np.ndarray] | None = None) -> None:
+        flags = block_flags(block, metrics, self.t, cache)
         for j, head in enumerate(block.heads):
             key = (block.module, block.step, int(head))
             self._seen[key] = self._seen.get(key, 0) + block.weights.shape[0]

@@ -121,8 +121,8 @@ def _token_masks(q_tok: Sequence[str] | None, k_tok: Sequence[str] | None
 
 def map_metrics(w: np.ndarray, query_tokens: Sequence[str] | None = None,
                 key_tokens: Sequence[str] | None = None,
-                metrics: Sequence[str] = METRICS, *, probability: bool = True
-                ) -> dict[str, np.ndarray]:
+                metrics: Sequence[str] = METRICS, *, probability: bool = True,
+                cache: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """``{metric: (sample, head)}`` for weights ``(sample, head, query, key)``.
 
     Example:
@@ -132,6 +132,8 @@ def map_metrics(w: np.ndarray, query_tokens: Sequence[str] | None = None,
     Args:
         probability: ``False`` for maps that are not probabilities (``@effective``,
             value-weighted): only :data:`GENERAL` metrics, the others NaN.
+        cache: filled with the per-row ``allowed``, ``norm`` and ``keys`` arrays, so
+            the diagnostics of the same block do not compute them again.
     """
     w = np.asarray(w, dtype=np.float32)
     if not probability:
@@ -157,7 +159,10 @@ def map_metrics(w: np.ndarray, query_tokens: Sequence[str] | None = None,
             out["mean"] = np.where(cnt > 0, np.where(finite, w, 0).sum(axis=(2, 3))
                                    / np.maximum(cnt, 1), np.nan)
     if want & {"entropy", "norm_entropy"}:
-        ent, norm, support = entropy_rows(z, allowed_keys(w))
+        allowed = allowed_keys(w)
+        ent, norm, support = entropy_rows(z, allowed)
+        if cache is not None:
+            cache.update(allowed=allowed, norm=norm, keys=support)
         out["entropy"] = row_mean(ent, rows)
         out["norm_entropy"] = row_mean(norm, rows & (support > 1))
     if "peak" in want:

@@ -178,9 +178,11 @@ def _add_block(b: Any, measure: str, accs: dict[tuple[str, str], _Acc],
     if b.graph:
         values = graph_metrics(b.weights, b.edge_index)
     else:
-        values = map_metrics(b.weights, b.query_tokens, b.key_tokens, probability=prob)
+        cache: dict[str, np.ndarray] = {}
+        values = map_metrics(b.weights, b.query_tokens, b.key_tokens, probability=prob,
+                             cache=cache)
         if prob:
-            counter.add(b, values)
+            counter.add(b, values, cache)
     acc = accs.setdefault((b.module, b.step), _Acc(measure))
     acc.add(b.heads, values)
     near = None

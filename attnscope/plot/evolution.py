@@ -91,7 +91,7 @@ def plot_head_stats(source: Any, module: str | None = None, *,
 
     Example:
         >>> fig = plot_head_stats(store, "encoder.layers.0.self_attn",
-        ...                       stats=("entropy", "max", "distance"))
+        ...                       stats=("entropy", "peak", "distance"))
 
     Statistics: any of ``attnscope.analysis.METRICS`` (``entropy`` in nats, ``peak``
     largest weight per query, ``diagonal``, ``distance`` ...), computed by
