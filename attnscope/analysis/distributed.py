@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -98,13 +99,15 @@ def run(store: Any, client: Any, modules: Sequence[str] | None, steps: Sequence[
     from attnscope.analysis.diagnostics import FindingCounter
 
     tasks = plan(store, modules, steps, samples)
-    futures = [client.submit(run_task, str(store.root), name, step, idx, similarity,
+    root = str(Path(store.root).resolve())  # workers may run elsewhere: no relative path
+    futures = [client.submit(run_task, root, name, step, idx, similarity,
                              thresholds, budget, writer is not None, pure=False)
                for name, step, idx in tasks]
     accs: dict = {}
     counter = FindingCounter(thresholds)
-    for (name, step, idx), future in zip(tasks, futures):
-        part = future.result()
+    for i, (name, step, idx) in enumerate(tasks):
+        part = futures[i].result()
+        futures[i] = None  # let the cluster drop a result once it is merged
         for key, acc in part["accs"].items():
             if key in accs:
                 accs[key].merge(acc)
