@@ -17,6 +17,7 @@ from attnscope.entries import is_effective
 
 GENERAL = ("min", "max", "mean", "peak", "distance")  # meaningful on any weight matrix
 PROBABILITY, EFFECTIVE, WEIGHTS = "probability", "effective", "weights"
+VALUE_WEIGHTED = "value_weighted"  # alpha_ij * ||f(x_j)||: head_stats(rec, value_weighted=True)
 
 
 def is_probability(w: np.ndarray, tol: float = 1e-2) -> bool:

@@ -14,7 +14,9 @@ import csv
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -22,7 +24,7 @@ import numpy as np
 from attnscope._files import atomic_path
 from attnscope.analysis._blocks import BUDGET, AnalysisError, blocks, is_store
 from attnscope.analysis.diagnostics import FindingCounter, Thresholds
-from attnscope.analysis.kinds import PROBABILITY, measure_of
+from attnscope.analysis.kinds import PROBABILITY, VALUE_WEIGHTED, measure_of
 from attnscope.analysis.metrics import METRICS, graph_metrics, map_metrics
 from attnscope.analysis.report import EXTRA, StatsReport, _fmt
 from attnscope.analysis.similarity import head_distances, nearest_heads
@@ -114,8 +116,8 @@ def head_stats(source: Any, modules: Sequence[str] | None = None, *,
                steps: Sequence[str] | None = None, samples: Any = None,
                tokens: Sequence[str] | None = None, csv_path: str | os.PathLike | None = None,
                similarity: bool = True, thresholds: Thresholds = Thresholds(),
-               budget: int = BUDGET, progress: Any = None, cluster: Any = None
-               ) -> StatsReport:
+               budget: int = BUDGET, progress: Any = None, cluster: Any = None,
+               value_weighted: bool = False) -> StatsReport:
     """Metrics of every head, streamed over a store (or a recording, or arrays).
 
     Example:
@@ -131,7 +133,12 @@ def head_stats(source: Any, modules: Sequence[str] | None = None, *,
         cluster: run on dask.distributed: a ``Client``, a scheduler address, or a
             number of local worker processes; each worker reads its own batches of the
             store (stores only). The report equals the single-process one.
+        value_weighted: analyse a recording's value-weighted maps (captured with
+            ``value_weighted=True``) instead of its probabilities; they are not
+            probabilities, so they get the general metrics only (``map`` column).
     """
+    if value_weighted:
+        source = _value_weighted(source)
     accs: dict[tuple[str, str], _Acc] = {}
     measures: dict[str, str] = {}  # per entry, decided on its first block
     counter = FindingCounter(thresholds)
@@ -153,6 +160,8 @@ def head_stats(source: Any, modules: Sequence[str] | None = None, *,
                                                 progress)
         else:
             for b in blocks(source, modules, steps, samples, tokens, budget):
+                if value_weighted:
+                    measures.setdefault(b.module, VALUE_WEIGHTED)
                 add_block(b, measures, accs, counter, similarity, writer)
                 if progress is not None:
                     progress(b)
@@ -160,6 +169,16 @@ def head_stats(source: Any, modules: Sequence[str] | None = None, *,
     if not rows:
         raise AnalysisError("nothing to analyse: no maps matched the selection")
     return StatsReport(rows, counter.findings(), None if csv_path is None else Path(csv_path))
+
+
+def _value_weighted(rec: Any) -> Any:
+    """A recording whose maps carry their value-weighted matrices as weights."""
+    maps = [replace(m, weights=m.value_weighted) for m in getattr(rec, "maps", [])
+            if getattr(m, "value_weighted", None) is not None]
+    if not maps:
+        raise AnalysisError("no value-weighted maps: capture with attnscope.capture(model, "
+                            "value_weighted=True) and pass the recording")
+    return SimpleNamespace(maps=maps)
 
 
 def add_block(b: Any, measures: dict[str, str], accs: dict[tuple[str, str], _Acc],

@@ -171,3 +171,23 @@ def test_effective_maps_are_labelled_and_get_no_probability_metrics(tmp_path, ca
     assert "effective" in out and "probability" in out
     summary = read_csv(tmp_path / "o" / "stats_per_head.csv")
     assert {r["map"] for r in summary} == {"effective", "probability"}
+
+
+def test_value_weighted_maps_are_labelled_and_get_general_metrics(tmp_path):
+    model = make_encoder()
+    x = torch.randn(2, 6, 16, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad(), attnscope.capture(model, value_weighted=True) as rec:
+        model(x)
+    report = head_stats(rec, value_weighted=True, csv_path=tmp_path / "vw.csv")
+    assert {r["map"] for r in report.rows} == {"value_weighted"}
+    vw = rec.maps[0].value_weighted.float().numpy()
+    want = map_metrics(vw, probability=False)
+    np.testing.assert_allclose(report.value(rec.maps[0].module, "peak"),
+                               want["peak"].mean(0), rtol=1e-5)
+    assert all(np.isnan(r["entropy"]) and r["peak"] > 0 for r in report.rows)
+    assert not report.findings
+    assert {r["map"] for r in read_csv(tmp_path / "vw.csv")} == {"value_weighted"}
+    with torch.no_grad(), attnscope.capture(model) as plain:
+        model(x)
+    with pytest.raises(attnscope.analysis.AnalysisError, match="value_weighted=True"):
+        head_stats(plain, value_weighted=True)
