@@ -119,11 +119,19 @@ def block_flags(block: Block, metrics: dict[str, np.ndarray] | None = None,
         ends = (idx == first[:, None]) | (idx == last[:, None])
         m, u, up = mass_lift(z, ends[:, None, None, :], allowed, rows)
         hit = (np.nan_to_num(up) >= t.positional) & ~dead
-        if special[0] and special[-1]:  # [CLS] ... [SEP]: the usual no-op sink
-            before = out.get("sink")
-            out["sink"] = (m, hit if before is None else hit | before[1], u)
-        else:
-            out["positional"] = (m, hit, u)
+        # a sink, not a positional problem, when most of that mass sits on a special
+        # token ([CLS], <s>, [SEP]) or on the first key of a causal map (the one key
+        # every query sees: the attention sink of trained language models)
+        at = np.arange(n)
+        on_first = row_mean(z[at, :, :, first], rows)
+        on_last = row_mean(z[at, :, :, last], rows)
+        upper = np.triu(np.ones((q, k), bool), 1) if q == k else np.zeros((q, k), bool)
+        causal = ~(allowed & upper).any(axis=(1, 2, 3)) & upper.any()  # (sample,)
+        sinkish = (special[first] | causal)[:, None] * on_first \
+            + special[last][:, None] * on_last >= 0.5 * (on_first + on_last)
+        before = out.get("sink")
+        out["sink"] = (m, hit & sinkish if before is None else (hit & sinkish) | before[1], u)
+        out["positional"] = (m, hit & ~sinkish, u)
     return out
 
 

@@ -71,13 +71,13 @@ def positional(m: np.ndarray, keys: Sequence[str], what: str,
     n = np.asarray(m).shape[1]
     flags = block_flags(_block(m, what, keys), t=t)
     ends = f"{keys[0]!r}, {keys[-1]!r}" if len(keys) == n and n else "first, last"
-    code = "positional" if "positional" in flags else "sink"
-    if code not in flags:  # fewer than 3 rows or keys: "whatever the query" can't be told
+    if "positional" not in flags:  # under 3 rows or keys: "whatever the query" can't be told
         return Finding("positional", what, flagged=False, value=edge_mass(m),
                        threshold=t.positional,
                        message=f"{what}: too few tokens to judge positional attention")
-    value, hit, uniform = (float(x[0, 0]) for x in flags[code])
-    flagged = bool(hit) and code == "positional"
+    value, flagged, uniform = (float(x[0, 0]) for x in flags["positional"])
+    flagged = bool(flagged)
+    hit = bool(flags["sink"][1][0, 0])
     share = f"{value:.0%} of {what} mass on the first/last tokens ({ends}); uniform {uniform:.0%}"
     if flagged:
         text = f"positional problem: {share}"
