@@ -17,9 +17,9 @@ from __future__ import annotations
 from attnscope.analysis._blocks import AnalysisError, Block, blocks
 from attnscope.analysis.diagnostics import EXPLAIN, Finding, Thresholds, diagnose
 from attnscope.analysis.evolution import StepDiff, compare_steps, metric_curves
+from attnscope.analysis.flow import attention_flow, flow_error_bound
 from attnscope.analysis.metrics import METRICS, allowed_keys, map_metrics
 from attnscope.analysis.rollout import (
-    attention_flow,
     attention_rollout,
     layer_matrix,
     stack_layers,
@@ -31,6 +31,7 @@ from attnscope.analysis.value import value_weighted
 __all__ = [
     "EXPLAIN", "METRICS", "AnalysisError", "Block", "Finding", "StatsReport", "StepDiff",
     "Thresholds", "allowed_keys", "attention_flow", "attention_rollout", "blocks",
+    "flow_error_bound",
     "compare_steps", "diagnose", "head_distances", "head_stats", "js_distance",
     "layer_matrix", "map_metrics", "metric_curves", "redundant_heads", "stack_layers",
     "value_weighted",

@@ -9,7 +9,7 @@ zero_map       a map of zeros: the mask hides every key (wrong shape or polarity
 zero_rows      some queries have every key masked (left padding, empty rows)
 diffuse        near-uniform rows: the head selects nothing (untrained, too hot, or in
                cross-attention: not aligning, may hallucinate)
-dead           every query puts >= 90% on one and the same key: a no-op (sink) head
+dead           every query puts (nearly) all its mass on one and the same key
 repetition     queries attend to earlier copies of their own token: copying, repetition
 padding        attention reaches padding tokens: the padding mask is not applied
 positional     most attention on the first/last key whatever the query: positional
@@ -19,18 +19,23 @@ sink           the same, but those keys are special tokens ([CLS], [SEP], <s>): 
 =============  ===================================================================
 
 Sample-level problems (``nan_rows``, ``zero_map``, ``padding``) are reported when any
-sample shows them; head-level patterns when at least half the samples do.
+sample shows them; head-level patterns when at least half the samples do. Thresholds are
+relative to what uniform (or random) attention gives over the same keys
+(:mod:`attnscope.analysis.baselines`); ``zero_rows`` and ``sink`` are notes (usual in
+healthy models), the others warnings. Only probability maps are diagnosed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from attnscope.analysis._blocks import Block
-from attnscope.analysis.metrics import PAD, SPECIAL, valid_rows
+from attnscope.analysis.baselines import diffuse_score, mass_lift
+from attnscope.analysis.findings import DIFFUSE_KEYS, Finding, Thresholds
+from attnscope.analysis.kinds import PROBABILITY, measure_of, row_mean
+from attnscope.analysis.metrics import PAD, SPECIAL, allowed_keys, entropy_rows, valid_rows
 
 EXPLAIN = {
     "nan_rows": "rows of NaN: every key of those queries was masked (softmax of all -inf); "
@@ -53,84 +58,88 @@ EXPLAIN = {
 SAMPLE_LEVEL = ("nan_rows", "zero_map", "zero_rows", "padding")
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    diffuse: float = 0.95  # normalised entropy
-    dead: float = 0.9  # mass on the one key every query picks
-    repetition: float = 0.5  # dup_token score
-    padding: float = 0.01  # mass on padding tokens
-    positional: float = 0.8  # mass on first + last key
-    share: float = 0.5  # head-level patterns: fraction of samples that must show them
-
-
-@dataclass
-class Finding:
-    """One pattern in one head (``head`` is None for a whole map) of one entry/step."""
-
-    code: str
-    module: str
-    step: str
-    head: int | None
-    samples: int  # how many samples show it
-    of: int  # out of how many
-    value: float  # mean size of the effect where it shows
-    message: str = field(default="")
-
-    def line(self) -> str:
-        where = f"{self.module}" + (f" @ {self.step}" if self.step else "")
-        head = "" if self.head is None else f" head {self.head}"
-        return (f"{where}{head}: {self.code} ({self.samples}/{self.of} samples, "
-                f"{self.value:.3g}) - {self.message}")
-
-
-def block_flags(block: Block, metrics: dict[str, np.ndarray],
-                t: Thresholds = Thresholds()) -> dict[str, np.ndarray]:
-    """``{code: (value (sample, head), flagged (sample, head))}`` for one block."""
+def block_flags(block: Block, metrics: dict[str, np.ndarray] | None = None,
+                t: Thresholds = Thresholds(), cache: dict[str, np.ndarray] | None = None
+                ) -> dict[str, tuple[np.ndarray, ...]]:
+    """``{code: (value, flagged, uniform)}``, each ``(sample, head)``, for one block
+    (``cache``: the per-row arrays ``map_metrics(..., cache=)`` filled)."""
     w = block.weights
     n, h, q, k = w.shape
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    nan = np.isnan(w).any(-1)  # (sample, head, query)
-    out["nan_rows"] = (nan.sum(-1).astype(float), nan.any(-1))
-    with np.errstate(invalid="ignore"):
-        rowsum = np.nan_to_num(w).sum(-1)
-    zero = (rowsum == 0) & ~nan
+    out: dict[str, tuple[np.ndarray, ...]] = {}
+    none = np.full((n, h), np.nan)
+    nan = np.isnan(w).all(-1)  # (sample, head, query): every key NaN
+    out["nan_rows"] = (nan.sum(-1).astype(float), nan.any(-1), none)
+    zero = (np.nan_to_num(w).sum(-1) == 0) & ~nan
     allzero = zero.all(-1)
-    out["zero_map"] = (np.where(allzero, 1.0, 0.0), allzero)
-    out["zero_rows"] = (zero.sum(-1).astype(float), zero.any(-1) & ~allzero)
-    ne = metrics.get("norm_entropy")
-    if ne is not None:
-        out["diffuse"] = (ne, np.nan_to_num(ne) >= t.diffuse)
+    out["zero_map"] = (np.where(allzero, 1.0, 0.0), allzero, none)
+    out["zero_rows"] = (zero.sum(-1).astype(float), zero.any(-1) & ~allzero, none)
     rows = valid_rows(w)
+    z = np.where(rows[..., None], np.nan_to_num(w), 0.0)
+    if cache and "allowed" in cache:
+        allowed, norm, keys = cache["allowed"], cache["norm"], cache["keys"]
+    else:
+        allowed = allowed_keys(w)
+        _, norm, keys = entropy_rows(z, allowed)
+    judged = rows & (keys >= DIFFUSE_KEYS)  # over 2 or 3 keys no row is "diffuse"
+    score = diffuse_score(norm, keys, judged)
+    out["diffuse"] = (row_mean(norm, judged), np.nan_to_num(score) >= t.diffuse,
+                      np.ones((n, h)))
+    toks = block.key_tokens
+    special = np.array([bool(SPECIAL.match(x)) for x in toks]) if toks is not None \
+        else np.zeros(k, bool)
+    dead = np.zeros((n, h), bool)
     if q >= 4:
-        z = np.nan_to_num(w)
         top = z.argmax(-1)  # (sample, head, query)
         # the first valid row's favourite key must be every valid row's favourite
         first = np.argmax(rows, -1)
         key = np.take_along_axis(top, first[..., None], -1)[..., 0]
         same = ((top == key[..., None]) | ~rows).all(-1) & rows.any(-1)
-        mass = np.take_along_axis(z, np.broadcast_to(key[..., None, None], (n, h, q, 1)),
-                                  -1)[..., 0]
-        with np.errstate(invalid="ignore"):
-            m = np.where(rows, mass, 0).sum(-1) / np.maximum(rows.sum(-1), 1)
-        out["dead"] = (m, same & (m >= t.dead))
-    dup = metrics.get("dup_token")
+        on = np.arange(k) == key[..., None, None]  # (sample, head, 1, key)
+        m, u, up = mass_lift(z, on, allowed, rows)
+        dead = same & (np.nan_to_num(up) >= t.dead)
+        sink = special[key]
+        out["dead"] = (m, dead & ~sink, u)
+        out["sink"] = (m, dead & sink, u)
+    dup = _token_mask(block, "dup_token")
     if dup is not None:
-        out["repetition"] = (dup, np.nan_to_num(dup) >= t.repetition)
-    if block.key_tokens is not None:
-        pad = np.array([bool(PAD.match(x)) for x in block.key_tokens])
+        m, u, up = mass_lift(z, dup, allowed, rows & dup.any(-1))
+        out["repetition"] = (m, np.nan_to_num(up) >= t.repetition, u)
+    if toks is not None:
+        pad = np.array([bool(PAD.match(x)) for x in toks])
         if pad.any():
-            z = np.nan_to_num(w)
-            pm = np.where(rows, z[..., pad].sum(-1), 0).sum(-1) / np.maximum(rows.sum(-1), 1)
-            out["padding"] = (pm, pm >= t.padding)
-    if k >= 3 and (q > 1 or block.kind == "cross"):
-        z = np.nan_to_num(w)
-        edge = np.where(rows, z[..., 0] + z[..., -1], 0).sum(-1) / np.maximum(rows.sum(-1), 1)
-        dead = out.get("dead", (None, np.zeros((n, h), bool)))[1]
-        toks = block.key_tokens
-        special = toks is not None and bool(SPECIAL.match(toks[0])) and bool(
-            SPECIAL.match(toks[-1]))
-        out["sink" if special else "positional"] = (edge, (edge >= t.positional) & ~dead)
+            everywhere = np.ones_like(allowed)  # padding that is masked is not a key
+            m, u, _ = mass_lift(z, pad, everywhere, rows)
+            out["padding"] = (m, m >= t.padding * u, u)
+    if k >= 3 and q >= 3:  # "whatever the query" needs several queries
+        # the ends are the first and last key the sample has (padding is not a key)
+        alive = allowed.any(axis=(1, 2))  # (sample, key)
+        idx = np.arange(k)
+        first = np.where(alive, idx, k).min(-1)
+        last = np.where(alive, idx, -1).max(-1)
+        ends = (idx == first[:, None]) | (idx == last[:, None])
+        m, u, up = mass_lift(z, ends[:, None, None, :], allowed, rows)
+        hit = (np.nan_to_num(up) >= t.positional) & ~dead
+        # a sink, not a positional problem, when most of that mass sits on a special
+        # token ([CLS], <s>, [SEP]) or on the first key of a causal map (the one key
+        # every query sees: the attention sink of trained language models)
+        at = np.arange(n)
+        on_first = row_mean(z[at, :, :, first], rows)
+        on_last = row_mean(z[at, :, :, last], rows)
+        upper = np.triu(np.ones((q, k), bool), 1) if q == k else np.zeros((q, k), bool)
+        causal = ~(allowed & upper).any(axis=(1, 2, 3)) & upper.any()  # (sample,)
+        sinkish = (special[first] | causal)[:, None] * on_first \
+            + special[last][:, None] * on_last >= 0.5 * (on_first + on_last)
+        before = out.get("sink")
+        out["sink"] = (m, hit & sinkish if before is None else (hit & sinkish) | before[1], u)
+        out["positional"] = (m, hit & ~sinkish, u)
     return out
+
+
+def _token_mask(block: Block, name: str) -> np.ndarray | None:
+    from attnscope.analysis.metrics import _token_masks
+
+    m = _token_masks(block.query_tokens, block.key_tokens).get(name)
+    return m if m is not None and m.any() else None
 
 
 class FindingCounter:
@@ -141,51 +150,40 @@ class FindingCounter:
         self._acc: dict[tuple[str, str, int, str], list[float]] = {}
         self._seen: dict[tuple[str, str, int], int] = {}
 
-    def add(self, block: Block, metrics: dict[str, np.ndarray]) -> None:
-        flags = block_flags(block, metrics, self.t)
+    def add(self, block: Block, metrics: dict[str, np.ndarray] | None = None,
+            cache: dict[str, np.ndarray] | None = None) -> None:
+        flags = block_flags(block, metrics, self.t, cache)
         for j, head in enumerate(block.heads):
             key = (block.module, block.step, int(head))
             self._seen[key] = self._seen.get(key, 0) + block.weights.shape[0]
-            for code, (value, flagged) in flags.items():
+            for code, (value, flagged, uniform) in flags.items():
                 hit = flagged[:, j]
                 if hit.any():
-                    acc = self._acc.setdefault((*key, code), [0.0, 0.0])
+                    acc = self._acc.setdefault((*key, code), [0.0, 0.0, 0.0])
                     acc[0] += float(hit.sum())
                     acc[1] += float(np.nansum(np.asarray(value)[:, j][hit]))
+                    acc[2] += float(np.nansum(np.asarray(uniform)[:, j][hit]))
+
+    def merge(self, seen: dict, acc: dict) -> None:
+        """Add another part's counts (:mod:`attnscope.analysis.distributed`)."""
+        for key, n in seen.items():
+            self._seen[key] = self._seen.get(key, 0) + n
+        for key, vals in acc.items():
+            mine = self._acc.setdefault(key, [0.0] * len(vals))
+            for i, v in enumerate(vals):
+                mine[i] += v
 
     def findings(self) -> list[Finding]:
         out = []
-        for (module, step, head, code), (count, total) in self._acc.items():
+        for (module, step, head, code), (count, total, base) in self._acc.items():
             of = self._seen[(module, step, head)]
             if code not in SAMPLE_LEVEL and count < self.t.share * of:
                 continue
+            uniform = base / count if code not in SAMPLE_LEVEL else None
             out.append(Finding(code, module, step, head, int(count), of, total / count,
-                               EXPLAIN[code]))
+                               EXPLAIN[code], uniform=uniform))
         order = {c: i for i, c in enumerate(EXPLAIN)}
         return sorted(out, key=lambda f: (order[f.code], f.module, f.step, f.head or 0))
-
-
-def summarize(findings: Sequence[Finding]) -> list[str]:
-    """Findings grouped for reading: per code, its explanation once, then one line per
-    module naming the heads and steps that show it."""
-    lines: list[str] = []
-    for code in EXPLAIN:
-        mine = [f for f in findings if f.code == code]
-        if not mine:
-            continue
-        lines.append(f"{code} ({len(mine)}): {EXPLAIN[code]}")
-        by_module: dict[str, list[Finding]] = {}
-        for f in mine:
-            by_module.setdefault(f.module, []).append(f)
-        for module, fs in by_module.items():
-            heads = sorted({f.head for f in fs if f.head is not None})
-            steps = list(dict.fromkeys(f.step for f in fs if f.step))
-            where = f" at {', '.join(steps[:4])}" + (" ..." if len(steps) > 4 else "") \
-                if steps else ""
-            size = sum(f.value * f.samples for f in fs) / max(1, sum(f.samples for f in fs))
-            lines.append(f"  {module or '<root>'}: head{'s' if len(heads) > 1 else ''} "
-                         f"{', '.join(map(str, heads))}{where} (mean {size:.3g})")
-    return lines
 
 
 def diagnose(source, modules: Sequence[str] | None = None, *,
@@ -198,12 +196,12 @@ def diagnose(source, modules: Sequence[str] | None = None, *,
         ...     print(f.line())
     """
     from attnscope.analysis._blocks import blocks
-    from attnscope.analysis.metrics import map_metrics
 
     counter = FindingCounter(thresholds)
+    kinds: dict[str, str] = {}
     for b in blocks(source, modules, steps, samples, tokens):
         if b.graph:
             continue
-        counter.add(b, map_metrics(b.weights, b.query_tokens, b.key_tokens,
-                                   ("norm_entropy", "dup_token")))
+        if kinds.setdefault(b.module, measure_of(b.module, b.weights)) == PROBABILITY:
+            counter.add(b)
     return counter.findings()

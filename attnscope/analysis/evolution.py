@@ -3,7 +3,7 @@ between two steps (metric deltas and map differences on the same samples)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,25 +15,49 @@ from attnscope.analysis.similarity import js_distance
 from attnscope.analysis.stats import head_stats
 
 
-def metric_curves(store: Any, module: str, metrics: Sequence[str] = ("norm_entropy",), *,
-                  steps: Sequence[str] | None = None, samples: Any = None
+def metric_curves(source: Any, module: str | None, metrics: Sequence[str] = ("norm_entropy",),
+                  *, steps: Sequence[str] | None = None, samples: Any = None
                   ) -> tuple[list[str], dict[str, np.ndarray]]:
     """``(steps, {metric: (step, head)})``, each value the mean over samples.
 
     Example:
         >>> steps, curves = metric_curves(store, "model.attention", ["peak", "norm_entropy"])
         >>> curves["peak"][:, 0]          # head 0 over epochs
+
+    Args:
+        source: a store with several steps, or ``{step: recording, map or array}``.
+        module: the entry (default: the store's first module).
     """
     bad = [m for m in metrics if m not in METRICS]
     if bad:
         raise AnalysisError(f"unknown metrics {bad}; available: {', '.join(METRICS)}")
-    if not is_store(store):
-        raise AnalysisError("metric curves need a store with several steps")
-    names = list(steps) if steps else [s for s in store.steps if store.segments(module, s)]
-    report = head_stats(store, [module], steps=names, samples=samples, similarity=False)
-    heads = sorted({r["head"] for r in report.rows})
+    if isinstance(source, Mapping):
+        if not source:
+            raise AnalysisError("no steps to compare: the mapping is empty")
+        names = list(steps) if steps else list(source)
+        missing = [s for s in names if s not in source]
+        if missing:
+            raise AnalysisError(f"no step {missing[0]!r}; have {list(source)}")
+        rows = []
+        for name in names:
+            value = source[name]
+            named = hasattr(value, "maps") or is_store(value)
+            report = head_stats(value, [module] if module and named else None,
+                                samples=samples, similarity=False)
+            want = module if module and named else report.rows[0]["module"]
+            rows += [{**r, "step": name} for r in report.rows if r["module"] == want]
+    else:
+        if not is_store(source):
+            raise AnalysisError("metric curves need a store with several steps, or a "
+                                "{step: map} mapping")
+        module = module or source.modules[0]
+        names = list(steps) if steps else [s for s in source.steps
+                                           if source.segments(module, s)]
+        rows = head_stats(source, [module], steps=names, samples=samples,
+                          similarity=False).rows
+    heads = sorted({r["head"] for r in rows})
     out = {m: np.full((len(names), len(heads)), np.nan) for m in metrics}
-    for r in report.rows:
+    for r in rows:
         for m in metrics:
             out[m][names.index(r["step"]), heads.index(r["head"])] = r[m]
     return names, out

@@ -1,12 +1,21 @@
-"""Per-head metrics of dense attention maps, one number per (sample, head).
+"""The metrics vocabulary: every per-head number attnscope reports (``attnscope stats``,
+``analysis.head_stats``, ``plot_head_stats``, the Lightning callback's scalars, the
+translation diagnostics) is defined here, once, as a number per (sample, head).
 
-Every metric averages over the *valid* rows of a map: rows that are finite and carry
-weight (NaN rows and fully masked, all-zero rows are the diagnostics' business). The
-keys a row could attend to are inferred from structure: a key column that is zero in
-every head and query of a sample was masked (padding); a square map whose upper
-triangle is zero in every head is causal. Entropy is normalised by ``log`` of that
-number of allowed keys, so a causal head is not called focused because early rows
-have few keys.
+Every metric averages over the *valid* rows of a map: rows that carry weight (all-NaN
+rows and fully masked, all-zero rows are the diagnostics' business). The keys a row
+could attend to (:func:`allowed_keys`) are the finite cells that are not a masked mark
+(capture records masked softmax zeros as ``-0.0``; NaN is a key the row never had,
+e.g. a stitched decoder step), minus keys that are zero in every head and query of a
+sample (padding) and, for a square map whose upper triangle is zero in every head,
+the causal future. Entropy is normalised by ``log`` of that number of allowed keys,
+so a causal head uniform over what it may see scores exactly 1.
+
+Probability metrics need probability maps (rows sum to 1, nothing negative). An
+``@effective`` matrix (softmax plus a bias added afterwards) or a value-weighted map
+gets only the :data:`GENERAL` metrics: ``min``/``max``/``mean``, ``peak`` (largest
+weight of a row) and ``distance`` (weighted by ``|w|``); :func:`measure_of` names what
+a map holds, and tables and CSVs carry that name in their ``map`` column.
 
 =============  ==================================================================
 metric         meaning
@@ -36,41 +45,60 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from attnscope.analysis.kinds import GENERAL, general_metrics, row_mean
+
+__all__ = ["GENERAL", "METRICS", "allowed_keys", "graph_metrics", "map_metrics", "row_mean",
+           "valid_rows"]
+
 METRICS = ("min", "max", "mean", "entropy", "norm_entropy", "peak", "keys90", "distance",
            "diagonal", "prev_token", "first", "special", "dup_token", "induction")
 SPECIAL = re.compile(r"^(\[[A-Za-z_]+\]|<[/A-Za-z_|]+>|<\|[^|]+\|>)$")
 PAD = re.compile(r"^(\[PAD\]|<pad>|<\|pad\|>|\[pad\])$", re.IGNORECASE)
+DESCRIBE = {
+    "min": "smallest weight", "max": "largest weight", "mean": "mean weight",
+    "entropy": "row entropy (nats)", "norm_entropy": "entropy / log(allowed keys)",
+    "peak": "largest weight per query", "keys90": "keys for 90% of the mass",
+    "distance": "mean |query - key|", "diagonal": "weight on own position",
+    "prev_token": "weight on the previous position", "first": "weight on the first key",
+    "special": "weight on special tokens", "dup_token": "weight on earlier copies",
+    "induction": "induction score",
+}
 
 
 def valid_rows(w: np.ndarray) -> np.ndarray:
-    """``(sample, head, query)``: rows that are finite and sum to more than 0."""
-    with np.errstate(invalid="ignore"):
-        return np.isfinite(w).all(-1) & (np.nan_to_num(w).sum(-1) > 0)
+    """``(sample, head, query)``: rows with finite cells whose sum is more than 0 (NaN
+    cells are keys the row never had; an all-NaN row is not valid)."""
+    fin = np.isfinite(w)
+    return fin.any(-1) & (np.where(fin, w, 0.0).sum(-1) > 0)
 
 
 def allowed_keys(w: np.ndarray) -> np.ndarray:
-    """``(sample, 1, query, key)`` bool: keys each query could attend to, inferred from
-    zero columns (masked keys) and a zero upper triangle (causal)."""
-    pos = np.nan_to_num(w) > 0
-    alive = pos.any(axis=(1, 2), keepdims=True)  # (sample, 1, 1, key)
+    """``(sample, head, query, key)`` bool: keys each query could attend to. Not
+    allowed: NaN cells, masked marks (``-0.0``), keys zero in every head and query of a
+    sample (padding), and the zero upper triangle of a causal square map."""
+    w = np.asarray(w)
+    fin = np.isfinite(w)
+    allowed = fin & ~((w == 0) & np.signbit(w))
+    pos = fin & (np.where(fin, w, 0.0) > 0)
+    allowed &= pos.any(axis=(1, 2), keepdims=True)  # (sample, 1, 1, key)
     q, k = w.shape[-2:]
-    allowed = np.broadcast_to(alive, (w.shape[0], 1, q, k))
     if q == k and q > 1:
         upper = np.triu(np.ones((q, k), dtype=bool), 1)
         causal = ~(pos & upper).any(axis=(1, 2, 3))  # (sample,)
         if causal.any():
-            allowed = allowed.copy()
             allowed[causal] &= ~upper
     return allowed
 
 
-def row_mean(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Mean of ``x`` ``(sample, head, query)`` over the ``rows`` that count; NaN if none."""
-    rows = np.broadcast_to(rows, x.shape)
-    count = rows.sum(-1)
-    total = np.where(rows, np.nan_to_num(x), 0.0).sum(-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+def entropy_rows(z: np.ndarray, allowed: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of ``z`` (weights, NaN as 0): entropy in nats, entropy / log(allowed
+    keys) clipped to [0, 1], and the number of allowed keys."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ent = -np.where(z > 0, z * np.log(np.where(z > 0, z, 1.0)), 0.0).sum(-1)
+        support = allowed.sum(-1)
+        norm = np.clip(ent / np.log(np.maximum(support, 2)), 0.0, 1.0)
+    return ent, norm, support
 
 
 def _token_masks(q_tok: Sequence[str] | None, k_tok: Sequence[str] | None
@@ -93,14 +121,23 @@ def _token_masks(q_tok: Sequence[str] | None, k_tok: Sequence[str] | None
 
 def map_metrics(w: np.ndarray, query_tokens: Sequence[str] | None = None,
                 key_tokens: Sequence[str] | None = None,
-                metrics: Sequence[str] = METRICS) -> dict[str, np.ndarray]:
+                metrics: Sequence[str] = METRICS, *, probability: bool = True,
+                cache: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """``{metric: (sample, head)}`` for weights ``(sample, head, query, key)``.
 
     Example:
         >>> m = map_metrics(rec.maps[0].weights.numpy())
         >>> m["norm_entropy"].mean(0)     # per head
+
+    Args:
+        probability: ``False`` for maps that are not probabilities (``@effective``,
+            value-weighted): only :data:`GENERAL` metrics, the others NaN.
+        cache: filled with the per-row ``allowed``, ``norm`` and ``keys`` arrays, so
+            the diagnostics of the same block do not compute them again.
     """
     w = np.asarray(w, dtype=np.float32)
+    if not probability:
+        return general_metrics(w, metrics)
     want = set(metrics)
     n, h, q, k = w.shape
     rows = valid_rows(w)
@@ -122,13 +159,12 @@ def map_metrics(w: np.ndarray, query_tokens: Sequence[str] | None = None,
             out["mean"] = np.where(cnt > 0, np.where(finite, w, 0).sum(axis=(2, 3))
                                    / np.maximum(cnt, 1), np.nan)
     if want & {"entropy", "norm_entropy"}:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ent = -np.where(z > 0, z * np.log(np.where(z > 0, z, 1.0)), 0.0).sum(-1)
+        allowed = allowed_keys(w)
+        ent, norm, support = entropy_rows(z, allowed)
+        if cache is not None:
+            cache.update(allowed=allowed, norm=norm, keys=support)
         out["entropy"] = row_mean(ent, rows)
-        support = allowed_keys(w).sum(-1)  # (sample, 1, query)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            norm = ent / np.log(np.maximum(support, 2))
-        out["norm_entropy"] = row_mean(np.clip(norm, 0.0, 1.0), rows & (support > 1))
+        out["norm_entropy"] = row_mean(norm, rows & (support > 1))
     if "peak" in want:
         out["peak"] = row_mean(z.max(-1), rows)
     if "keys90" in want:

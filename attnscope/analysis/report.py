@@ -16,6 +16,7 @@ import numpy as np
 from attnscope._files import atomic_path
 from attnscope.analysis._blocks import AnalysisError
 from attnscope.analysis.diagnostics import Finding
+from attnscope.analysis.kinds import PROBABILITY
 from attnscope.analysis.metrics import METRICS
 
 KEYS = ("module", "step", "head")
@@ -33,8 +34,9 @@ def _cell(v: Any) -> str:
 
 @dataclass
 class StatsReport:
-    """Per-head summaries (``rows``: dicts with module, step, head, samples and every
-    metric) and the diagnostics found on the way."""
+    """Per-head summaries (``rows``: dicts with module, step, head, ``map`` (what the
+    maps hold: ``probability``, ``effective`` or ``weights``), samples and every metric)
+    and the diagnostics found on the way."""
 
     rows: list[dict[str, Any]]
     findings: list[Finding] = field(default_factory=list)
@@ -57,7 +59,7 @@ class StatsReport:
         out = []
         for (module, step), rs in groups.items():
             row: dict[str, Any] = {"module": module, "step": step, "head": "all",
-                                   "samples": rs[0]["samples"]}
+                                   "map": rs[0].get("map", ""), "samples": rs[0]["samples"]}
             for m in METRICS:
                 v = np.array([r[m] for r in rs], float)
                 row[m] = _reduce(m, v)
@@ -72,8 +74,11 @@ class StatsReport:
         rows = self.rows if by == "head" else self.by_module()
         shown = [m for m in metrics if any(isinstance(r.get(m), (int, float)) and not (
             isinstance(r.get(m), float) and math.isnan(r[m])) for r in rows)]
-        keys = ("module", "step", "head", "samples") if any(r["step"] for r in rows) \
-            else ("module", "head", "samples")
+        keys: tuple[str, ...] = ("module", "step", "head") if any(r["step"] for r in rows) \
+            else ("module", "head")
+        # say which rows are not probabilities (their probability metrics are "-")
+        keys += ("map", "samples") if any(r.get("map", PROBABILITY) != PROBABILITY
+                                          for r in rows) else ("samples",)
         table = Table(title=title)
         for col in (*keys, *shown):
             table.add_column(SHORT.get(col, col), justify="left" if col in ("module", "step")
@@ -86,7 +91,7 @@ class StatsReport:
     def write_csv(self, path: str | os.PathLike) -> Path:
         """The per-head summary as CSV."""
         path = Path(path)
-        cols = [*KEYS, "samples", *METRICS, *EXTRA]
+        cols = [*KEYS, "map", "samples", *METRICS, *EXTRA]
         with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, cols, extrasaction="ignore")
             w.writeheader()
@@ -109,3 +114,28 @@ def _fmt(v: Any) -> Any:
     if isinstance(v, float):
         return "" if math.isnan(v) else f"{v:.6g}"
     return v
+
+
+def summarize(findings: Sequence[Finding]) -> list[str]:
+    """Findings grouped for reading: per code, its explanation once, then one line per
+    module naming the heads and steps that show it."""
+    from attnscope.analysis.diagnostics import EXPLAIN
+
+    lines: list[str] = []
+    for code in EXPLAIN:
+        mine = [f for f in findings if f.code == code]
+        if not mine:
+            continue
+        lines.append(f"{code} ({len(mine)}): {EXPLAIN[code]}")
+        by_module: dict[str, list[Finding]] = {}
+        for f in mine:
+            by_module.setdefault(f.module, []).append(f)
+        for module, fs in by_module.items():
+            heads = sorted({f.head for f in fs if f.head is not None})
+            steps = list(dict.fromkeys(f.step for f in fs if f.step))
+            where = f" at {', '.join(steps[:4])}" + (" ..." if len(steps) > 4 else "") \
+                if steps else ""
+            size = sum(f.value * f.samples for f in fs) / max(1, sum(f.samples for f in fs))
+            lines.append(f"  {module or '<root>'}: head{'s' if len(heads) > 1 else ''} "
+                         f"{', '.join(map(str, heads))}{where} (mean {size:.3g})")
+    return lines

@@ -11,10 +11,10 @@ normalised, and tests check that every rollout row sums to 1.
 * rollout: ``R = A_L @ ... @ A_1`` (the last layer may be non-square, e.g. one pooling
   query, whose keys are the positions of the layer below);
 * flow: the layers as a graph whose edge capacities are the weights; the value of the
-  maximum flow from output position ``i`` to input position ``j``. One max-flow problem
-  per (output, input) pair on a graph of ``layers * N^2`` edges is only feasible for
-  short inputs: larger problems are refused with the estimate (pass ``outputs=`` to
-  compute a few output positions, or use rollout).
+  maximum flow from output position ``i`` to input position ``j``, one compiled
+  max-flow (scipy) per (output, input) pair on a graph of ``layers * N^2`` edges built
+  once. The cost grows with ``N^4``: larger problems are refused with the estimate
+  (pass ``outputs=`` to compute a few output positions, or use rollout).
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ from attnscope.analysis._blocks import AnalysisError, is_store
 from attnscope.entries import entry_name, is_effective
 
 FUSIONS = ("mean", "max", "min")
-FLOW_MAX_WORK = 1_000_000  # max-flow problems x inputs x edges: ~1 min in networkx here
-_SCALE = 2**30  # integer capacities: networkx max-flow is exact only on integers
 
 
 def _as_batch(a: Any) -> np.ndarray:
@@ -98,51 +96,6 @@ def attention_rollout(layers: Sequence[Any], *, head_fusion: str = "mean",
     out = mats[0]
     for m in mats[1:]:
         out = m @ out
-    return out
-
-
-def attention_flow(layers: Sequence[Any], *, head_fusion: str = "mean",
-                   discard_ratio: float = 0.0, residual: bool = True,
-                   outputs: Sequence[int] | None = None,
-                   max_work: int = FLOW_MAX_WORK) -> np.ndarray:
-    """``(batch, output, input)`` maximum flow through the layers (networkx).
-
-    Rows of ``outputs`` not asked for are NaN. Raises :class:`AnalysisError` when
-    ``len(outputs) * inputs * edges`` exceeds ``max_work``, with the reason.
-    """
-    mats = _matrices(layers, head_fusion, discard_ratio, residual)
-    try:
-        import networkx as nx
-    except ImportError:
-        raise AnalysisError("attention flow needs networkx: pip install "
-                            "'attnscope[plot]'") from None
-    batch, top, bottom = mats[-1].shape[0], mats[-1].shape[1], mats[0].shape[2]
-    rows = list(range(top)) if outputs is None else [int(i) for i in outputs]
-    if any(not 0 <= i < top for i in rows):
-        raise AnalysisError(f"outputs {list(outputs or [])} out of range: {top} positions")
-    edges = sum(m.shape[1] * m.shape[2] for m in mats)
-    work = len(rows) * bottom * edges
-    if work > max_work:
-        raise AnalysisError(
-            f"attention flow solves one max-flow problem per (output, input) pair: "
-            f"{len(rows)} x {bottom} problems on a graph of {edges} edges is {work:.1e} "
-            f"units of work, over the limit {max_work:.0e} (measured: 16 tokens x 6 layers, "
-            "3.9e5 units, take 30 s; cost grows with tokens^4); use "
-            "attention_rollout, a few outputs (outputs=[0]), or raise max_work")
-    out = np.full((batch, top, bottom), np.nan)
-    for b in range(batch):
-        g = nx.DiGraph()
-        for layer, m in enumerate(mats, start=1):  # node (layer, position)
-            for i, j in zip(*np.nonzero(m[b] > 0)):
-                g.add_edge((layer, int(i)), (layer - 1, int(j)),
-                           capacity=int(round(m[b, i, j] * _SCALE)))
-        for i in rows:
-            for j in range(bottom):
-                s, t = (len(mats), i), (0, j)
-                if s in g and t in g:
-                    out[b, i, j] = nx.maximum_flow_value(g, s, t) / _SCALE
-                else:
-                    out[b, i, j] = 0.0
     return out
 
 

@@ -14,7 +14,9 @@ import csv
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,7 @@ import numpy as np
 from attnscope._files import atomic_path
 from attnscope.analysis._blocks import BUDGET, AnalysisError, blocks, is_store
 from attnscope.analysis.diagnostics import FindingCounter, Thresholds
+from attnscope.analysis.kinds import PROBABILITY, VALUE_WEIGHTED, measure_of
 from attnscope.analysis.metrics import METRICS, graph_metrics, map_metrics
 from attnscope.analysis.report import EXTRA, StatsReport, _fmt
 from attnscope.analysis.similarity import head_distances, nearest_heads
@@ -48,7 +51,8 @@ def step_scalars(store: Any, step: str, metrics: Sequence[str] = LOGGED,
 class _Acc:
     """Running per-head sums of one (entry, step)."""
 
-    def __init__(self) -> None:
+    def __init__(self, measure: str = PROBABILITY) -> None:
+        self.measure = measure  # what the maps hold: probability, effective, weights
         self.count: dict[int, int] = {}
         self.sums: dict[tuple[int, str], list[float]] = {}  # [sum, n, min, max]
         self.dist: np.ndarray | None = None
@@ -69,6 +73,19 @@ class _Acc:
                     s[2] = min(s[2], float(ok.min()))
                     s[3] = max(s[3], float(ok.max()))
 
+    def merge(self, other: _Acc) -> None:
+        """Add another part's sums (the same entry and step, other samples)."""
+        for h, n in other.count.items():
+            self.count[h] = self.count.get(h, 0) + n
+        for key, (total, n, lo, hi) in other.sums.items():
+            s = self.sums.setdefault(key, [0.0, 0, math.inf, -math.inf])
+            s[0] += total
+            s[1] += n
+            s[2], s[3] = min(s[2], lo), max(s[3], hi)
+        if other.dist is not None:
+            self.dist = other.dist if self.dist is None else self.dist + other.dist
+        self.dist_n += other.dist_n
+
     def rows(self, module: str, step: str) -> list[dict[str, Any]]:
         near = None
         if self.dist is not None and self.dist_n:
@@ -76,7 +93,7 @@ class _Acc:
         out = []
         for h in sorted(self.count):
             row: dict[str, Any] = {"module": module, "step": step, "head": h,
-                                   "samples": self.count[h]}
+                                   "map": self.measure, "samples": self.count[h]}
             for m in METRICS:
                 s = self.sums.get((h, m))
                 if s is None or not s[1]:
@@ -99,7 +116,8 @@ def head_stats(source: Any, modules: Sequence[str] | None = None, *,
                steps: Sequence[str] | None = None, samples: Any = None,
                tokens: Sequence[str] | None = None, csv_path: str | os.PathLike | None = None,
                similarity: bool = True, thresholds: Thresholds = Thresholds(),
-               budget: int = BUDGET, progress: Any = None) -> StatsReport:
+               budget: int = BUDGET, progress: Any = None, cluster: Any = None,
+               value_weighted: bool = False) -> StatsReport:
     """Metrics of every head, streamed over a store (or a recording, or arrays).
 
     Example:
@@ -112,48 +130,95 @@ def head_stats(source: Any, modules: Sequence[str] | None = None, *,
         csv_path: write one row per (entry, step, sample, head) here while reading.
         similarity: also compute each head's nearest other head (JS distance).
         progress: called with each block (e.g. to advance a progress bar).
+        cluster: run on dask.distributed: a ``Client``, a scheduler address, or a
+            number of local worker processes; each worker reads its own batches of the
+            store (stores only). The report equals the single-process one.
+        value_weighted: analyse a recording's value-weighted maps (captured with
+            ``value_weighted=True``) instead of its probabilities; they are not
+            probabilities, so they get the general metrics only (``map`` column).
     """
+    if value_weighted:
+        source = _value_weighted(source)
     accs: dict[tuple[str, str], _Acc] = {}
+    measures: dict[str, str] = {}  # per entry, decided on its first block
     counter = FindingCounter(thresholds)
     writer = None
     with contextlib.ExitStack() as stack:
         if csv_path is not None:  # written aside, renamed onto csv_path when complete
             part = stack.enter_context(atomic_path(csv_path))
             writer = csv.writer(stack.enter_context(open(part, "w", newline="")))
-            writer.writerow(["module", "step", "sample", "head", *METRICS, *EXTRA])
-        for b in blocks(source, modules, steps, samples, tokens, budget):
-            _add_block(b, accs, counter, similarity, writer)
-            if progress is not None:
-                progress(b)
+            writer.writerow(["module", "step", "sample", "head", "map", *METRICS, *EXTRA])
+        if cluster is not None:
+            from attnscope.analysis import distributed
+
+            if not is_store(source):
+                raise AnalysisError("cluster= needs a store: recordings and arrays are in "
+                                    "this process's memory")
+            with distributed.connect(cluster) as client:
+                accs, counter = distributed.run(source, client, modules, steps, samples,
+                                                similarity, thresholds, budget, writer,
+                                                progress)
+        else:
+            for b in blocks(source, modules, steps, samples, tokens, budget):
+                if value_weighted:
+                    measures.setdefault(b.module, VALUE_WEIGHTED)
+                add_block(b, measures, accs, counter, similarity, writer)
+                if progress is not None:
+                    progress(b)
     rows = [r for (module, step), acc in accs.items() for r in acc.rows(module, step)]
     if not rows:
         raise AnalysisError("nothing to analyse: no maps matched the selection")
     return StatsReport(rows, counter.findings(), None if csv_path is None else Path(csv_path))
 
 
-def _add_block(b: Any, accs: dict[tuple[str, str], _Acc], counter: FindingCounter,
-               similarity: bool, writer: Any) -> None:
-    """Metrics, diagnostics, head distances and CSV rows of one block."""
+def _value_weighted(rec: Any) -> Any:
+    """A recording whose maps carry their value-weighted matrices as weights."""
+    maps = [replace(m, weights=m.value_weighted) for m in getattr(rec, "maps", [])
+            if getattr(m, "value_weighted", None) is not None]
+    if not maps:
+        raise AnalysisError("no value-weighted maps: capture with attnscope.capture(model, "
+                            "value_weighted=True) and pass the recording")
+    return SimpleNamespace(maps=maps)
+
+
+def add_block(b: Any, measures: dict[str, str], accs: dict[tuple[str, str], _Acc],
+              counter: FindingCounter, similarity: bool, writer: Any) -> None:
+    """Add one block; what an entry holds is decided on its first block."""
+    if b.module not in measures:
+        measures[b.module] = PROBABILITY if b.graph else measure_of(b.module, b.weights)
+    _add_block(b, measures[b.module], accs, counter, similarity, writer)
+
+
+def _add_block(b: Any, measure: str, accs: dict[tuple[str, str], _Acc],
+               counter: FindingCounter, similarity: bool, writer: Any) -> None:
+    """Metrics, diagnostics, head distances and CSV rows of one block. Maps that are
+    not probabilities get no probability metrics, diagnostics or JS distances."""
+    prob = measure == PROBABILITY
     if b.graph:
         values = graph_metrics(b.weights, b.edge_index)
     else:
-        values = map_metrics(b.weights, b.query_tokens, b.key_tokens)
-        counter.add(b, values)
-    acc = accs.setdefault((b.module, b.step), _Acc())
+        cache: dict[str, np.ndarray] = {}
+        values = map_metrics(b.weights, b.query_tokens, b.key_tokens, probability=prob,
+                             cache=cache)
+        if prob:
+            counter.add(b, values, cache)
+    acc = accs.setdefault((b.module, b.step), _Acc(measure))
     acc.add(b.heads, values)
     near = None
-    if similarity and not b.graph and b.all_heads and len(b.heads) > 1:
+    if similarity and prob and not b.graph and b.all_heads and len(b.heads) > 1:
         d = head_distances(b.weights)
         acc.dist = np.nan_to_num(d).sum(0) + (0 if acc.dist is None else acc.dist)
         acc.dist_n += d.shape[0]
         near = nearest_heads(d)
     if writer is not None:
-        _write_rows(writer, b, values, near)
+        _write_rows(writer, b, measure, values, near)
 
 
-def _write_rows(writer: Any, b: Any, values: dict[str, np.ndarray], near: Any) -> None:
+def _write_rows(writer: Any, b: Any, measure: str, values: dict[str, np.ndarray],
+                near: Any) -> None:
     for i, sample in enumerate(b.samples):
         for j, head in enumerate(b.heads):
             cells = [_fmt(float(values[m][i, j])) if m in values else "" for m in METRICS]
             extra = ["", ""] if near is None else [int(near[0][i, j]), _fmt(float(near[1][i, j]))]
-            writer.writerow([b.module, b.step, int(sample), int(head), *cells, *extra])
+            writer.writerow([b.module, b.step, int(sample), int(head), measure, *cells,
+                             *extra])

@@ -55,6 +55,10 @@ def stats(
     similarity: bool = typer.Option(True, help="nearest head by JS distance (about half "
                                                "the time on many heads)"),
     diff: str = typer.Option(None, "--diff", help="two steps A,B: what changed per head"),
+    workers: int = typer.Option(None, "--workers", help="run on a local dask cluster of N "
+                                                        "worker processes"),
+    scheduler: str = typer.Option(None, "--scheduler", help="run on an existing dask "
+                                                            "scheduler, e.g. tcp://host:8786"),
 ) -> None:
     """Per-head metrics (min/max/mean, entropy, distance, sinks, head types, redundancy)
     of a store, streamed: a table, CSV files and diagnostics."""
@@ -69,6 +73,11 @@ def stats(
         raise fail(f"--by must be 'head', 'module' or 'sample', not {by!r}")
     if by == "sample" and no_csv:
         raise fail("--by sample reads the per-sample CSV back: drop --no-csv")
+    if workers is not None and scheduler is not None:
+        raise fail("--workers starts a local cluster, --scheduler uses one: pick one")
+    if workers is not None and workers < 1:
+        raise fail(f"--workers must be 1 or more, not {workers}")
+    cluster = workers if workers is not None else scheduler
     cols = [m.strip() for m in metrics.split(",") if m.strip()]
     bad = [m for m in cols if m not in (*METRICS, "nearest_head", "nearest_js")]
     if bad:
@@ -95,7 +104,8 @@ def stats(
                     bar.advance(task, len(b.samples))
 
             report = head_stats(opened, names, steps=step or None, samples=picks,
-                                csv_path=csv_path, similarity=similarity, progress=advance)
+                                csv_path=csv_path, similarity=similarity, progress=advance,
+                                cluster=cluster)
     except AttnscopeError as err:
         raise fail(str(err)) from None
     if by == "sample":
@@ -107,14 +117,21 @@ def stats(
         summary = report.write_csv(out / "stats_per_head.csv")
         typer.echo(f"wrote {csv_path} and {summary}")
     if diagnostics:
-        if report.findings:
-            from attnscope.analysis.diagnostics import summarize
+        from attnscope.analysis.report import summarize
 
-            console.print("[bold]diagnostics[/]", highlight=False)
-            for line in summarize(report.findings):
+        warnings = [f for f in report.findings if f.severity == "warning"]
+        notes = [f for f in report.findings if f.severity == "note"]
+        if warnings:
+            console.print("[bold]diagnostics[/] (thresholds relative to uniform attention "
+                          "over the same keys)", highlight=False)
+            for line in summarize(warnings):
                 console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
         else:
             console.print("diagnostics: nothing unusual", highlight=False)
+        if notes:
+            console.print("notes (usual in trained models)", highlight=False)
+            for line in summarize(notes):
+                console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _print_samples(path: Path, cols: list[str], limit: int) -> None:

@@ -22,7 +22,7 @@ _EXPORTS = {
     "plot_overview": "overview", "plot_bars": "bars", "plot_top_edges": "edges",
     "plot_edge_matrix": "edges", "dense_from_edges": "edges", "plot_graph": "graph",
     "plot_dashboard": "dashboard", "plot_evolution": "evolution",
-    "plot_head_stats": "evolution", "head_stats": "evolution", "HEAD_STATS": "evolution",
+    "plot_head_stats": "evolution",
     "epoch_labels": "_ticks", "block_reduce": "_matrix", "find_mask": "_matrix",
     "MaskSpec": "_matrix",
     # the one way to make and save a figure, for every module that draws (evaluate, demos)

@@ -4,7 +4,7 @@ per-head statistics (entropy, max weight ...) as lines across steps."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,32 +15,6 @@ from attnscope.sources import is_store, read_dense
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-
-def _rows(w: np.ndarray) -> np.ndarray:
-    """Rows that carry weight: drops NaN padding and fully masked queries."""
-    ok = np.isfinite(w).all(-1) & (np.nan_to_num(w).sum(-1) > 0)
-    return w[ok]
-
-
-def _entropy(w: np.ndarray) -> float:
-    r = _rows(w)
-    return float(-(r * np.log(np.clip(r, 1e-12, None))).sum(-1).mean()) if len(r) else np.nan
-
-
-def _distance(w: np.ndarray) -> float:
-    q, k = w.shape
-    dist = np.abs(np.arange(q)[:, None] - np.arange(k)[None, :])
-    return float(np.nansum(w * dist, axis=-1).mean())
-
-
-HEAD_STATS: dict[str, tuple[Callable[[np.ndarray], float], str]] = {
-    "entropy": (_entropy, "entropy (nats)"),
-    "max": (lambda w: float(np.nanmax(_rows(w), -1).mean()) if len(_rows(w)) else np.nan,
-            "max weight per query"),
-    "diagonal": (lambda w: float(np.nanmean(np.diagonal(w))), "weight on own position"),
-    "distance": (_distance, "mean attention distance"),
-}
 
 
 def _steps(source: Any, module: str, steps: Sequence[str] | None, limit: int) -> list[str]:
@@ -107,57 +81,30 @@ def plot_evolution(source: Any, module: str | None = None, *,
     return _figure.save(fig, path, dpi)
 
 
-def head_stats(source: Any, module: str | None = None, *, steps: Sequence[str] | None = None,
-               samples: Sequence[int] | None = None, stats: Sequence[str] = ("entropy", "max")
-               ) -> tuple[list[str], dict[str, np.ndarray]]:
-    """``{stat: (step, head)}`` averaged over samples and queries, with the step names.
-
-    Example:
-        >>> steps, values = head_stats(store, "encoder.layers.0.self_attn")
-        >>> values["entropy"].shape      # (step, head)
-    """
-    unknown = [s for s in stats if s not in HEAD_STATS]
-    if unknown:
-        raise ValueError(f"unknown stats {unknown}; available: {sorted(HEAD_STATS)}")
-    names = _steps(source, module, steps, 10**9)
-    out = {s: [] for s in stats}
-    for step in names:
-        if samples is not None:
-            picks = list(samples)
-        elif is_store(source):
-            picks = list(range(source.num_samples(module, step)))
-        else:
-            picks = [0]
-        per = {s: [] for s in stats}
-        for i in picks:  # one sample at a time keeps memory flat
-            w = _read(source, module, step, i, "all").weights  # (head, query, key)
-            for s in stats:
-                per[s].append([HEAD_STATS[s][0](h) for h in w])
-        for s in stats:
-            out[s].append(np.nanmean(np.array(per[s]), axis=0))
-    return names, {s: np.array(v) for s, v in out.items()}
-
-
 def plot_head_stats(source: Any, module: str | None = None, *,
                     steps: Sequence[str] | None = None, samples: Sequence[int] | None = None,
-                    stats: Sequence[str] = ("entropy", "max"), cmap: str | None = None,
+                    stats: Sequence[str] = ("entropy", "peak"), cmap: str | None = None,
                     title: str | None = None, dpi: float = 150,
                     path: str | os.PathLike | None = None) -> Figure:
     """Per-head statistics across training steps, one panel per statistic.
 
     Example:
         >>> fig = plot_head_stats(store, "encoder.layers.0.self_attn",
-        ...                       stats=("entropy", "max", "distance"))
+        ...                       stats=("entropy", "peak", "distance"))
 
-    Statistics (see ``HEAD_STATS``): ``entropy`` (nats, low = focused), ``max`` (largest
-    weight per query), ``diagonal`` (weight on its own position), ``distance`` (mean
-    |query - key|), each averaged over queries and samples.
+    Statistics: any of ``attnscope.analysis.METRICS`` (``entropy`` in nats, ``peak``
+    largest weight per query, ``diagonal``, ``distance`` ...), computed by
+    :func:`attnscope.analysis.metric_curves` (the numbers ``attnscope stats`` reports),
+    each the mean over queries and samples.
     """
     import matplotlib
 
     if isinstance(source, Mapping) and not source:
         raise ValueError("no steps to plot")
-    names, values = head_stats(source, module, steps=steps, samples=samples, stats=stats)
+    from attnscope.analysis import metric_curves
+    from attnscope.analysis.metrics import DESCRIBE
+
+    names, values = metric_curves(source, module, stats, steps=steps, samples=samples)
     fig = _figure.new_figure((4.2 * len(stats) + 1.2, 3.4), dpi)
     axes = fig.subplots(1, len(stats), squeeze=False)[0]
     x = np.arange(len(names))
@@ -169,7 +116,7 @@ def plot_head_stats(source: Any, module: str | None = None, *,
         for h in range(nheads):
             ax.plot(x, v[:, h], marker="o", ms=3, lw=1.2, color=colors(h), label=f"head {h}")
         ax.plot(x, np.nanmean(v, axis=1), color="black", ls="--", lw=1.4, label="mean")
-        ax.set_title(HEAD_STATS[s][1], fontsize=10)
+        ax.set_title(DESCRIBE.get(s, s), fontsize=10)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         every = max(1, int(np.ceil(len(names) / 8)))

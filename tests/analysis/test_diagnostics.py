@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from attnscope.analysis import EXPLAIN, diagnose
-from attnscope.analysis.diagnostics import summarize
+from attnscope.analysis.report import summarize
 
 
 def peaked(rng, n, heads=2, batch=3):
@@ -69,3 +69,24 @@ def test_token_patterns_repetition_padding_positional():
     assert {f.code for f in found} == {"sink"}
     lines = summarize(found)
     assert lines[0].startswith("sink (1): ") and lines[1].strip().startswith("map: head 0")
+
+
+def test_first_token_sinks_of_language_models_are_notes_not_positional():
+    """A causal head parking its mass on the first key (the attention sink of trained
+    LMs), or a head parking it on a leading <s> only, is a sink note; the same mass on
+    an ordinary first word of a bidirectional map is a positional warning."""
+    n = 8
+    causal = np.tril(np.full((n, n), 0.02))
+    causal[:, 0] = 0.9
+    causal /= causal.sum(-1, keepdims=True)
+    causal[1:, 0] -= np.linspace(0, 0.2, n - 1)  # not one key everywhere: not "dead"
+    causal /= causal.sum(-1, keepdims=True)
+    found = diagnose(causal[None, None])
+    assert {f.code for f in found} == {"sink"} and found[0].severity == "note"
+    full = np.full((n, n), 0.02)
+    full[:, 0] = 0.9
+    full[1:, 0] -= np.linspace(0, 0.2, n - 1)
+    full /= full.sum(-1, keepdims=True)
+    assert codes(full[None, None]) == {"positional"}
+    toks = ["<s>", *["the", "cat", "sat", "on", "the", "red", "mat"]]
+    assert codes(full[None, None], tokens=toks) == {"sink"}

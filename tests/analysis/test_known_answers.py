@@ -92,3 +92,16 @@ def test_lstm_attention_rollout_points_to_the_marked_step():
     assert stack_layers(rec, ["attention"])[0].shape == (1, 1, 1, STEPS)
     report = head_stats(rec)
     assert report.value("attention", "peak", head=0) > 0.5  # 12x the uniform 1/24
+
+
+def test_minilm_has_no_warnings_and_its_untrained_twin_is_diffuse(minilm_stores):
+    """Calibration both ways: the pretrained model shows only notes (sinks on [CLS]/[SEP]);
+    the same architecture untrained attends near-uniformly and is called diffuse."""
+    store, steps = minilm_stores[True]
+    found = head_stats(store, steps=steps, similarity=False).findings
+    assert [f.line() for f in found if f.severity == "warning"] == []
+    assert {f.code for f in found} <= {"sink", "zero_rows"}
+    random_store, random_steps = minilm_stores[False]
+    rand = head_stats(random_store, steps=random_steps, similarity=False).findings
+    diffuse = {(f.module, f.head) for f in rand if f.code == "diffuse"}
+    assert len(diffuse) >= 0.5 * 6 * 12  # most of the 72 heads

@@ -95,3 +95,43 @@ def test_graph_metrics_group_edges_by_destination():
     assert m["norm_entropy"][0, 0] == pytest.approx(1.0)  # only node 1 has a choice
     assert m["peak"][0, 0] == pytest.approx((1 / 3 + 1) / 2)
     assert m["max"][0, 0] == 1.0
+
+
+def test_masked_marks_and_missing_cells_are_not_keys():
+    """A causal head uniform over its allowed keys is 1.0 whether the future is marked
+    -0.0 (capture's mask mark), NaN (a stitched decoder step) or plain zeros."""
+    n = 5
+    tri = np.tril(np.ones((n, n)))
+    tri /= tri.sum(-1, keepdims=True)
+    upper = np.triu(np.ones((n, n), bool), 1)
+    marked = np.where(upper, -0.0, tri)
+    missing = np.where(upper, np.nan, tri)
+    for w in (tri, marked, missing):
+        assert one(w)["norm_entropy"] == pytest.approx(1.0)
+    # a masked key (-0.0) in one row only: that row has 3 keys, the others 4
+    w = np.full((3, 4), 0.25)
+    w[1] = [1 / 3, 1 / 3, -0.0, 1 / 3]
+    assert one(w)["norm_entropy"] == pytest.approx(1.0)
+    assert allowed_keys(w[None, None])[0, 0].sum() == 11
+    # an exact +0.0 (a weight that rounded to 0) stays a key: that row is not uniform
+    w[1, 2] = 0.0
+    assert one(w)["norm_entropy"] < 0.99
+
+
+def test_maps_that_are_not_probabilities_get_only_general_metrics():
+    from attnscope.analysis.kinds import GENERAL, is_probability, measure_of
+
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(6), size=6)
+    bias = rng.normal(0, 0.3, (6, 6))
+    eff = p + bias  # ConvTranPlus-like: softmax, then a bias added after it
+    assert is_probability(p) and not is_probability(eff)
+    assert measure_of("attn@effective", p) == "effective"
+    assert measure_of("attn", eff) == "weights" and measure_of("attn", p) == "probability"
+    m = {k: float(v[0, 0]) for k, v in map_metrics(eff[None, None], probability=False).items()}
+    assert set(k for k, v in m.items() if not np.isnan(v)) == set(GENERAL)
+    assert m["min"] == pytest.approx(eff.min()) and m["max"] == pytest.approx(eff.max())
+    assert m["peak"] == pytest.approx(eff.max(-1).mean(), rel=1e-5)
+    dist = np.abs(np.subtract.outer(range(6), range(6)))
+    want = ((np.abs(eff) * dist).sum(-1) / np.abs(eff).sum(-1)).mean()
+    assert m["distance"] == pytest.approx(want, rel=1e-5)

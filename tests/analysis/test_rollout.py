@@ -139,8 +139,42 @@ def test_flow_matches_a_reference_max_flow(fusion):
     assert (got[0].max(-1) <= 1 + 1e-6).all()
 
 
-def test_flow_of_chosen_outputs_and_refusal_of_large_inputs():
+def networkx_flow(layers, fusion="mean", discard=0.0):
+    """The networkx reference: one max-flow per pair on real-valued capacities."""
+    import networkx as nx
+
+    mats = [layer_matrix(a, fusion, discard) for a in layers]
+    out = np.zeros((mats[0].shape[0], mats[-1].shape[1], mats[0].shape[2]))
+    for b in range(out.shape[0]):
+        g = nx.DiGraph()
+        for lay, m in enumerate(mats, start=1):
+            for i, j in zip(*np.nonzero(m[b] > 0)):
+                g.add_edge((lay, int(i)), (lay - 1, int(j)), capacity=float(m[b, i, j]))
+        for i in range(out.shape[1]):
+            for j in range(out.shape[2]):
+                s, t = (len(mats), i), (0, j)
+                out[b, i, j] = nx.maximum_flow_value(g, s, t) if s in g and t in g else 0.0
+    return out
+
+
+@pytest.mark.parametrize("discard", [0.0, 0.6])
+def test_flow_equals_networkx_within_the_stated_error(discard):
+    """Batch 2, 7 tokens, 3 layers plus a pooling query; sparse after discarding."""
     pytest.importorskip("networkx")
+    from attnscope.analysis import flow_error_bound
+
+    rng = np.random.default_rng(7)
+    layers = [softmax_maps(rng, 2, 3, 7, 7, sharp=3.0) for _ in range(3)]
+    layers.append(softmax_maps(rng, 2, 2, 1, 7))
+    got = attention_flow(layers, discard_ratio=discard)
+    want = networkx_flow(layers, discard=discard)
+    bound = flow_error_bound(layers)
+    assert 0 < bound < 1e-6
+    assert np.abs(got - want).max() <= bound
+    assert got.std() > 0.01  # the flows are not all alike
+
+
+def test_flow_of_chosen_outputs_and_refusal_of_large_inputs():
     rng = np.random.default_rng(5)
     layers = [softmax_maps(rng, 1, 2, 4, 4) for _ in range(2)]
     full = attention_flow(layers)

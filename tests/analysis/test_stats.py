@@ -139,3 +139,55 @@ def test_blocks_stay_within_the_budget_even_with_mixed_lengths(tmp_path):
         assert b.weights.shape[-1] == (3 if b.samples[0] < 6 else 20)  # true length
         seen += len(b.samples) if b.heads[0] == 0 else 0
     assert seen == 7
+
+
+def test_effective_maps_are_labelled_and_get_no_probability_metrics(tmp_path, capsys):
+    """An ``@effective`` entry (softmax plus a bias after it) is not read as probabilities:
+    no entropy of 146 nats, no "diffuse" finding; the table and CSVs say what it is."""
+    from attnscope.maps import AttentionMap
+    from attnscope.store import open_writer
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.softmax(torch.randn(2, 8, 40, 40, generator=g), -1)
+    bias = torch.randn(8, 40, 40, generator=g) * 0.5
+    writer = open_writer(tmp_path / "s", step="test", dtype="float32", durable=False)
+    writer.write(AttentionMap(module="attn", kind="self", weights=w, effective=w + bias))
+    writer.commit()
+    writer.close()
+    store = attnscope.open_store(tmp_path / "s")
+    report = head_stats(store, csv_path=tmp_path / "per_sample.csv")
+    rows = {(r["module"], r["head"]): r for r in report.rows}
+    eff, prob = rows[("attn@effective", 0)], rows[("attn", 0)]
+    assert eff["map"] == "effective" and prob["map"] == "probability"
+    assert np.isnan(eff["entropy"]) and np.isnan(eff["norm_entropy"])
+    assert eff["min"] < 0 and eff["peak"] > 0 and not np.isnan(eff["distance"])
+    assert prob["entropy"] <= np.log(40) + 1e-6
+    assert not [f for f in report.findings if f.module == "attn@effective"]
+    per_sample = read_csv(tmp_path / "per_sample.csv")
+    assert {r["map"] for r in per_sample if r["module"] == "attn@effective"} == {"effective"}
+    assert all(r["entropy"] == "" for r in per_sample if r["module"] == "attn@effective")
+    assert main(["stats", str(tmp_path / "s"), "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "effective" in out and "probability" in out
+    summary = read_csv(tmp_path / "o" / "stats_per_head.csv")
+    assert {r["map"] for r in summary} == {"effective", "probability"}
+
+
+def test_value_weighted_maps_are_labelled_and_get_general_metrics(tmp_path):
+    model = make_encoder()
+    x = torch.randn(2, 6, 16, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad(), attnscope.capture(model, value_weighted=True) as rec:
+        model(x)
+    report = head_stats(rec, value_weighted=True, csv_path=tmp_path / "vw.csv")
+    assert {r["map"] for r in report.rows} == {"value_weighted"}
+    vw = rec.maps[0].value_weighted.float().numpy()
+    want = map_metrics(vw, probability=False)
+    np.testing.assert_allclose(report.value(rec.maps[0].module, "peak"),
+                               want["peak"].mean(0), rtol=1e-5)
+    assert all(np.isnan(r["entropy"]) and r["peak"] > 0 for r in report.rows)
+    assert not report.findings
+    assert {r["map"] for r in read_csv(tmp_path / "vw.csv")} == {"value_weighted"}
+    with torch.no_grad(), attnscope.capture(model) as plain:
+        model(x)
+    with pytest.raises(attnscope.analysis.AnalysisError, match="value_weighted=True"):
+        head_stats(plain, value_weighted=True)

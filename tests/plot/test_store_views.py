@@ -8,7 +8,7 @@ import typer
 from typer.testing import CliRunner
 
 from attnscope.cli.plot_command import plot
-from attnscope.plot import head_stats, plot_evolution, plot_head_stats, plot_heatmap
+from attnscope.plot import plot_evolution, plot_head_stats, plot_heatmap
 
 MODULE = "decoder.layers.0.self_attn"
 
@@ -29,14 +29,27 @@ def test_evolution_one_panel_per_epoch_one_scale(epoch_store):
 
 
 def test_head_stats_lines_per_head(epoch_store, tmp_path):
-    steps, values = head_stats(epoch_store, MODULE, stats=("entropy", "max"))
+    """The figure draws the numbers ``attnscope stats`` reports (one vocabulary)."""
+    import attnscope.plot
+    from attnscope.analysis import head_stats, metric_curves
+
+    assert not hasattr(attnscope.plot, "head_stats")  # one head_stats: analysis's
+    steps, values = metric_curves(epoch_store, MODULE, ("entropy", "peak"))
     assert steps == ["epoch_000", "epoch_001", "epoch_002"]
     assert values["entropy"].shape == (3, 4)
     w = epoch_store.read(MODULE, step="epoch_000")  # (sample, head, query, key)
     rows = np.where(w > 0, -w * np.log(np.clip(w, 1e-12, None)), 0).sum(-1)
     np.testing.assert_allclose(values["entropy"][0], rows.mean(axis=(0, 2)), rtol=1e-4)
+    report = head_stats(epoch_store, [MODULE], steps=["epoch_001"], similarity=False)
+    np.testing.assert_allclose(values["peak"][1], report.value(MODULE, "peak", "epoch_001"))
     fig = plot_head_stats(epoch_store, MODULE, path=tmp_path / "stats.png")
-    assert len(fig.axes[0].get_lines()) == 4 + 1  # heads + mean
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 4 + 1  # heads + mean
+    np.testing.assert_allclose(lines[2].get_ydata(), values["entropy"][:, 2])
+    assert fig.axes[1].get_title() == "largest weight per query"
+    by_step = {s: epoch_store.read(MODULE, step=s) for s in steps}  # {step: array} too
+    _, same = metric_curves(by_step, None, ("peak",))
+    np.testing.assert_allclose(same["peak"], values["peak"], rtol=1e-6)
 
 
 @pytest.fixture
