@@ -12,8 +12,8 @@ from importlib.util import find_spec
 # top-level import name -> extra that installs it
 EXTRAS = {
     "zarr": "store", "numcodecs": "store", "google_crc32c": "store", "xarray": "store",
-    "dask": "store",
-    "matplotlib": "plot", "networkx": "plot",
+    "dask": "store", "distributed": "store",
+    "matplotlib": "plot", "networkx": "plot", "scipy": "plot",
     "transformers": "hf",
     "torch_geometric": "pyg",
     "lightning": "lightning", "yaml": "lightning", "tensorboard": "lightning",
