@@ -13,8 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from attnscope.capturing.calls import bind_sdpa
-from attnscope.capturing.mode import InterceptMode
+from attnscope.capturing.mode import KernelWatch
 from attnscope.capturing.qk_inputs import QkInputs, from_sdpa, qk_probabilities
 from attnscope.errors import SelectionError
 from attnscope.maps import AttentionMap
@@ -78,30 +77,38 @@ def record_qk(session: Any, owner: Any, bound: dict[str, Any], samples: list[int
 def record_mha(session: Any, call: Any) -> Any:
     """``F.multi_head_attention_forward`` (an :class:`~attnscope.capturing.calls.MhaCall`)
     in query/key form: without weights asked for, it hands projected queries and keys
-    and its merged mask to ``scaled_dot_product_attention``; that inner call is seen
-    through the engine's own interception mode, entered on this thread only for the
-    length of the call (no torch attribute is swapped, so other threads, captured or
-    not, are untouched). A caller that asked for weights gets its own call back, and a
-    second, gradient-free call without weights supplies the queries and keys."""
-    seen: list[dict[str, Any]] = []
-
-    def watch(func: Any, args: tuple, kwargs: dict) -> Any:
-        seen.append(bind_sdpa(args, kwargs))
-        return func(*args, **kwargs)
-
-    with InterceptMode({F.scaled_dot_product_attention: watch}):
+    and its merged mask to the sdpa kernel; that kernel call is seen by a
+    :class:`~attnscope.capturing.mode.KernelWatch` entered on this thread for the length
+    of the call (thread-local, nothing of torch swapped). A caller that asked for
+    weights gets its own call back, and a second, gradient-free call without weights
+    supplies the queries and keys. Should no kernel show (a torch that decomposes
+    sdpa), the map is kept as probabilities, with a note in the store."""
+    watch = KernelWatch()
+    with watch:
         result = call.run()
-        if not seen:  # the caller asked for weights: that path never calls sdpa
+        if not watch.seen:  # the caller asked for weights: that path calls no kernel
             with torch.no_grad():
                 call.run(need_weights=False, training=False, dropout_p=0.0)
     owner = call.owner
-    if len(seen) != 1:
-        raise RuntimeError(f"{owner.name!r}: expected one sdpa call inside "
-                           f"multi_head_attention_forward, saw {len(seen)}")
-    bound = seen[0]
+    if len(watch.seen) != 1:
+        _record_mha_probabilities(session, call, len(watch.seen))
+        return result
+    bound = watch.seen[0]
     query = bound["query"]
     samples = session.sample_rows(query.shape[0])
     if samples != []:
         heads = session.selection.head_index(query.shape[1], owner.name)
         record_qk(session, owner, bound, samples, heads, kind=call.hint, source="mha")
     return result
+
+
+def _record_mha_probabilities(session: Any, call: Any, kernels: int) -> None:
+    with torch.no_grad():
+        _, probs = call.run(need_weights=True, average_attn_weights=False, training=False,
+                            dropout_p=0.0)
+    probs = probs if probs.ndim == 4 else probs.unsqueeze(0)
+    m = session.record(call.owner, probs, kind=session.dense_kind(call.owner, call.hint),
+                       source="mha")
+    if m is not None:
+        m.qk_note = (f"{kernels} sdpa kernel calls seen inside multi_head_attention_forward "
+                     "(one expected)")
