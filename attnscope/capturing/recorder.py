@@ -28,7 +28,7 @@ class MapSink(Protocol):
 class MapRecorder:
     """Mixed into :class:`~attnscope.capturing.session.CaptureSession`, which supplies
     ``selection``, ``recording``, ``keep``, ``sink``, ``claimed``, ``call_batch``,
-    ``forward_index`` and ``_unsent``."""
+    ``forward_index``, ``_unsent`` and ``_notes_sent``."""
 
     _policy: dict[type, Callable[[Any, Any], Any]]
 
@@ -104,11 +104,24 @@ class MapRecorder:
         until then because a map can still gain its ``effective`` matrix."""
         if self.sink is None:
             return
+        self._send_notes()
         unsent, self._unsent = self._unsent, []
         for m in unsent:
             self.sink.write(m)
         if commit:
             self.sink.commit()
+
+    def _send_notes(self) -> None:
+        """New lines of ``rec.notes`` go to a writer that keeps them (the store's
+        ``notes(step)``, shown by ``attnscope store info``), also behind a wrapper."""
+        sink = self.sink
+        while sink is not None and not hasattr(sink, "note"):
+            sink = getattr(sink, "inner", None)
+        notes = self.recording.notes
+        if sink is not None:
+            for text in notes[self._notes_sent:]:
+                sink.note(text)
+        self._notes_sent = len(notes)
 
     def select(self, weights: torch.Tensor, module: str, graph: bool):
         """Apply the sample and head selection to a full map (a view where possible)."""

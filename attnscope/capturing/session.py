@@ -79,6 +79,7 @@ class CaptureSession(MapRecorder):
         self.claimed: set[str] = set()  # modules whose maps come from a declared strategy
         self.ignored_softmax: dict[str, int] = {}  # softmax owners that are not attention
         self._unsent: list[AttentionMap] = []
+        self._notes_sent = 0  # lines of rec.notes already handed to the sink
         # called with a frame whose ``pending`` is set, as it leaves the stack
         self.frame_end: list[Callable[[Frame], None]] = []
 

@@ -14,7 +14,10 @@ only on evidence that it is attention, so feature softmaxes (linear attention) a
   softmax axis last and ``v`` not itself a product.
 
 Candidates without evidence when their module (or its caller) returns are skipped with
-a note. ``include``d modules record every softmax, as the user asked. After a recorded
+a note. A softmax in a module *not* named like attention is not recorded (unless
+``include``d), but the same evidence puts one line in ``rec.notes`` naming the module
+and the ``include=`` that records it; a softmax without evidence there (a classifier's)
+is not attention and is not mentioned. ``include``d modules record every softmax, as the user asked. After a recorded
 softmax, the first matmul of its module that multiplies a tensor of the same shape tells
 whether the probabilities were changed on the way to V (a relative position bias added
 after the softmax, say); if so, that matrix is kept as ``AttentionMap.effective``.
@@ -65,6 +68,7 @@ class _Pending:
     same: list[torch.Tensor] = field(default_factory=list)
     moved: bool = False  # handed to the caller's frame once
     done: bool = False  # recorded or refused by the layout check: nothing left to decide
+    skipped: bool = False  # its module is not named like attention: evidence is noted only
 
     def is_same(self, t: object) -> bool:
         return any(t is s for s in self.same)
@@ -91,14 +95,23 @@ class SoftmaxStrategy(Strategy):
             owner = session.owner()
             if owner is None or owner.name in session.claimed or not args:
                 return out
-            if not session.wants(owner, session.attention_named()):
+            named = session.attention_named()
+            wanted = session.wants(owner, named)
+            if not wanted:
                 session.note_ignored_softmax(owner)
-                return out
+                if named or not session.wants(owner, True):
+                    return out  # the user's include/exclude left it out
             key_dim = softmax_dim(args, kwargs, out.ndim)
-            pending = _Pending(out, key_dim, owner, same=[out])
+            pending = _Pending(out, key_dim, owner, same=[out], skipped=not wanted)
             scores = args[0]
             from_product = isinstance(scores, torch.Tensor) and any(
                 same_scores(shape, scores.shape) for shape, _ in owner.products)
+            if pending.skipped:  # not attention by name: say so if it looks like it
+                if from_product:
+                    self._note_skipped(session, pending, "over a query-key product")
+                else:
+                    owner.pending = [*(owner.pending or [])[-3:], pending]
+                return out
             # Longformer's band has a documented layout (see layout.band_to_dense)
             band = isinstance(getattr(owner.module, "one_sided_attn_window_size", None), int)
             # one weight per key (additive/LSTM attention) in a module named attention,
@@ -173,6 +186,8 @@ class SoftmaxStrategy(Strategy):
             others = [o for o in ops if isinstance(o, torch.Tensor) and o is not t]
             if not others or any(is_weight(o) for o in others):
                 return
+            if pending.skipped and equation == "*":
+                return  # an elementwise product (a loss, say) is no evidence here
             if one_d:
                 evidence = any(keys in o.shape for o in others)
             else:
@@ -181,7 +196,9 @@ class SoftmaxStrategy(Strategy):
                             and key_dim == probs.ndim - 1
                             and contracts_last(equation, index, t.ndim)
                             and not any(o is p for o in others for p in products))
-            if evidence:
+            if evidence and pending.skipped:
+                self._note_skipped(session, pending, "whose output multiplies values")
+            elif evidence:
                 self._record(session, pending)
             return
 
@@ -225,12 +242,27 @@ class SoftmaxStrategy(Strategy):
                 pending.moved = True
                 parent.pending = [*(parent.pending or [])[-3:], pending]
                 continue
+            if pending.skipped:  # no evidence either way: not attention (a classifier's)
+                continue
             session.note(
                 f"{pending.owner.name or '<root>'}: softmax over axis {pending.key_dim} of "
                 f"shape {list(pending.probs.shape)} not recorded: no query-key product "
                 "before it and it never multiplied values (a feature softmax, as in linear "
                 "attention?); pass include= to record it anyway")
         frame.pending = None
+
+    @staticmethod
+    def _note_skipped(session: CaptureSession, pending: _Pending, evidence: str) -> None:
+        """A softmax that looks like attention in a module not named like attention:
+        not recorded (the default covers attention-named modules only), but never
+        dropped without a word."""
+        pending.done = True
+        owner = pending.owner
+        name = owner.name or type(owner.module).__name__
+        session.note(
+            f"{name} ({type(owner.module).__name__}): softmax {evidence} not recorded: "
+            f"the module's name does not say attention; if it is attention, pass "
+            f"include=[{name!r}]")
 
     @staticmethod
     def _keep_effective(session: CaptureSession, pending: _Pending, used: torch.Tensor) -> None:
