@@ -27,7 +27,6 @@ Dropout and dtype casts are not such a change.
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +37,7 @@ from attnscope.capturing.registry import Strategy, register_strategy
 from attnscope.capturing.selection import to_dense_layout
 from attnscope.capturing.session import CaptureSession
 from attnscope.capturing.strategies._products import (
+    Pending,
     batch_rows,
     contracts_last,
     is_weight,
@@ -45,7 +45,6 @@ from attnscope.capturing.strategies._products import (
     same_scores,
     softmax_dim,
 )
-from attnscope.maps import AttentionMap
 
 _SOFTMAXES = (F.softmax, torch.softmax, torch.Tensor.softmax, torch.special.softmax)
 _SAME = (F.dropout, torch.dropout, torch.Tensor.to, torch.Tensor.type_as, torch.Tensor.float,
@@ -54,30 +53,6 @@ _MATMULS = (torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bm
             torch.Tensor.bmm, torch.einsum, torch.baddbmm, torch.Tensor.baddbmm)
 _MULS = (torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__)
 _KEEP_PRODUCTS = 8
-
-
-@dataclass
-class _Pending:
-    """A candidate softmax output and the tensors that are it, only dropped out or cast."""
-
-    probs: torch.Tensor
-    key_dim: int
-    owner: Frame
-    recorded: bool = False
-    record: AttentionMap | None = None  # the map, while an effective matrix can line up
-    same: list[torch.Tensor] = field(default_factory=list)
-    moved: bool = False  # handed to the caller's frame once
-    done: bool = False  # recorded or refused by the layout check: nothing left to decide
-    skipped: bool = False  # its module is not named like attention: evidence is noted only
-
-    def is_same(self, t: object) -> bool:
-        return any(t is s for s in self.same)
-
-    def shares(self, t: object) -> bool:
-        if not isinstance(t, torch.Tensor):
-            return False
-        ptr = t.untyped_storage().data_ptr()
-        return any(s.untyped_storage().data_ptr() == ptr for s in self.same)
 
 
 @register_strategy
@@ -102,7 +77,7 @@ class SoftmaxStrategy(Strategy):
                 if named or not session.wants(owner, True):
                     return out  # the user's include/exclude left it out
             key_dim = softmax_dim(args, kwargs, out.ndim)
-            pending = _Pending(out, key_dim, owner, same=[out], skipped=not wanted)
+            pending = Pending(out, key_dim, owner, same=[out], skipped=not wanted)
             scores = args[0]
             from_product = isinstance(scores, torch.Tensor) and any(
                 same_scores(shape, scores.shape) for shape, _ in owner.products)
@@ -159,12 +134,12 @@ class SoftmaxStrategy(Strategy):
         return table
 
     @staticmethod
-    def _waiting(session: CaptureSession) -> list[_Pending]:
+    def _waiting(session: CaptureSession) -> list[Pending]:
         """Candidates of the innermost module call (and those handed up to it)."""
         owner = session.owner()
         return list(owner.pending or ()) if owner is not None else []
 
-    def _on_product(self, session: CaptureSession, pending: _Pending, equation, ops) -> None:
+    def _on_product(self, session: CaptureSession, pending: Pending, equation, ops) -> None:
         probs, key_dim = pending.probs, pending.key_dim
         keys = probs.shape[key_dim]
         if pending.recorded:  # does V see the probabilities as they are?
@@ -203,12 +178,12 @@ class SoftmaxStrategy(Strategy):
             return
 
     @staticmethod
-    def _drop(session: CaptureSession, pending: _Pending) -> None:
+    def _drop(session: CaptureSession, pending: Pending) -> None:
         for frame in (pending.owner, session.owner()):
             if frame is not None and frame.pending:
                 frame.pending = [p for p in frame.pending if p is not pending] or None
 
-    def _record(self, session: CaptureSession, pending: _Pending) -> bool:
+    def _record(self, session: CaptureSession, pending: Pending) -> bool:
         owner, probs = pending.owner, pending.probs
         pending.done = True
         t = probs.movedim(pending.key_dim, -1)
@@ -252,7 +227,7 @@ class SoftmaxStrategy(Strategy):
         frame.pending = None
 
     @staticmethod
-    def _note_skipped(session: CaptureSession, pending: _Pending, evidence: str) -> None:
+    def _note_skipped(session: CaptureSession, pending: Pending, evidence: str) -> None:
         """A softmax that looks like attention in a module not named like attention:
         not recorded (the default covers attention-named modules only), but never
         dropped without a word."""
@@ -265,7 +240,7 @@ class SoftmaxStrategy(Strategy):
             f"include=[{name!r}]")
 
     @staticmethod
-    def _keep_effective(session: CaptureSession, pending: _Pending, used: torch.Tensor) -> None:
+    def _keep_effective(session: CaptureSession, pending: Pending, used: torch.Tensor) -> None:
         m = pending.record
         if m is None:
             return
