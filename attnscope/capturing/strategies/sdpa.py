@@ -205,8 +205,7 @@ class SdpaStrategy(Strategy):
                 if dense is not None:
                     m = session.record(owner, dense, kind=session.dense_kind(
                         owner, lengths=tuple(dense.shape[-2:])), source="sdpa", owned=True)
-                    if m is not None and session.form != "probs":
-                        # a qk store keeps this map as probabilities, with this note
+                    if m is not None:  # why a q/k store keeps it as probabilities
                         m.qk_note = ("the layout check rebuilt this map (heads packed into "
                                      "the query axis or folded into the batch)")
                 return result
