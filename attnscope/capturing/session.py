@@ -46,8 +46,9 @@ def module_names(model: nn.Module) -> dict[nn.Module, str]:
     """Qualified names with compile/DDP wrapper prefixes removed."""
     names: dict[nn.Module, str] = {}
     for name, module in model.named_modules(remove_duplicate=True):
-        clean = ".".join(p for p in name.split(".") if p != "_orig_mod")
-        names.setdefault(module, clean)
+        if "_orig_mod" in name:
+            name = ".".join(p for p in name.split(".") if p != "_orig_mod")
+        names.setdefault(module, name)
     return names
 
 
