@@ -1,7 +1,8 @@
 """Capture in query/key form: when the store writer asks for it (``form="qk"``), the
-sdpa strategy hands the kernel's inputs to the store instead of probabilities.
+session's policy (:mod:`attnscope.capturing.policy`) hands sdpa and MHA calls here,
+and the kernel's inputs go to the store instead of probabilities.
 
-The session's policy (:mod:`attnscope.capturing.policy`) sends calls here. The model's own call runs unchanged (the fused kernel), and no ``query x key`` tensor
+The model's own call runs unchanged (the fused kernel), and no ``query x key`` tensor
 is built at capture unless the caller also keeps maps in memory (``keep=True``): then
 the probabilities are computed from the kept inputs, the same way a read does.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from attnscope.capturing.mode import KernelWatch
 from attnscope.capturing.qk_inputs import QkInputs, from_sdpa, qk_probabilities

@@ -17,10 +17,10 @@ Candidates without evidence when their module (or its caller) returns are skippe
 a note. A softmax in a module *not* named like attention is not recorded (unless
 ``include``d), but the same evidence puts one line in ``rec.notes`` naming the module
 and the ``include=`` that records it; a softmax without evidence there (a classifier's)
-is not attention and is not mentioned. ``include``d modules record every softmax, as the user asked. After a recorded
-softmax, the first matmul of its module that multiplies a tensor of the same shape tells
-whether the probabilities were changed on the way to V (a relative position bias added
-after the softmax, say); if so, that matrix is kept as ``AttentionMap.effective``.
+is not attention and is not mentioned. ``include``d modules record every softmax, as
+the user asked. After a recorded softmax, the first matmul of its module that multiplies
+a tensor of the same shape tells whether the probabilities were changed on the way to V
+(a relative position bias added after the softmax, say); if so, that matrix is kept as ``AttentionMap.effective``.
 Dropout and dtype casts are not such a change.
 """
 
