@@ -20,8 +20,8 @@ and the ``include=`` that records it; a softmax without evidence there (a classi
 is not attention and is not mentioned. ``include``d modules record every softmax, as
 the user asked. After a recorded softmax, the first matmul of its module that multiplies
 a tensor of the same shape tells whether the probabilities were changed on the way to V
-(a relative position bias added after the softmax, say); if so, that matrix is kept as ``AttentionMap.effective``.
-Dropout and dtype casts are not such a change.
+(a relative position bias added after the softmax, say); if so, that matrix is kept as
+``AttentionMap.effective``. Dropout and dtype casts are not such a change.
 """
 
 from __future__ import annotations
