@@ -135,3 +135,45 @@ def test_maps_are_attributed_to_the_module_that_called_attention():
         model(torch.randn(2, 3, 8))
     assert rec.modules == ["1"]
     assert rec.maps[0].weights.shape == (2, 1, 3, 3)
+
+
+def test_a_strategy_only_finds_calls_and_the_session_applies_its_policy():
+    """A strategy hands over a found call; selection, value-weighting and the output
+    the model gets are the session's business."""
+    from attnscope.capturing.calls import SdpaCall, bind_sdpa
+    from attnscope.capturing.registry import _REGISTRY
+
+    @attnscope.register_strategy
+    class Finder(attnscope.Strategy):
+        name = "test-finder"
+
+        def handlers(self, session):
+            def found(func, args, kwargs):
+                owner = session.owner()
+                if owner is None:
+                    return func(*args, **kwargs)
+                call = SdpaCall(owner, bind_sdpa(args, kwargs), lambda: func(*args, **kwargs),
+                                source=self.name)
+                return session.record_call(call)
+
+            return {F.scaled_dot_product_attention: found}
+
+    try:
+        torch.manual_seed(2)
+        model = Inner()
+        x = torch.randn(3, 4, 8)
+        with torch.no_grad():
+            plain = model(x)
+            with attnscope.capture(model, strategies=["test-finder"], heads=[0],
+                                   samples=[2, 0], value_weighted=True) as rec:
+                out = model(x)
+            q, k = model.q(x)[:, None], model.k(x)[:, None]
+        assert torch.allclose(out, plain, atol=1e-6)
+        m = rec.maps[0]
+        assert m.source == "test-finder" and m.samples == [2, 0] and m.heads == [0]
+        expected = (q @ k.transpose(-1, -2) / 8 ** 0.5).softmax(-1)[[2, 0]]
+        assert torch.allclose(m.weights, expected, atol=1e-6)
+        norms = x[[2, 0]].norm(dim=-1)[:, None, None, :]
+        assert torch.allclose(m.value_weighted, expected * norms, atol=1e-5)
+    finally:
+        _REGISTRY.pop("test-finder", None)
