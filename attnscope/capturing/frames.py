@@ -104,7 +104,7 @@ def needs_frame(module: nn.Module) -> bool:
         return True
     if isinstance(module, _SOFTMAX_WRAPPERS):
         return True
-    return next(iter(module.children()), None) is not None
+    return any(child is not None for child in module._modules.values())
 
 
 def attention_named(stack: list[Frame], root: nn.Module) -> bool:
