@@ -45,9 +45,6 @@ def _attach_module_stack(session: CaptureSession, every: bool) -> list[Removable
     weights are declared (``returns=``/``methods=``); the post hook runs even when the
     forward raised."""
 
-    def pre(module: nn.Module, args: tuple, kwargs: dict) -> None:
-        session.push(module, args, kwargs)
-
     def post(module: nn.Module, args: tuple, output: Any) -> None:
         session.pop(module, output)
 
@@ -59,7 +56,8 @@ def _attach_module_stack(session: CaptureSession, every: bool) -> list[Removable
         if not every and module is not session.root and module not in declared and \
                 not needs_frame(module):
             continue
-        handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
+        # push's signature is the pre-hook's: no wrapper call per module call
+        handles.append(module.register_forward_pre_hook(session.push, with_kwargs=True))
         handles.append(module.register_forward_hook(post, always_call=True))
     return handles
 

@@ -42,7 +42,7 @@ class Frame:
     batch: int | None = None  # samples of the model call
     edge_index: torch.Tensor | None = None  # graph connectivity the layer is using now
     pending: Any = None  # softmax outputs waiting for evidence (softmax.py)
-    products: list = field(default_factory=list)  # query-key products made in this call
+    products: list | tuple = ()  # query-key products made in this call (softmax.py)
 
     @cached_property
     def cross_hint(self) -> bool:
