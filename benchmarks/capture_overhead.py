@@ -7,11 +7,14 @@ Variants, each a full forward of a batch of 8 at 128 and 512 tokens on 2 threads
   all16     the same, maps stored as float16 (dtype="float16")
   one       attnscope.capture of layer 0 only (include=)
 Timings are interleaved round-robin (the machine is shared and noisy) and reported as
-the median of --repeats runs after warm-up, as ratios to the baseline of the same run.
+the median of --repeats runs after warm-up, as ratios to the baseline of the same run;
+"paired ratio" is the median of the per-round ratios (each round runs every variant
+back to back, so slow drifts of a shared machine cancel).
 Peak RSS growth during one forward (the maps it keeps included) is measured per
 variant in a fresh subprocess.
 
     python benchmarks/capture_overhead.py [--repeats 7] [--lengths 128 512]
+                                          [--variants all one] [--no-rss]
 """
 
 from __future__ import annotations
@@ -65,22 +68,30 @@ def runner(variant: str, models: dict, batch: dict):
     return run
 
 
-def time_all(lengths: list[int], repeats: int) -> dict:
-    models = {"sdpa": load("sdpa"), "eager": load("eager")}
+def time_all(lengths: list[int], repeats: int, variants: tuple[str, ...] = VARIANTS,
+             clock=time.perf_counter) -> dict:
+    models = {"sdpa": load("sdpa")}
+    if "eager" in variants:
+        models["eager"] = load("eager")
     results = {}
     for length in lengths:
         batch = inputs(length)
-        runs = {v: runner(v, models, batch) for v in VARIANTS}
-        samples: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        runs = {v: runner(v, models, batch) for v in variants}
+        samples: dict[str, list[float]] = {v: [] for v in variants}
         with torch.inference_mode():
             for fn in runs.values():  # warm-up
                 fn()
             for _ in range(repeats):
                 for variant, fn in runs.items():
-                    start = time.perf_counter()
+                    start = clock()
                     fn()
-                    samples[variant].append(time.perf_counter() - start)
+                    samples[variant].append(clock() - start)
+        base = samples["sdpa"]
         results[length] = {v: statistics.median(s) for v, s in samples.items()}
+        # the ratio within each round, then the median: slow drifts of a shared machine
+        # cancel out (a round runs every variant back to back)
+        results[length]["paired"] = {
+            v: statistics.median(t / b for t, b in zip(s, base)) for v, s in samples.items()}
     return results
 
 
@@ -122,21 +133,29 @@ def main() -> None:
     parser.add_argument("--lengths", type=int, nargs="+", default=[128, 512])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-rss", action="store_true")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS),
+                        help="a subset (sdpa, the baseline, is always timed)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: this process's CPU time (all threads), far steadier "
+                        "than wall time on an oversubscribed machine")
     parser.add_argument("--json", help="also write the numbers here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    times = time_all(args.lengths, args.repeats)
+    variants = tuple(dict.fromkeys(["sdpa", *args.variants]))
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    times = time_all(args.lengths, args.repeats, variants, clock)
     rss = {} if args.no_rss else {
-        (v, n): peak_rss(v, n) for n in args.lengths for v in VARIANTS}
-    print(f"MiniLM-L6, batch {BATCH}, {args.threads} threads, median of {args.repeats}; "
-          "ratio = time / plain sdpa forward of the same run")
-    print("| tokens | variant | seconds | ratio | peak RSS growth MB |")
-    print("|---:|---|---:|---:|---:|")
+        (v, n): peak_rss(v, n) for n in args.lengths for v in variants}
+    print(f"MiniLM-L6, batch {BATCH}, {args.threads} threads, median of {args.repeats}, "
+          f"{args.clock} clock; ratio = time / plain sdpa forward of the same run")
+    print("| tokens | variant | seconds | ratio | paired ratio | peak RSS growth MB |")
+    print("|---:|---|---:|---:|---:|---:|")
     for n in args.lengths:
         base = times[n]["sdpa"]
-        for v in VARIANTS:
+        for v in variants:
             mb = f"{rss[(v, n)]:.0f}" if rss else "-"
-            print(f"| {n} | {v} | {times[n][v]:.3f} | {times[n][v] / base:.2f}x | {mb} |")
+            print(f"| {n} | {v} | {times[n][v]:.3f} | {times[n][v] / base:.2f}x | "
+                  f"{times[n]['paired'][v]:.2f}x | {mb} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"times": times, "rss": {f"{v}@{n}": r for (v, n), r in rss.items()},

@@ -1,5 +1,6 @@
 """Capture in query/key form: when the store writer asks for it (``form="qk"``), the
-sdpa strategy hands the kernel's inputs to the store instead of probabilities.
+session's policy (:mod:`attnscope.capturing.policy`) hands sdpa and MHA calls here,
+and the kernel's inputs go to the store instead of probabilities.
 
 The model's own call runs unchanged (the fused kernel), and no ``query x key`` tensor
 is built at capture unless the caller also keeps maps in memory (``keep=True``): then
@@ -11,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
+from attnscope.capturing.mode import KernelWatch
 from attnscope.kernels import QkInputs, from_sdpa, qk_probabilities
 from attnscope.maps import AttentionMap
 from attnscope.options import FORMS, check_form  # noqa: F401  (capture checks form= here)
@@ -30,9 +31,9 @@ def session_form(session: Any) -> str:
     return getattr(sink, "form", "probs") if sink is not None else "probs"
 
 
-def record_sdpa(session: Any, owner: Any, bound: dict[str, Any], samples: list[int] | None,
-                heads: list[int] | None, *, kind: str | None = None,
-                source: str = "sdpa") -> AttentionMap | None:
+def record_qk(session: Any, owner: Any, bound: dict[str, Any], samples: list[int] | None,
+              heads: list[int] | None, *, kind: str | None = None,
+              source: str = "sdpa") -> AttentionMap | None:
     """Record one sdpa call as :class:`QkInputs` (attached to the map as ``qk``)."""
     if owner.name in session.claimed:  # a declared strategy owns this module's maps
         return None
@@ -40,7 +41,7 @@ def record_sdpa(session: Any, owner: Any, bound: dict[str, Any], samples: list[i
     with torch.no_grad():
         inputs = from_sdpa(bound["query"], bound["key"], bound.get("attn_mask"),
                            bool(bound.get("is_causal", False)), bound.get("scale"),
-                           samples=samples, heads=heads, half=session_form(session) == "qk16",
+                           samples=samples, heads=heads, half=session.form == "qk16",
                            reduced=sel.reduce)
     kind = session.dense_kind(owner, kind, lengths=(bound["query"].shape[-2],
                                                     bound["key"].shape[-2]))
@@ -49,7 +50,8 @@ def record_sdpa(session: Any, owner: Any, bound: dict[str, Any], samples: list[i
     if session.keep or not hasattr(session.sink, "form"):
         probs = qk_probabilities(QkInputs(**{**inputs.__dict__, "reduced": None}))
         m = session.record(owner, probs, kind=kind, source=source, selected=True,
-                           heads=heads, samples=samples, owned=True)
+                           heads=heads, samples=samples, owned=True,
+                           masked=inputs.mask is not None or inputs.causal)
         if m is not None:
             m.qk = inputs
         return m
@@ -59,43 +61,45 @@ def record_sdpa(session: Any, owner: Any, bound: dict[str, Any], samples: list[i
                      forward_index=max(session.forward_index, 0), call_index=owner.call_index,
                      source=source, heads=heads, samples=samples, reduced=sel.reduce)
     m.qk = inputs
-    session.recording.num_recorded += 1
-    session._unsent.append(m)  # sent with the model call's batch, like session.record
+    session.emit(m)  # sent with the model call's batch, like every recorded map
     return m
 
 
-def record_mha(session: Any, owner: Any, func: Any, args: tuple, kwargs: dict,
-               call: dict[str, Any], hint: str) -> Any:
-    """``F.multi_head_attention_forward`` in query/key form: it hands projected queries
-    and keys and its merged mask to ``scaled_dot_product_attention`` when no weights are
-    asked for; that call is watched (the module global, restored in ``finally``). A
-    caller that asked for weights gets its own call back, and a second, gradient-free
-    call without weights supplies the queries and keys."""
-    seen: list[dict[str, Any]] = []
-    original = F.scaled_dot_product_attention
-
-    def watch(*a: Any, **kw: Any) -> Any:
-        bound = dict(zip(SDPA_ARGS, a))
-        bound.update(kw)
-        seen.append(bound)
-        return original(*a, **kw)
-
-    F.scaled_dot_product_attention = watch
-    try:
-        result = func(*args, **kwargs)
-        if not seen:  # the caller asked for weights: that path never calls sdpa
+def record_mha(session: Any, call: Any) -> Any:
+    """``F.multi_head_attention_forward`` (an :class:`~attnscope.capturing.calls.MhaCall`)
+    in query/key form: without weights asked for, it hands projected queries and keys
+    and its merged mask to the sdpa kernel; that kernel call is seen by a
+    :class:`~attnscope.capturing.mode.KernelWatch` entered on this thread for the length
+    of the call (thread-local, nothing of torch swapped). A caller that asked for
+    weights gets its own call back, and a second, gradient-free call without weights
+    supplies the queries and keys. Should no kernel show (a torch that decomposes
+    sdpa), the map is kept as probabilities, with a note in the store."""
+    watch = KernelWatch()
+    with watch:
+        result = call.run()
+        if not watch.seen:  # the caller asked for weights: that path calls no kernel
             with torch.no_grad():
-                func(**{**call, "need_weights": False, "training": False,
-                        "dropout_p": 0.0})
-    finally:
-        F.scaled_dot_product_attention = original
-    if len(seen) != 1:
-        raise RuntimeError(f"{owner.name!r}: expected one sdpa call inside "
-                           f"multi_head_attention_forward, saw {len(seen)}")
-    bound = seen[0]
+                call.run(need_weights=False, training=False, dropout_p=0.0)
+    owner = call.owner
+    if len(watch.seen) != 1:
+        _record_mha_probabilities(session, call, len(watch.seen))
+        return result
+    bound = watch.seen[0]
     query = bound["query"]
     samples = session.sample_rows(query.shape[0])
     if samples != []:
         heads = session.selection.head_index(query.shape[1], owner.name)
-        record_sdpa(session, owner, bound, samples, heads, kind=hint, source="mha")
+        record_qk(session, owner, bound, samples, heads, kind=call.hint, source="mha")
     return result
+
+
+def _record_mha_probabilities(session: Any, call: Any, kernels: int) -> None:
+    with torch.no_grad():
+        _, probs = call.run(need_weights=True, average_attn_weights=False, training=False,
+                            dropout_p=0.0)
+    probs = probs if probs.ndim == 4 else probs.unsqueeze(0)
+    m = session.record(call.owner, probs, kind=session.dense_kind(call.owner, call.hint),
+                       source="mha")
+    if m is not None:
+        m.qk_note = (f"{kernels} sdpa kernel calls seen inside multi_head_attention_forward "
+                     "(one expected)")

@@ -1,24 +1,30 @@
-"""``attnscope.capture``: the context manager every other part builds on."""
+"""``attnscope.capture``: the context manager every other part builds on.
+
+Three steps: the options are validated once (:class:`~attnscope.capturing.config.
+CaptureOptions`), a session and its strategies are built for the model (the store
+writer opened for a path), and hooks, patches and the interception mode are attached
+for the body of the ``with`` only.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import sys
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from attnscope.capturing._qk import session_form
+from attnscope.capturing.config import CaptureOptions, Patterns, is_writer
+from attnscope.capturing.frames import needs_frame
 from attnscope.capturing.mode import InterceptMode
-from attnscope.capturing.registry import Removable, strategy_classes
-from attnscope.capturing.selection import Selection
-from attnscope.capturing.session import CaptureSession, _patterns
-from attnscope.errors import NoAttentionFoundError, SelectionError
+from attnscope.capturing.registry import Removable, Strategy, is_builtin, strategy_classes
+from attnscope.capturing.session import CaptureSession
+from attnscope.errors import NoAttentionFoundError
 from attnscope.maps import Recording
-from attnscope.options import check_kind, store_dtype
-
-Patterns = str | Sequence[str] | None
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -33,19 +39,25 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             return model
 
 
-def _attach_module_stack(session: CaptureSession) -> list[Removable]:
-    """Pre/post forward hooks on every submodule that keep ``session.stack``; the post
-    hook runs even when the forward raised."""
-
-    def pre(module: nn.Module, args: tuple, kwargs: dict) -> None:
-        session.push(module, args, kwargs)
+def _attach_module_stack(session: CaptureSession, every: bool) -> list[Removable]:
+    """Pre/post forward hooks that keep ``session.stack``, on every submodule that can
+    own an attention call (:func:`~attnscope.capturing.frames.needs_frame`) or whose
+    weights are declared (``returns=``/``methods=``); the post hook runs even when the
+    forward raised."""
 
     def post(module: nn.Module, args: tuple, output: Any) -> None:
         session.pop(module, output)
 
+    declared = {m for p in (*session.returns, *session.methods)
+                for m in session.matching((p,), "returns" if p in session.returns
+                                          else "methods")}
     handles: list[Removable] = []
     for module in session.names:
-        handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
+        if not every and module is not session.root and module not in declared and \
+                not needs_frame(module):
+            continue
+        # push's signature is the pre-hook's: no wrapper call per module call
+        handles.append(module.register_forward_pre_hook(session.push, with_kwargs=True))
         handles.append(module.register_forward_hook(post, always_call=True))
     return handles
 
@@ -138,59 +150,75 @@ def capture(
     Raises:
         NoAttentionFoundError: the block ended normally and nothing was captured.
     """
+    options = CaptureOptions.validate(
+        include, exclude, heads=heads, samples=samples, reduce=reduce, dtype=dtype,
+        returns=returns, methods=methods, kinds=kinds, strategies=strategies, store=store,
+        step=step, keep=keep, form=form, stats=stats, value_weighted=value_weighted)
+    build = _build(model, options)
+    ok = False
+    try:
+        with _attached(build.session, build.strategies):
+            yield build.session.recording
+        ok = True
+    finally:
+        _close_sink(build, ok)
+    _finish(build)
+
+
+@dataclass
+class _Build:
+    """A capture ready to attach: its session, strategies and sinks."""
+
+    options: CaptureOptions
+    session: CaptureSession
+    strategies: list[Strategy]
+    sink: Any = None  # the store writer, if any
+    own_sink: bool = False  # opened here from a path: closed (or aborted) here
+    tee: Any = None  # capture(stats=True): summarises maps on their way to the sink
+
+
+def _build(model: nn.Module, options: CaptureOptions) -> _Build:
+    """The session and strategies for ``model``; opens the store writer for a path.
+    Checks that need the model (include patterns) come first, so a bad one leaves no
+    store behind."""
     root = unwrap_model(model)
-    keep = store is None if keep is None else keep
-    selection = Selection.build(heads, samples, reduce, dtype)
-    if store is not None:  # a store holds fewer dtypes than a recording: say so now
-        stored = store_dtype(dtype if dtype is not None else getattr(store, "dtype", None))
-    for kind in (kinds or {}).values():
-        check_kind(kind, dense=True)
-    session = CaptureSession(
-        root, selection, _patterns(include), _patterns(exclude), dict(kinds or {}), keep
-    )
+    session = CaptureSession(root, options.selection, options.include, options.exclude,
+                             dict(options.kinds), options.keep,
+                             returns=dict(options.returns), methods=dict(options.methods),
+                             value_weighted=options.value_weighted)
     session.check_patterns(session.include, "include")
     available = strategy_classes()
-    names = list(available) if strategies is None else list(strategies)
-    unknown = [n for n in names if n not in available]
-    if unknown:
-        raise SelectionError(f"unknown strategies {unknown}; available: {sorted(available)}")
-    session.returns = dict(returns or {})
-    session.methods = dict(methods or {})
-    instances = [available[n]() for n in names]
-
-    sink, own_sink = None, False
-    if form is not None:  # hook: query/key store form (capturing/_qk.py)
-        from attnscope.capturing._qk import check_form
-
-        check_form(form)
-        if store is None:
-            raise SelectionError(f"form={form!r} is a store form; pass store= as well")
-    if store is not None and hasattr(store, "write") and hasattr(store, "commit"):
-        sink = store  # an open writer: the caller decides when it closes
-        if form is not None and getattr(sink, "form", "probs") != form:
-            raise SelectionError(f"form={form!r} but the writer was opened with form="
-                                 f"{getattr(sink, 'form', 'probs')!r}; pass form to open_writer")
+    build = _Build(options, session, [available[n]() for n in options.strategies])
+    store = options.store
+    if store is not None and is_writer(store):
+        build.sink = store  # an open writer: the caller decides when it closes
     elif store is not None:
         from attnscope.store import open_writer
 
-        sink, own_sink = open_writer(store, step=step or "default", model=root,
-                                     dtype=stored, form=form), True
-    session.sink = sink
-    session.value_weighted = value_weighted
-    tee = None
-    if stats:  # summarises each map on its way to the store (or to nowhere)
+        build.sink = open_writer(store, step=options.step or "default", model=root,
+                                 dtype=options.stored_dtype, form=options.form)
+        build.own_sink = True
+    session.sink = build.sink
+    if options.stats:  # summarises each map on its way to the store (or to nowhere)
         from attnscope.analysis.summary import StatsTee
 
-        session.sink = tee = StatsTee(sink, step or "")
+        session.sink = build.tee = StatsTee(build.sink, options.step or "")
+    session.form = session_form(session)
+    return build
 
+
+@contextlib.contextmanager
+def _attached(session: CaptureSession, strategies: list[Strategy]) -> Iterator[None]:
+    """Module-stack hooks, the strategies' hooks and patches, and the interception
+    mode, for the body of the ``with`` only: all removed on the way out, also when
+    attaching or the body raised."""
     handles: list[Removable] = []
-    handlers = {}
     mode = None
     stance = contextlib.ExitStack()
-    ok = False
     try:
-        handles += _attach_module_stack(session)
-        for strategy in instances:
+        handles += _attach_module_stack(session, not all(map(is_builtin, strategies)))
+        handlers = {}
+        for strategy in strategies:
             handles += strategy.attach(session)
             handlers.update(strategy.handlers(session))
         # compiled code would skip hooks and the mode: run it eagerly while capturing.
@@ -200,8 +228,7 @@ def capture(
             stance.enter_context(torch.compiler.set_stance("force_eager"))
         mode = InterceptMode(handlers)
         mode.__enter__()
-        yield session.recording
-        ok = True
+        yield
     finally:
         if mode is not None:
             mode.__exit__(None, None, None)
@@ -209,18 +236,30 @@ def capture(
         for handle in reversed(handles):
             handle.remove()
         session.stack.clear()
-        if sink is not None:
-            if ok:
-                session.flush(commit=not own_sink)
-                if own_sink:
-                    sink.close()
-            elif own_sink:
-                sink.abort()
+
+
+def _close_sink(build: _Build, ok: bool) -> None:
+    """After a normal exit, hand the last maps over and close what was opened here;
+    after an exception, drop the uncommitted batch of a writer opened here."""
+    if build.sink is None:
+        return
+    if ok:
+        build.session.flush(commit=not build.own_sink)
+        if build.own_sink:
+            build.sink.close()
+    elif build.own_sink:
+        build.sink.abort()
+
+
+def _finish(build: _Build) -> None:
+    """Refuse an empty capture; print and keep the statistics asked for."""
+    session = build.session
     if session.recording.num_recorded == 0:
-        raise NoAttentionFoundError(_no_attention_message(session, names))
-    if tee is not None:
+        raise NoAttentionFoundError(_no_attention_message(session,
+                                                          list(build.options.strategies)))
+    if build.tee is not None:
         from attnscope.analysis.summary import print_summary
 
         session.flush(commit=False)  # maps recorded outside a call of the model itself
-        session.recording.stats = tee.report()
+        session.recording.stats = build.tee.report()
         print_summary(session.recording.stats)

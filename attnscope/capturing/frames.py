@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import torch
 from torch import nn
 
+_SOFTMAX_WRAPPERS = (nn.Softmax, nn.Softmin, nn.Softmax2d, nn.LogSoftmax)
 _WRAPPERS = (nn.Softmax, nn.Softmin, nn.Softmax2d, nn.LogSoftmax, nn.Identity,
              nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
 _ATTENTION_NAME = re.compile(r"attn|atten|attend|mha|mhsa|multi_?head", re.IGNORECASE)
@@ -26,21 +28,45 @@ _CACHE_KWARGS = ("past_key_value", "past_key_values", "layer_past", "cache", "ca
                  "past_key_values_length", "kv_cache")
 
 
-@dataclass
+@dataclass(eq=False)
 class Frame:
-    """One active module call."""
+    """One active module call. What its arguments say (tokens, dims, cache, cross
+    keywords) is read only when an attention call asks: most frames never are."""
 
     name: str
     module: nn.Module
     call_index: int
     wrapper: bool
-    cross_hint: bool
-    tokens: int | None = None  # sequence length of its first (batch, seq, feature) input
-    dims: tuple[int, int] | None = None  # the first two axes of that input
-    cached: bool = False  # called with a key/value cache
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+    batch: int | None = None  # samples of the model call
     edge_index: torch.Tensor | None = None  # graph connectivity the layer is using now
     pending: Any = None  # softmax outputs waiting for evidence (softmax.py)
-    products: list = field(default_factory=list)  # query-key products made in this call
+    products: list | tuple = ()  # query-key products made in this call (softmax.py)
+
+    @cached_property
+    def cross_hint(self) -> bool:
+        """Called with another sequence's states (``encoder_hidden_states``, ``memory``)."""
+        return any(isinstance(self.kwargs.get(k), torch.Tensor) for k in _CROSS_KWARGS)
+
+    @cached_property
+    def cached(self) -> bool:
+        """Called with a key/value cache (decoding)."""
+        return any(self.kwargs.get(k) is not None for k in _CACHE_KWARGS)
+
+    @cached_property
+    def tokens(self) -> int | None:
+        """Sequence length of its first ``(batch, seq, feature)`` input."""
+        return _tokens(self.args, self.kwargs, self.batch)
+
+    @cached_property
+    def dims(self) -> tuple[int, int] | None:
+        """The first two axes of its first 3-D floating-point input."""
+        first = next((t for t in (*self.args, *self.kwargs.values())
+                      if isinstance(t, torch.Tensor)), None)
+        if first is None or first.ndim != 3 or not first.is_floating_point():
+            return None
+        return int(first.shape[0]), int(first.shape[1])
 
 
 def _tokens(args: tuple, kwargs: dict, batch: int | None) -> int | None:
@@ -65,14 +91,20 @@ def _tokens(args: tuple, kwargs: dict, batch: int | None) -> int | None:
 
 def new_frame(name: str, module: nn.Module, index: int, args: tuple, kwargs: dict,
               batch: int | None) -> Frame:
-    """The frame of one module call, with the evidence its arguments carry."""
-    cross = any(isinstance(kwargs.get(k), torch.Tensor) for k in _CROSS_KWARGS)
-    cached = any(kwargs.get(k) is not None for k in _CACHE_KWARGS)
-    first = next((t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)), None)
-    dims = (int(first.shape[0]), int(first.shape[1])) if first is not None and \
-        first.ndim == 3 and first.is_floating_point() else None
-    return Frame(name, module, index, isinstance(module, _WRAPPERS), cross,
-                 tokens=_tokens(args, kwargs, batch), dims=dims, cached=cached)
+    """The frame of one module call; its arguments are read later, if ever."""
+    return Frame(name, module, index, isinstance(module, _WRAPPERS), args, kwargs, batch)
+
+
+def needs_frame(module: nn.Module) -> bool:
+    """Whether calls of ``module`` go on the capture's stack. torch's own leaf layers
+    (``nn.Linear``, ``nn.LayerNorm``, ``nn.Dropout``, activations...) never call attention
+    nor own it, and the stack skips them (fewer hooks, a faster forward); torch's softmax
+    wrappers stay, since their names tell attention apart."""
+    if not type(module).__module__.startswith("torch.nn.modules."):
+        return True
+    if isinstance(module, _SOFTMAX_WRAPPERS):
+        return True
+    return any(child is not None for child in module._modules.values())
 
 
 def attention_named(stack: list[Frame], root: nn.Module) -> bool:

@@ -59,7 +59,7 @@ def register_strategy(cls: type[Strategy] | None = None, *, replace: bool = Fals
         if not strategy.name:
             raise ValueError(f"{strategy.__name__} needs a name")
         taken = _REGISTRY.get(strategy.name)
-        if taken is not None and taken is not strategy and _is_builtin(taken) and not replace:
+        if taken is not None and taken is not strategy and is_builtin(taken) and not replace:
             raise OptionError(f"strategy name {strategy.name!r} is taken by the built-in "
                               f"{taken.__name__}; pick another name, or pass "
                               "register_strategy(replace=True) to replace it")
@@ -69,7 +69,9 @@ def register_strategy(cls: type[Strategy] | None = None, *, replace: bool = Fals
     return add if cls is None else add(cls)
 
 
-def _is_builtin(cls: type[Strategy]) -> bool:
+def is_builtin(strategy: type[Strategy] | Strategy) -> bool:
+    """A strategy shipped with attnscope (not a user's or a plugin's)."""
+    cls = strategy if isinstance(strategy, type) else type(strategy)
     return cls.__module__.startswith(f"{__package__}.strategies.")
 
 

@@ -1,34 +1,35 @@
 """One capture: the module stack that attributes each attention call to a module, the
-include/exclude filters, and recording of maps (selection, kind, call indices).
+include/exclude filters and the self/cross guess; recording itself is
+:class:`~attnscope.capturing.recorder.MapRecorder`'s half of the session.
 
-The stack is kept by forward pre/post hooks on every submodule, so a torch function
-seen by the interception mode knows which module's ``forward`` called it. Pure wrappers
-(``nn.Softmax``, ``nn.Dropout``...) never own a map: the module that called them does.
+The stack is kept by forward pre/post hooks on the submodules that can own or name an
+attention call (torch's own leaf layers such as ``nn.Linear`` cannot, and get none), so
+a torch function seen by the interception mode knows which module's ``forward`` called
+it. Pure wrappers (``nn.Softmax``, ``nn.Dropout``...) never own a map: the module that
+called them does. Hooks fired on another thread (the same model run elsewhere, captured
+or not) are ignored: the stack is the capturing thread's.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
 
 from attnscope.capturing.frames import Frame, attention_named, named_cross, new_frame
 from attnscope.capturing.layout import CallShape, declared_heads, fit_dense, folded_note
+from attnscope.capturing.recorder import MapRecorder, MapSink, mark_masked
 from attnscope.capturing.selection import Selection
 from attnscope.errors import SelectionError
 from attnscope.maps import AttentionMap, Recording
 
-
-class MapSink(Protocol):
-    """Where maps go besides memory (a store writer)."""
-
-    def write(self, m: AttentionMap) -> None: ...
-    def commit(self) -> None: ...
+__all__ = ["CaptureSession", "MapSink", "mark_masked", "module_names"]
 
 
 def _matches(patterns: Sequence[str], name: str, cls: str) -> bool:
@@ -42,16 +43,28 @@ def _patterns(value: str | Sequence[str] | None) -> tuple[str, ...]:
 
 
 def module_names(model: nn.Module) -> dict[nn.Module, str]:
-    """Qualified names with compile/DDP wrapper prefixes removed."""
+    """Qualified names with compile/DDP wrapper prefixes removed, in ``named_modules``
+    order (a module reached twice keeps its first name). Walked with a plain stack:
+    ``named_modules``' nested generators cost milliseconds per capture on a model of a
+    hundred modules."""
     names: dict[nn.Module, str] = {}
-    for name, module in model.named_modules(remove_duplicate=True):
-        clean = ".".join(p for p in name.split(".") if p != "_orig_mod")
-        names.setdefault(module, clean)
+    stack: list[tuple[str, nn.Module]] = [("", model)]
+    while stack:
+        name, module = stack.pop()
+        if module in names:
+            continue
+        names[module] = name
+        children = [(f"{name}.{key}" if name else key, child)
+                    for key, child in module._modules.items() if child is not None]
+        stack.extend(reversed(children))
+    if any("_orig_mod" in n for n in names.values()):
+        names = {m: ".".join(p for p in n.split(".") if p != "_orig_mod")
+                 for m, n in names.items()}
     return names
 
 
 @dataclass
-class CaptureSession:
+class CaptureSession(MapRecorder):
     """State shared by the strategies during one ``capture`` context."""
 
     root: nn.Module
@@ -63,8 +76,11 @@ class CaptureSession:
     sink: MapSink | None = None
     returns: dict[str, int | str] = field(default_factory=dict)  # declared by the user
     methods: dict[str, str] = field(default_factory=dict)
+    form: str = "probs"  # "qk"/"qk16": sdpa and MHA calls recorded as kernel inputs
+    value_weighted: bool = False  # also alpha * ||f(v)|| for sdpa and MHA calls
 
     def __post_init__(self) -> None:
+        self.thread = threading.get_ident()  # the capturing thread: see push()
         self.recording = Recording()
         self.names = module_names(self.root)
         self.stack: list[Frame] = []
@@ -75,11 +91,14 @@ class CaptureSession:
         self.claimed: set[str] = set()  # modules whose maps come from a declared strategy
         self.ignored_softmax: dict[str, int] = {}  # softmax owners that are not attention
         self._unsent: list[AttentionMap] = []
+        self._notes_sent = 0  # lines of rec.notes already handed to the sink
         # called with a frame whose ``pending`` is set, as it leaves the stack
         self.frame_end: list[Callable[[Frame], None]] = []
 
     # -- module stack --------------------------------------------------------------
     def push(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
+        if threading.get_ident() != self.thread:
+            return
         name = self.names.get(module, type(module).__name__)
         if module is self.root and not any(f.module is module for f in self.stack):
             self.forward_index += 1
@@ -93,6 +112,8 @@ class CaptureSession:
         self.stack.append(new_frame(name, module, index, args, kwargs, self.call_batch))
 
     def pop(self, module: nn.Module, output: Any = None) -> None:
+        if threading.get_ident() != self.thread:
+            return
         # pop down to this module's frame: a forward that raised may have left children
         while self.stack:
             frame = self.stack.pop()
@@ -227,123 +248,6 @@ class CaptureSession:
             return "cross"
         return "self"
 
-    # -- recording -----------------------------------------------------------------
-    def record(
-        self,
-        owner: Frame,
-        weights: torch.Tensor,
-        *,
-        kind: str,
-        source: str,
-        edge_index: torch.Tensor | None = None,
-        selected: bool = False,
-        heads: list[int] | None = None,
-        samples: list[int] | None = None,
-        effective: torch.Tensor | None = None,
-        owned: bool = False,
-    ) -> AttentionMap | None:
-        """Store one map. ``weights`` is ``(batch, head, query, key)`` or, with
-        ``edge_index``, ``(..., edge, head)``; ``selected``: samples and heads were
-        already picked by the strategy (``heads``/``samples`` say which); ``owned``: the
-        tensors are the strategy's own, not the model's, so they need no defensive copy."""
-        if owner.name in self.claimed and source not in ("returns", "method"):
-            return None
-        sel = self.selection
-        graph = edge_index is not None
-        head_axis = -1 if graph else 1
-        if not selected:
-            weights, heads, samples = self.select(weights, owner.name, graph)
-            if weights is None:
-                return None
-            if effective is not None:
-                effective, _, _ = self.select(effective, owner.name, graph)
-        model_tensors = () if owned else (weights, effective)
-        if not graph:
-            weights = mark_masked(weights, in_place=owned)
-        weights = self.detach_copy(sel.finish(weights, head_axis), model_tensors)
-        if effective is not None:
-            effective = self.detach_copy(sel.finish(effective, head_axis), model_tensors)
-        m = AttentionMap(
-            module=owner.name, kind=kind, weights=weights,
-            edge_index=None if edge_index is None else self.detach_copy(edge_index.long(),
-                                                                   (edge_index,)),
-            forward_index=max(self.forward_index, 0), call_index=owner.call_index,
-            source=source, heads=heads, samples=samples, reduced=sel.reduce,
-            effective=effective,
-        )
-        self.recording.num_recorded += 1
-        if self.keep:
-            self.recording.maps.append(m)
-        if self.sink is not None:
-            self._unsent.append(m)  # sent at the end of the model call: see flush()
-        return m
-
-    def flush(self, commit: bool) -> None:
-        """Hand the maps of the finished model call to the sink, as one batch. They wait
-        until then because a map can still gain its ``effective`` matrix."""
-        if self.sink is None:
-            return
-        unsent, self._unsent = self._unsent, []
-        for m in unsent:
-            self.sink.write(m)
-        if commit:
-            self.sink.commit()
-
-    def select(self, weights: torch.Tensor, module: str, graph: bool):
-        """Apply the sample and head selection to a full map (a view where possible)."""
-        sel = self.selection
-        samples = heads = None
-        if graph:
-            if weights.ndim > 2:
-                samples = self.sample_rows(weights.shape[0])
-            heads = sel.head_index(weights.shape[-1], module)
-        else:
-            samples = self.sample_rows(weights.shape[0])
-            heads = sel.head_index(weights.shape[1], module)
-        if samples is not None:
-            if not samples:
-                return None, None, None
-            weights = weights[samples]
-        if heads is not None:
-            weights = weights[..., heads] if graph else weights[:, heads]
-        return weights, heads, samples
-
-    def sample_rows(self, batch: int) -> list[int] | None:
-        """Rows to keep of a map with ``batch`` rows. A map whose batch axis is not the
-        model call's (a model that folds epochs or channels into it) is kept whole:
-        its rows are not the samples the selection names."""
-        if self.call_batch is not None and batch != self.call_batch:
-            return None
-        return self.selection.sample_index(batch)
-
-    @staticmethod
-    def detach_copy(t: torch.Tensor, model_tensors: tuple) -> torch.Tensor:
-        """A CPU tensor the model can no longer change (by in-place ops on its own
-        tensors) and that outlives ``inference_mode``."""
-        t = t.detach()
-        if t.is_inference():
-            with torch.inference_mode(False):
-                return t.to("cpu").clone()
-        if t.device.type != "cpu":
-            return t.to("cpu")
-        ptr = t.untyped_storage().data_ptr()
-        if any(m is not None and m.untyped_storage().data_ptr() == ptr for m in model_tensors):
-            return t.clone()
-        return t
-
     def note_ignored_softmax(self, owner: Frame | None) -> None:
         name = owner.name if owner is not None else "<outside the model>"
         self.ignored_softmax[name] = self.ignored_softmax.get(name, 0) + 1
-
-
-def mark_masked(weights: torch.Tensor, in_place: bool = False) -> torch.Tensor:
-    """Exact zeros of a softmax output (keys the model masked with -inf or a huge negative
-    score) become -0.0, before any cast: they equal 0 for every computation, yet survive
-    float16 storage, unlike a small weight that merely rounds to +0.0 there. Figures hide
-    the signed zeros only (:func:`attnscope.plot.find_mask`). Maps without a zero cost one
-    min-reduction; ``in_place`` for tensors the strategy owns."""
-    if not weights.is_floating_point() or weights.numel() == 0 or bool(weights.amin() > 0):
-        return weights
-    if in_place:
-        return weights.masked_fill_(weights == 0, -0.0)
-    return torch.where(weights == 0, torch.tensor(-0.0, dtype=weights.dtype), weights)

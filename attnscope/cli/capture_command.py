@@ -62,5 +62,9 @@ def capture(
         writer.close()
     except AttnscopeError as err:
         raise fail(str(err), err) from None
+    from attnscope.store import open_store
+
+    for note in open_store(store).notes(step):  # what the capture skipped, and why
+        err_console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"captured {done} samples into {store} (step {step!r}); "
                   f"see: attnscope store info {store}")

@@ -38,9 +38,13 @@ def info(path: Path = typer.Argument(..., help="store directory")) -> None:
                 table.add_row(module, kind, step, str(store.num_samples(module, step)),
                               shape + (" ..." if len(shapes) > 3 else ""),
                               human(store.nbytes(module, step)))
+        notes = [(step, n) for step in store.steps for n in store.notes(step)]
     except AttnscopeError as e:
         raise fail(str(e), e) from None
-    Console().print(table)
+    out = Console()
+    out.print(table)
+    for step, note in notes:  # what each step's capture did not record, and why
+        out.print(f"note ({step}): {note}", markup=False, highlight=False, soft_wrap=True)
 
 
 def export(

@@ -147,6 +147,10 @@ class Store:
         """Axis labels given to the writer of ``step`` (tokens, time_steps, channels ...)."""
         return dict(self.meta["steps"].get(step, {}).get("labels", {}))
 
+    def notes(self, step: str) -> list[str]:
+        """What the capture of ``step`` did not record (or reshaped), and why."""
+        return list(self.meta["steps"].get(step, {}).get("notes", []))
+
     def segments(self, module: str, step: str | None = None) -> list[Segment]:
         step = self._step(module, step)
         return self._segments.get((step, module), [])

@@ -72,6 +72,7 @@ class StepInfo(TypedDict, total=False):
     labels: dict[str, Any]
     heads: dict[str, dict[str, Any]]
     dir: str
+    notes: list[str]  # what the capture did not record, and why (one line each)
 
 
 class StoreMeta(TypedDict):
@@ -222,6 +223,8 @@ def validate_meta(obj: Any, where: Any) -> StoreMeta:
             c.ints(heads.get("heads"), g + ".heads")
         if "dir" in info:
             c.text(info["dir"], f + ".dir", pattern=_DIR_RE)
+        for note in c.of(info.get("notes", []), list, f + ".notes"):
+            c.text(note, f + ".notes")
     return obj
 
 

@@ -116,6 +116,7 @@ class StoreWriter:
         self._checked = False
         self._warned: set[str] = set()
         self._later: dict[str, dict[str, Any]] = {}  # notes of entries registered before
+        self._notes: list[str] = []  # the capture's notes (what it skipped, and why)
 
     def __enter__(self) -> StoreWriter:
         return self
@@ -138,6 +139,12 @@ class StoreWriter:
         self._write_one(layout.entry_name(m.module, m.call_index), m, m.weights)
         if m.effective is not None:
             self._write_one(layout.entry_name(m.module, m.call_index, True), m, m.effective)
+
+    def note(self, text: str) -> None:
+        """Keep one line the capture wants readers told (``store.notes(step)``); saved
+        with the step's metadata at the next commit."""
+        if text not in self._notes:
+            self._notes.append(text)
 
     def commit(self) -> None:
         """Make every map written since the last commit durable and visible to readers.
@@ -280,9 +287,13 @@ class StoreWriter:
 
     def _step_entry(self, old: dict[str, Any]) -> dict[str, Any]:
         keep = {} if self._fresh else old
-        return {"dtype": str(self.dtype).replace("torch.", ""), "keepbits": self.keepbits,
-                "labels": {**keep.get("labels", {}), **self.labels},
-                "heads": {**keep.get("heads", {}), **self._step_heads}}
+        entry = {"dtype": str(self.dtype).replace("torch.", ""), "keepbits": self.keepbits,
+                 "labels": {**keep.get("labels", {}), **self.labels},
+                 "heads": {**keep.get("heads", {}), **self._step_heads}}
+        notes = list(dict.fromkeys([*keep.get("notes", []), *self._notes]))
+        if notes:
+            entry["notes"] = notes
+        return entry
 
     def _publish_meta(self) -> None:
         """Add notes to entries and, unless this is a staged overwrite, the step."""

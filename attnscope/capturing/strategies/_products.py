@@ -1,10 +1,16 @@
 """What tells a softmax apart as attention: the products around it (which operands,
-which axes they sum over) and its layout. Helpers of the softmax strategy."""
+which axes they sum over) and its layout; :class:`Pending`, a softmax output waiting
+for that evidence. Helpers of the softmax strategy."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 from torch import nn
+
+from attnscope.capturing.frames import Frame
+from attnscope.maps import AttentionMap
 
 
 def softmax_dim(args: tuple, kwargs: dict, ndim: int) -> int:
@@ -54,3 +60,27 @@ def batch_rows(probs: torch.Tensor, key_dim: int) -> int:
     if not others:
         return 1
     return others[0] if len(others) == 1 else -1
+
+
+@dataclass
+class Pending:
+    """A candidate softmax output and the tensors that are it, only dropped out or cast."""
+
+    probs: torch.Tensor
+    key_dim: int
+    owner: Frame  # the module call that made it
+    recorded: bool = False
+    record: AttentionMap | None = None  # the map, while an effective matrix can line up
+    same: list[torch.Tensor] = field(default_factory=list)
+    moved: bool = False  # handed to the caller's frame once
+    done: bool = False  # recorded or refused by the layout check: nothing left to decide
+    skipped: bool = False  # its module is not named like attention: evidence is noted only
+
+    def is_same(self, t: object) -> bool:
+        return any(t is s for s in self.same)
+
+    def shares(self, t: object) -> bool:
+        if not isinstance(t, torch.Tensor):
+            return False
+        ptr = t.untyped_storage().data_ptr()
+        return any(s.untyped_storage().data_ptr() == ptr for s in self.same)

@@ -12,16 +12,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from attnscope.capturing.calls import SdpaCall, bind_sdpa
 from attnscope.capturing.registry import Strategy, register_strategy
 from attnscope.capturing.session import CaptureSession
-from attnscope.kernels import sdpa_probabilities
-
-_SDPA_ARGS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale",
-              "enable_gqa")
+from attnscope.kernels import sdpa_probabilities  # noqa: F401  (re-exported for callers)
 
 
 @register_strategy
 class SdpaStrategy(Strategy):
+    """Finds sdpa calls and checks their layout; the session records them (probabilities,
+    query/key inputs or value-weighted: :mod:`attnscope.capturing.policy`)."""
+
     name = "sdpa"
     description = "F.scaled_dot_product_attention calls (HF sdpa models, custom code)"
 
@@ -30,11 +31,8 @@ class SdpaStrategy(Strategy):
             owner = session.owner()
             if owner is None or not session.wants(owner, True):
                 return func(*args, **kwargs)
-            bound = dict(zip(_SDPA_ARGS, args))
-            bound.update(kwargs)
-            query, key, value = bound["query"], bound["key"], bound["value"]
-            dropout_p = bound.get("dropout_p", 0.0)
-            batch = query.shape[0] if query.ndim >= 3 else 1
+            bound = bind_sdpa(args, kwargs)
+            query, key = bound["query"], bound["key"]
             num_heads = query.shape[-3] if query.ndim >= 3 else 1
             kv_heads = key.shape[-3] if key.ndim >= 3 else 1
             # one key head broadcasts over the query heads (multi-query attention)
@@ -42,9 +40,6 @@ class SdpaStrategy(Strategy):
                 bound.get("is_causal", False) and bound.get("attn_mask") is not None)
             if invalid:
                 return func(*args, **kwargs)  # let torch raise its own error
-            needs_grad = torch.is_grad_enabled() and any(
-                t.requires_grad for t in (query, key, value)
-            )
             mask, causal = bound.get("attn_mask"), bool(bound.get("is_causal", False))
             shape = (*query.shape[:-1], key.shape[-2])
             plain = query.ndim == 4
@@ -65,47 +60,10 @@ class SdpaStrategy(Strategy):
                 if dense is not None:
                     m = session.record(owner, dense, kind=session.dense_kind(
                         owner, lengths=tuple(dense.shape[-2:])), source="sdpa", owned=True)
-                    from attnscope.capturing import _qk  # hook: issue 16
-
-                    if m is not None and _qk.session_form(session) != "probs":
-                        # a qk store keeps this map as probabilities, with this note
+                    if m is not None:  # why a q/k store keeps it as probabilities
                         m.qk_note = ("the layout check rebuilt this map (heads packed into "
                                      "the query axis or folded into the batch)")
                 return result
-            sel = session.selection
-            samples = session.sample_rows(batch)
-            if samples == []:
-                return func(*args, **kwargs)
-            heads = sel.head_index(num_heads, owner.name)
-            from attnscope.capturing import _qk  # hook: query/key store form (issue 16)
-
-            if _qk.session_form(session) != "probs":
-                result = func(*args, **kwargs)
-                _qk.record_sdpa(session, owner, bound, samples, heads)
-                return result
-            # one pass gives both when every probability is computed anyway
-            reuse = (samples is None and heads is None and not needs_grad
-                     and dropout_p == 0.0 and query.device.type == "cpu")
-            with torch.no_grad():
-                probs, out = sdpa_probabilities(
-                    query, key, mask, causal, bound.get("scale"),
-                    value=value if reuse else None, samples=samples, heads=heads,
-                    out_dtype=sel.dtype if sel.reduce is None else None, module=owner.name,
-                )
-            if reuse:
-                result = out.reshape(*query.shape[:-1], value.shape[-1])
-            else:
-                result = func(*args, **kwargs)
-            vw = None
-            if getattr(session, "value_weighted", False):  # opt-in: alpha * ||v_j||
-                from attnscope.capturing.value import sdpa_value_norms, weighted
-
-                vw = weighted(probs, sdpa_value_norms(value, num_heads, samples, heads))
-            m = session.record(owner, probs, kind=session.dense_kind(
-                owner, lengths=(query.shape[-2], key.shape[-2])), source="sdpa",
-                selected=True, heads=heads, samples=samples, owned=True)
-            if vw is not None and m is not None:
-                m.value_weighted = sel.finish(vw, 1)
-            return result
+            return session.record_call(SdpaCall(owner, bound, lambda: func(*args, **kwargs)))
 
         return {F.scaled_dot_product_attention: handle}

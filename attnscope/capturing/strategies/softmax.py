@@ -14,17 +14,19 @@ only on evidence that it is attention, so feature softmaxes (linear attention) a
   softmax axis last and ``v`` not itself a product.
 
 Candidates without evidence when their module (or its caller) returns are skipped with
-a note. ``include``d modules record every softmax, as the user asked. After a recorded
-softmax, the first matmul of its module that multiplies a tensor of the same shape tells
-whether the probabilities were changed on the way to V (a relative position bias added
-after the softmax, say); if so, that matrix is kept as ``AttentionMap.effective``.
-Dropout and dtype casts are not such a change.
+a note. A softmax in a module *not* named like attention is not recorded (unless
+``include``d), but the same evidence puts one line in ``rec.notes`` naming the module
+and the ``include=`` that records it; a softmax without evidence there (a classifier's)
+is not attention and is not mentioned. ``include``d modules record every softmax, as
+the user asked. After a recorded softmax, the first matmul of its module that multiplies
+a tensor of the same shape tells whether the probabilities were changed on the way to V
+(a relative position bias added after the softmax, say); if so, that matrix is kept as
+``AttentionMap.effective``. Dropout and dtype casts are not such a change.
 """
 
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +37,7 @@ from attnscope.capturing.registry import Strategy, register_strategy
 from attnscope.capturing.selection import to_dense_layout
 from attnscope.capturing.session import CaptureSession
 from attnscope.capturing.strategies._products import (
+    Pending,
     batch_rows,
     contracts_last,
     is_weight,
@@ -42,7 +45,6 @@ from attnscope.capturing.strategies._products import (
     same_scores,
     softmax_dim,
 )
-from attnscope.maps import AttentionMap
 
 _SOFTMAXES = (F.softmax, torch.softmax, torch.Tensor.softmax, torch.special.softmax)
 _SAME = (F.dropout, torch.dropout, torch.Tensor.to, torch.Tensor.type_as, torch.Tensor.float,
@@ -51,29 +53,6 @@ _MATMULS = (torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bm
             torch.Tensor.bmm, torch.einsum, torch.baddbmm, torch.Tensor.baddbmm)
 _MULS = (torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__)
 _KEEP_PRODUCTS = 8
-
-
-@dataclass
-class _Pending:
-    """A candidate softmax output and the tensors that are it, only dropped out or cast."""
-
-    probs: torch.Tensor
-    key_dim: int
-    owner: Frame
-    recorded: bool = False
-    record: AttentionMap | None = None  # the map, while an effective matrix can line up
-    same: list[torch.Tensor] = field(default_factory=list)
-    moved: bool = False  # handed to the caller's frame once
-    done: bool = False  # recorded or refused by the layout check: nothing left to decide
-
-    def is_same(self, t: object) -> bool:
-        return any(t is s for s in self.same)
-
-    def shares(self, t: object) -> bool:
-        if not isinstance(t, torch.Tensor):
-            return False
-        ptr = t.untyped_storage().data_ptr()
-        return any(s.untyped_storage().data_ptr() == ptr for s in self.same)
 
 
 @register_strategy
@@ -91,14 +70,23 @@ class SoftmaxStrategy(Strategy):
             owner = session.owner()
             if owner is None or owner.name in session.claimed or not args:
                 return out
-            if not session.wants(owner, session.attention_named()):
+            named = session.attention_named()
+            wanted = session.wants(owner, named)
+            if not wanted:
                 session.note_ignored_softmax(owner)
-                return out
+                if named or not session.wants(owner, True):
+                    return out  # the user's include/exclude left it out
             key_dim = softmax_dim(args, kwargs, out.ndim)
-            pending = _Pending(out, key_dim, owner, same=[out])
+            pending = Pending(out, key_dim, owner, same=[out], skipped=not wanted)
             scores = args[0]
             from_product = isinstance(scores, torch.Tensor) and any(
                 same_scores(shape, scores.shape) for shape, _ in owner.products)
+            if pending.skipped:  # not attention by name: say so if it looks like it
+                if from_product:
+                    self._note_skipped(session, pending, "over a query-key product")
+                else:
+                    owner.pending = [*(owner.pending or [])[-3:], pending]
+                return out
             # Longformer's band has a documented layout (see layout.band_to_dense)
             band = isinstance(getattr(owner.module, "one_sided_attn_window_size", None), int)
             # one weight per key (additive/LSTM attention) in a module named attention,
@@ -146,12 +134,12 @@ class SoftmaxStrategy(Strategy):
         return table
 
     @staticmethod
-    def _waiting(session: CaptureSession) -> list[_Pending]:
+    def _waiting(session: CaptureSession) -> list[Pending]:
         """Candidates of the innermost module call (and those handed up to it)."""
         owner = session.owner()
         return list(owner.pending or ()) if owner is not None else []
 
-    def _on_product(self, session: CaptureSession, pending: _Pending, equation, ops) -> None:
+    def _on_product(self, session: CaptureSession, pending: Pending, equation, ops) -> None:
         probs, key_dim = pending.probs, pending.key_dim
         keys = probs.shape[key_dim]
         if pending.recorded:  # does V see the probabilities as they are?
@@ -173,6 +161,8 @@ class SoftmaxStrategy(Strategy):
             others = [o for o in ops if isinstance(o, torch.Tensor) and o is not t]
             if not others or any(is_weight(o) for o in others):
                 return
+            if pending.skipped and equation == "*":
+                return  # an elementwise product (a loss, say) is no evidence here
             if one_d:
                 evidence = any(keys in o.shape for o in others)
             else:
@@ -181,17 +171,19 @@ class SoftmaxStrategy(Strategy):
                             and key_dim == probs.ndim - 1
                             and contracts_last(equation, index, t.ndim)
                             and not any(o is p for o in others for p in products))
-            if evidence:
+            if evidence and pending.skipped:
+                self._note_skipped(session, pending, "whose output multiplies values")
+            elif evidence:
                 self._record(session, pending)
             return
 
     @staticmethod
-    def _drop(session: CaptureSession, pending: _Pending) -> None:
+    def _drop(session: CaptureSession, pending: Pending) -> None:
         for frame in (pending.owner, session.owner()):
             if frame is not None and frame.pending:
                 frame.pending = [p for p in frame.pending if p is not pending] or None
 
-    def _record(self, session: CaptureSession, pending: _Pending) -> bool:
+    def _record(self, session: CaptureSession, pending: Pending) -> bool:
         owner, probs = pending.owner, pending.probs
         pending.done = True
         t = probs.movedim(pending.key_dim, -1)
@@ -225,6 +217,8 @@ class SoftmaxStrategy(Strategy):
                 pending.moved = True
                 parent.pending = [*(parent.pending or [])[-3:], pending]
                 continue
+            if pending.skipped:  # no evidence either way: not attention (a classifier's)
+                continue
             session.note(
                 f"{pending.owner.name or '<root>'}: softmax over axis {pending.key_dim} of "
                 f"shape {list(pending.probs.shape)} not recorded: no query-key product "
@@ -233,7 +227,20 @@ class SoftmaxStrategy(Strategy):
         frame.pending = None
 
     @staticmethod
-    def _keep_effective(session: CaptureSession, pending: _Pending, used: torch.Tensor) -> None:
+    def _note_skipped(session: CaptureSession, pending: Pending, evidence: str) -> None:
+        """A softmax that looks like attention in a module not named like attention:
+        not recorded (the default covers attention-named modules only), but never
+        dropped without a word."""
+        pending.done = True
+        owner = pending.owner
+        name = owner.name or type(owner.module).__name__
+        session.note(
+            f"{name} ({type(owner.module).__name__}): softmax {evidence} not recorded: "
+            f"the module's name does not say attention; if it is attention, pass "
+            f"include=[{name!r}]")
+
+    @staticmethod
+    def _keep_effective(session: CaptureSession, pending: Pending, used: torch.Tensor) -> None:
         m = pending.record
         if m is None:
             return
