@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from attnscope._memory import check_map
+from attnscope.capturing import aliases
 from attnscope.capturing.registry import Strategy, register_strategy
 from attnscope.capturing.session import CaptureSession
 
@@ -22,6 +23,8 @@ from attnscope.capturing.session import CaptureSession
 # [8,12,512,512]: 32M-element blocks 56 ms (float32 out) / 70 ms (float16 out); 4M: 56 / 37
 # ms; smaller blocks lose to per-block overhead.
 BLOCK_ELEMENTS = 4 * 1024 * 1024
+_SITES = (aliases.Site(F, "scaled_dot_product_attention"),
+          aliases.Site(torch._C._nn, "scaled_dot_product_attention"))
 _SDPA_ARGS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale",
               "enable_gqa")
 
@@ -252,4 +255,5 @@ class SdpaStrategy(Strategy):
                 m.value_weighted = sel.finish(vw, 1)
             return result
 
-        return {F.scaled_dot_product_attention: handle}
+        # keyed on every object the call may arrive as (another tool's wrapper too)
+        return aliases.table(_SITES, handle)

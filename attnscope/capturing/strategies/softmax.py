@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from attnscope.capturing import aliases
 from attnscope.capturing.frames import Frame
 from attnscope.capturing.layout import band_to_dense
 from attnscope.capturing.registry import Strategy, register_strategy
@@ -44,12 +45,17 @@ from attnscope.capturing.strategies._products import (
 )
 from attnscope.maps import AttentionMap
 
-_SOFTMAXES = (F.softmax, torch.softmax, torch.Tensor.softmax, torch.special.softmax)
-_SAME = (F.dropout, torch.dropout, torch.Tensor.to, torch.Tensor.type_as, torch.Tensor.float,
-         torch.Tensor.contiguous)
-_MATMULS = (torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm,
-            torch.Tensor.bmm, torch.einsum, torch.baddbmm, torch.Tensor.baddbmm)
-_MULS = (torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__)
+_S = aliases.Site
+# (where torch exposes each function: see aliases.py for why not the function itself)
+_SOFTMAXES = (_S(F, "softmax"), _S(torch, "softmax"), _S(torch.Tensor, "softmax"),
+              _S(torch.special, "softmax"))
+_SAME = (_S(F, "dropout"), _S(torch, "dropout"), _S(torch.Tensor, "to"),
+         _S(torch.Tensor, "type_as"), _S(torch.Tensor, "float"), _S(torch.Tensor, "contiguous"))
+_MATMULS = (_S(torch, "matmul"), _S(torch.Tensor, "matmul"), _S(torch.Tensor, "__matmul__"),
+            _S(torch, "bmm"), _S(torch.Tensor, "bmm"), _S(torch, "einsum"),
+            _S(torch, "baddbmm"), _S(torch.Tensor, "baddbmm"))
+_MULS = (_S(torch, "mul"), _S(torch.Tensor, "mul"), _S(torch.Tensor, "__mul__"),
+         _S(torch.Tensor, "__rmul__"))
 _KEEP_PRODUCTS = 8
 
 
@@ -139,10 +145,10 @@ class SoftmaxStrategy(Strategy):
                     self._on_product(session, pending, "*", args[:2])
             return func(*args, **kwargs)
 
-        table = {f: on_softmax for f in _SOFTMAXES}
-        table.update({f: on_same for f in _SAME})
-        table.update({f: on_matmul for f in _MATMULS})
-        table.update({f: on_mul for f in _MULS})
+        table = aliases.table(_SOFTMAXES, on_softmax)
+        table.update(aliases.table(_SAME, on_same))
+        table.update(aliases.table(_MATMULS, on_matmul))
+        table.update(aliases.table(_MULS, on_mul))
         return table
 
     @staticmethod

@@ -1,0 +1,48 @@
+"""Every object a torch function may reach the interception mode as, so a handler table
+still matches when another tool (TorchLens, a profiler, a user's ``functools.wraps``
+decorator) has replaced torch's functions with wrappers.
+
+The mode receives whatever object the call went through: torch's C builtin for
+``F.scaled_dot_product_attention`` (the wrapper calls it), the wrapper itself for a
+Python-level method such as ``Tensor.softmax`` that was replaced on the class. A handler
+is therefore keyed on the function as it was when attnscope was imported, on what is
+installed under the same name now (looked up when a capture starts), and on every
+function reached through ``__wrapped__``. Identity of the current attribute alone is
+not enough, and neither is the import-time original alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+
+def _chain(func: Any) -> list[Any]:
+    """``func`` and the functions it wraps (``functools.wraps`` sets ``__wrapped__``)."""
+    found = []
+    while func is not None and not any(func is f for f in found) and len(found) < 8:
+        found.append(func)
+        func = getattr(func, "__wrapped__", None)
+    return found
+
+
+class Site:
+    """A place torch exposes a function (``Site(torch.Tensor, "softmax")``), with the
+    object found there when this module was imported."""
+
+    def __init__(self, owner: Any, name: str) -> None:
+        self.owner, self.name = owner, name
+        self.original = getattr(owner, name)
+
+    def objects(self) -> list[Callable[..., Any]]:
+        """The original, the current occupant and everything either wraps."""
+        found: list[Any] = []
+        for func in (*_chain(self.original), *_chain(getattr(self.owner, self.name, None))):
+            if not any(func is f for f in found):
+                found.append(func)
+        return found
+
+
+def table(sites: Iterable[Site], handler: Callable[..., Any]) -> dict[Any, Any]:
+    """``{object: handler}`` for every object each site's function may arrive as."""
+    return {func: handler for site in sites for func in site.objects()}
