@@ -13,6 +13,8 @@ not enough, and neither is the import-time original alone.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -46,3 +48,23 @@ class Site:
 def table(sites: Iterable[Site], handler: Callable[..., Any]) -> dict[Any, Any]:
     """``{object: handler}`` for every object each site's function may arrive as."""
     return {func: handler for site in sites for func in site.objects()}
+
+
+def merge(handlers: dict[Any, Any], more: dict[Any, Any]) -> None:
+    """Add ``more`` to ``handlers``; where both handle one function, the new handler runs
+    around the old one (its ``func`` is the old handler bound to the real function)."""
+    for func, handler in more.items():
+        old = handlers.get(func)
+        handlers[func] = handler if old is None or old is handler else _around(old, handler)
+
+
+def _around(inner: Callable[..., Any], outer: Callable[..., Any]) -> Callable[..., Any]:
+    def chained(func, args, kwargs):
+        def call(*a, **k):
+            return inner(func, a, k)
+
+        with contextlib.suppress(AttributeError, TypeError):
+            call = functools.wraps(func)(call)  # keeps __name__ (handlers read it)
+        return outer(call, args, kwargs)
+
+    return chained

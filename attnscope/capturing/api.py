@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from attnscope.capturing import aliases, provenance
 from attnscope.capturing.mode import InterceptMode
 from attnscope.capturing.registry import Removable, strategy_classes
 from attnscope.capturing.selection import Selection
@@ -190,9 +191,10 @@ def capture(
     ok = False
     try:
         handles += _attach_module_stack(session)
+        handlers = provenance.of(session).handlers()  # evidence for the layout check
         for strategy in instances:
             handles += strategy.attach(session)
-            handlers.update(strategy.handlers(session))
+            aliases.merge(handlers, strategy.handlers(session))
         # compiled code would skip hooks and the mode: run it eagerly while capturing.
         # Without dynamo loaded nothing is compiled, and importing it would replace
         # torch.manual_seed for the rest of the process.

@@ -83,10 +83,14 @@ def test_overlapping_windows_are_refused_with_a_note():
         _capture(model, _x())
 
 
-def test_query_subset_is_refused_with_a_note():
-    model = lm.ProbSparseAttention().eval()
+def test_query_subset_of_unknown_positions_is_refused_with_a_note():
+    class SubsetAttention(nn.Module):  # 3 query rows made elsewhere: positions unknown
+        def forward(self, x, q, k):
+            return (q @ k.transpose(-1, -2)).softmax(-1) @ k + x.mean()
+
+    q, k = torch.randn(3, 2, 3, 8), torch.randn(3, 2, 8, 8)
     with pytest.raises(attnscope.NoAttentionFoundError, match="query subset"):
-        _capture(model, _x())
+        _capture(SubsetAttention(), _x(), q, k)
 
 
 def test_attend_mha_and_parent_named_modules_are_attention():

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from attnscope._memory import check_map
-from attnscope.capturing import aliases
+from attnscope.capturing import aliases, provenance
 from attnscope.capturing.registry import Strategy, register_strategy
 from attnscope.capturing.session import CaptureSession
 
@@ -196,8 +196,9 @@ class SdpaStrategy(Strategy):
             shape = (*query.shape[:-1], key.shape[-2])
             plain = query.ndim == 4
             if plain:  # the layout check on shapes alone: nothing is computed
+                evidence = provenance.of(session).evidence(query)
                 fitted = session.fit(owner, torch.empty(shape, device="meta"),
-                                     "sdpa probabilities")
+                                     "sdpa probabilities", evidence=evidence)
                 if fitted is None:
                     return func(*args, **kwargs)
                 plain = tuple(fitted.shape) == shape
@@ -208,7 +209,8 @@ class SdpaStrategy(Strategy):
                     probs, _ = sdpa_probabilities(query, key, mask, causal, bound.get("scale"))
                 result = func(*args, **kwargs)
                 dense = session.fit(owner, probs.flatten(0, 1) if query.ndim == 3
-                                    else probs, "sdpa probabilities")
+                                    else probs, "sdpa probabilities",
+                                    evidence=provenance.of(session).evidence(query))
                 if dense is not None:
                     m = session.record(owner, dense, kind=session.dense_kind(
                         owner, lengths=tuple(dense.shape[-2:])), source="sdpa", owned=True)

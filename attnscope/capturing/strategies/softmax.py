@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from attnscope.capturing import aliases
+from attnscope.capturing import aliases, provenance
 from attnscope.capturing.frames import Frame
 from attnscope.capturing.layout import band_to_dense
 from attnscope.capturing.registry import Strategy, register_strategy
@@ -71,6 +71,7 @@ class _Pending:
     same: list[torch.Tensor] = field(default_factory=list)
     moved: bool = False  # handed to the caller's frame once
     done: bool = False  # recorded or refused by the layout check: nothing left to decide
+    evidence: dict = field(default_factory=dict)  # how the scores were built (provenance)
 
     def is_same(self, t: object) -> bool:
         return any(t is s for s in self.same)
@@ -101,8 +102,16 @@ class SoftmaxStrategy(Strategy):
                 session.note_ignored_softmax(owner)
                 return out
             key_dim = softmax_dim(args, kwargs, out.ndim)
-            pending = _Pending(out, key_dim, owner, same=[out])
             scores = args[0]
+            tracker = provenance.of(session)
+            if tracker.picked(scores) and not session.include:
+                session.note(f"{owner.name or '<root>'}: softmax over {out.shape[key_dim]} "
+                             "values picked by topk (a weighting of selected items, such as "
+                             "Autoformer's auto-correlation over its top-k lags), not "
+                             "attention over keys: not recorded")
+                return out
+            pending = _Pending(out, key_dim, owner, same=[out],
+                               evidence=tracker.evidence(scores, owner.products))
             from_product = isinstance(scores, torch.Tensor) and any(
                 same_scores(shape, scores.shape) for shape, _ in owner.products)
             # Longformer's band has a documented layout (see layout.band_to_dense)
@@ -209,7 +218,9 @@ class SoftmaxStrategy(Strategy):
                 return False
             dense = band_to_dense(probs, window)
         else:
-            dense = session.fit(owner, t, "softmax")
+            evidence = pending.evidence if pending.key_dim == probs.ndim - 1 else {
+                k: v for k, v in pending.evidence.items() if k == "fold"}
+            dense = session.fit(owner, t, "softmax", evidence=evidence)
         if dense is None:
             return False
         kind = session.dense_kind(owner, lengths=(dense.shape[-2], dense.shape[-1]))
