@@ -77,16 +77,20 @@ def of(session: Any) -> Provenance:
     """The session's tracker, made on first use."""
     tracker = getattr(session, "provenance", None)
     if tracker is None:
-        tracker = session.provenance = Provenance(lambda: session.call_batch)
+        tracker = session.provenance = Provenance(lambda: session.call_batch, session.owner)
     return tracker
 
 
 class Provenance:
     """Tags of the tensors made during one capture (see the module docstring)."""
 
-    def __init__(self, batch: Any) -> None:
+    def __init__(self, batch: Any, owner: Any = lambda: None) -> None:
         self._batch = batch  # callable: the current model call's batch size
+        self._owner = owner  # callable: the module call running now
         self._tags: dict[int, tuple[weakref.ref, Tag]] = {}
+        # (module call, shape, tag) of the last tagged products: scores often outlive
+        # the product they came from only as a copy (a mask added, then a view)
+        self._products: list[tuple[Any, torch.Size, Tag]] = []
 
     # -- lookup ---------------------------------------------------------------------
     def get(self, t: Any) -> Tag | None:
@@ -111,26 +115,25 @@ class Provenance:
     def _of(self, t: torch.Tensor) -> Tag:
         return self.get(t) or self._initial(t)
 
-    def evidence(self, t: Any, products: Any = ()) -> dict[str, Any]:
+    def evidence(self, t: Any, frame: Any = None) -> dict[str, Any]:
         """What the layout check may use about ``t`` (attention scores, or an sdpa
-        query): how its leading axis was folded, which query rows it holds. Scores that
-        lost their tag on the way (a mask added) use the product they were made from:
-        ``products`` are ``(shape, weakref)`` of the module call's products, oldest first."""
-        tag = self.get(t)
-        if tag is None and isinstance(t, torch.Tensor):
-            for shape, ref in reversed(products):
-                made = ref()
-                if made is not None and shape[-2:] == t.shape[-2:] and \
-                        made.numel() == t.numel():
-                    tag = self.get(made)
-                    break
-        if tag is None:
-            return {}
+        query): how its leading axis was folded, which query rows it holds. Scores lose
+        part of their tag on the way (a mask added, then a view), so the latest product
+        of the same elements made in module call ``frame`` fills what ``t`` lacks; a fold
+        that names the heads beats one that only names the samples."""
+        tags = [self.get(t)]
+        if frame is not None and isinstance(t, torch.Tensor):
+            tags.append(next((made for f, shape, made in reversed(self._products)
+                              if f is frame and shape[-2:] == t.shape[-2:] and
+                              shape.numel() == t.numel()), None))
+        folds = [fold_order(g.axes[0]) for g in tags if g is not None and g.axes]
+        folds = [f for f in folds if f is not None]
         found: dict[str, Any] = {}
-        if tag.axes and fold_order(tag.axes[0]) is not None:
-            found["fold"] = fold_order(tag.axes[0])
-        if tag.rows is not None:
-            found["rows"] = tag.rows
+        if folds:
+            found["fold"] = next((f for f in folds if f[1] is not None), folds[0])
+        rows = next((g.rows for g in tags if g is not None and g.rows is not None), None)
+        if rows is not None:
+            found["rows"] = rows
         return found
 
     def picked(self, t: Any) -> bool:
@@ -219,7 +222,9 @@ class Provenance:
             ops = args[1:3] if func.__name__ == "baddbmm" else args[:2]
             tag = self.get(ops[0]) if ops else None
             if tag is not None and isinstance(out, torch.Tensor) and out.ndim == len(tag.axes):
-                self._set(out, Tag(tag.axes[:-2] + ((), ()), rows=tag.rows))
+                made = Tag(tag.axes[:-2] + ((), ()), rows=tag.rows)
+                self._set(out, made)
+                self._products = [*self._products[-7:], (self._owner(), out.shape, made)]
 
         def picked(func, args, kwargs, out):  # topk
             self._set(out[0], Tag((), picked=True))

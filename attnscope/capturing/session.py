@@ -142,7 +142,7 @@ class CaptureSession:
         strategy knows from how the operands were built (``fold``, ``rows``)."""
         call = replace(self.call_shape(owner), **(evidence or {}))
         # (a one-token decode step reads batch-first: its queries may be packed heads)
-        if t.ndim >= 3 and call.tokens not in (t.shape[-2], 1):
+        if t.ndim >= 3 and call.tokens not in (t.shape[-2], 1) and call.rows is None:
             # a sequence-first model, (seq, batch, feature): its first axis is no batch
             dims = next((f.dims for f in self.parents(owner, 2) if f.dims is not None), None)
             if dims is not None and dims[0] == t.shape[-2] and dims[1] != dims[0] and \

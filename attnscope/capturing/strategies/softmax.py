@@ -111,7 +111,7 @@ class SoftmaxStrategy(Strategy):
                              "attention over keys: not recorded")
                 return out
             pending = _Pending(out, key_dim, owner, same=[out],
-                               evidence=tracker.evidence(scores, owner.products))
+                               evidence=tracker.evidence(scores, owner))
             from_product = isinstance(scores, torch.Tensor) and any(
                 same_scores(shape, scores.shape) for shape, _ in owner.products)
             # Longformer's band has a documented layout (see layout.band_to_dense)

