@@ -250,7 +250,7 @@ class CaptureSession:
         ``edge_index``, ``(..., edge, head)``; ``selected``: samples and heads were
         already picked by the strategy (``heads``/``samples`` say which); ``owned``: the
         tensors are the strategy's own, not the model's, so they need no defensive copy."""
-        if owner.name in self.claimed and source not in ("returns", "method"):
+        if owner.name in self.claimed and source not in ("returns", "method", "bigbird"):
             return None
         sel = self.selection
         graph = edge_index is not None

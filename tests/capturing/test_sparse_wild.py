@@ -70,3 +70,45 @@ def test_autoformer_lag_softmax_is_not_recorded_as_attention():
         with attnscope.capture(model):
             model(**_series())
     assert "encoder.layers.0.self_attn" in str(err.value)
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_bigbird_block_sparse_rebuilt_dense(training):
+    """The map multiplies V into the layer's output; it equals HF's assembled map except
+    where HF writes a key block gathered twice over itself (eval: the random blocks are
+    block 0 again), where it holds the mass of both slots."""
+    from transformers import BigBirdConfig, BigBirdModel
+
+    torch.manual_seed(0)
+    model = BigBirdModel(BigBirdConfig(
+        vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+        intermediate_size=48, attention_type="block_sparse", block_size=2,
+        num_random_blocks=1, max_position_embeddings=64, sep_token_id=3,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)).train(training)
+    ids = torch.randint(4, 64, (2, 32))
+    mask = torch.ones_like(ids)
+    mask[1, 27:] = 0
+    attn = model.encoder.layer[0].attention.self
+    seen = {}
+    hook = attn.register_forward_hook(lambda mod, args, out: seen.update(x=args[0], out=out))
+    try:
+        with torch.no_grad(), attnscope.capture(model) as rec:
+            ref = model(input_ids=ids, attention_mask=mask, output_attentions=True)
+    finally:
+        hook.remove()
+    (m,) = rec.maps
+    assert (m.module, m.kind, m.source) == ("encoder.layer.0.attention.self", "self", "bigbird")
+    w = m.weights
+    v = attn.value(seen["x"]).view(2, 32, 4, 8).transpose(1, 2)
+    out = seen["out"][0].view(2, 32, 4, 8).transpose(1, 2)
+    real = mask.bool()[:, None, :, None]
+    assert ((w @ v - out) * real).abs().max() < TOL
+    assert torch.allclose(w.sum(-1), torch.ones(2, 4, 32), atol=1e-5)
+    (hf,) = ref.attentions
+    differ = (w - hf).abs() > TOL
+    never = torch.signbit(w) & (w == 0)  # cells never computed: masked zeros
+    assert never.float().mean() > 0.5
+    if training:  # random blocks differ from the global ones: nothing written twice
+        assert not differ.any() and torch.equal(never, hf == 0)
+    else:
+        assert differ.any() and (differ.nonzero()[:, 3] < 2).all()  # key block 0 only
