@@ -7,11 +7,13 @@ turns the recognised layouts into that shape and refuses the rest with a reason:
 
 * grouped-query heads packed into the query axis (one-token decoding): unfolded;
 * heads folded into the batch axis (``(batch*head, query, key)``): unfolded, in the
-  batch-major or head-major order the masked keys reveal;
-* non-overlapping local windows ``(..., window, query, key)``: rebuilt block-diagonal;
+  order the provenance of the operands shows (:mod:`attnscope.capturing.provenance`),
+  else the one the masked keys show, else batch-major with a note that it was assumed;
+* local windows ``(..., window, query, key)``, alone or looking around: rebuilt dense
+  (see :mod:`attnscope.capturing.windows`);
 * Longformer bands ``(batch, query, head, 2w+1)``: rebuilt dense (see ``band_to_dense``);
-* overlapping windows, query subsets (ProbSparse, block-sparse fragments) and anything
-  else that does not fit: refused, and the reason is the caller's note.
+* query subsets with the index that picked them (ProbSparse): put back at their rows;
+* anything else that does not fit: refused, and the reason is the caller's note.
 
 Deliberately left out: guessing heads from sizes alone when the module declares none
 and the batch axis is not a multiple of the call's batch.
@@ -23,6 +25,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from attnscope.capturing.windows import windows_to_dense
 
 _HEAD_ATTRS = ("num_heads", "num_attention_heads", "n_heads", "n_head", "nhead", "heads",
                "num_head", "h")
@@ -111,20 +115,6 @@ def _place_rows(t: torch.Tensor, rows: tuple[torch.Tensor, int]) -> tuple[torch.
                    "queries not selected are NaN (no attention row was computed for them)")
 
 
-def _windows(t: torch.Tensor, tokens: int) -> tuple[torch.Tensor | None, str | None]:
-    """``(..., window, query, key)`` chunks of ``tokens`` queries: block-diagonal when the
-    windows tile the sequence and see only themselves, else refused."""
-    windows, q_len, k_len = t.shape[-3:]
-    if windows * q_len != tokens or k_len != q_len:
-        return None, (f"local-window chunks ({windows} windows of {q_len} queries over "
-                      f"{k_len} keys, {tokens} tokens): key offsets are not recoverable")
-    dense = t.new_zeros(*t.shape[:-3], tokens, tokens)
-    for c in range(windows):
-        rows = slice(c * q_len, (c + 1) * q_len)
-        dense[..., rows, rows] = t[..., c, :, :]
-    return dense, None
-
-
 def fit_dense(t: torch.Tensor, call: CallShape) -> tuple[torch.Tensor | None, str | None]:
     """``t`` (key axis last) as ``(batch, head, query, key)`` of ``call`` and a note on what
     was assumed or rebuilt (or ``None``), or ``None`` and the reason it cannot be."""
@@ -141,9 +131,10 @@ def fit_dense(t: torch.Tensor, call: CallShape) -> tuple[torch.Tensor | None, st
     lead = t.shape[:-2]
     if tokens is not None and len(lead) >= 2 and 1 < q_len < tokens and \
             lead[-1] * q_len >= tokens > (lead[-1] - 1) * q_len:
-        t, why = _windows(t, tokens)
+        t, why = windows_to_dense(t, tokens)
         if t is None:
             return None, why
+        note = _join(note, why)
         lead, q_len = t.shape[:-2], tokens
     if tokens == 1 and q_len > 1 and heads and len(lead) == 2 and lead[1] * q_len == heads:
         # grouped-query heads packed into the query axis: (batch, kv_head, group, key)

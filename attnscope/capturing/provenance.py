@@ -51,8 +51,9 @@ _SITES = {
     "reshaped": _sites("reshape view flatten unflatten squeeze unsqueeze view_as reshape_as"),
     "permuted": _sites("transpose swapaxes permute movedim"),
     "same": _sites("contiguous clone to float half type_as mul __mul__ __rmul__ div "
-                   "__truediv__"),
+                   "__truediv__ add __add__ __radd__ sub __sub__ masked_fill"),
     "split": _sites("split chunk unbind"),
+    "padded": _sites("pad", (torch.nn.functional, torch._C._nn)),
     "product": _sites("matmul __matmul__ bmm baddbmm"),
     "picked": _sites("topk"),
     "indexed": _sites("__getitem__ gather index_select"),
@@ -173,14 +174,21 @@ class Provenance:
                 if order is not None:
                     self._permuted(src, out, order)
 
-        def same(func, args, kwargs, out):
+        def same(func, args, kwargs, out):  # casts, copies, elementwise with a scalar
+            if not isinstance(out, torch.Tensor):
+                return
+            for t in args[:2]:  # the operand of the output's shape that carries a tag
+                tag = self.get(t)
+                if tag is not None and t.shape == out.shape:
+                    self._set(out, tag)
+                    return
+
+        def padded(func, args, kwargs, out):  # F.pad: axes of unchanged size keep names
             tag = self.get(args[0]) if args else None
             if tag is not None and isinstance(out, torch.Tensor) and out.ndim == len(tag.axes):
-                self._set(out, tag)
-            elif tag is None and len(args) > 1 and isinstance(out, torch.Tensor):
-                tag = self.get(args[1])  # a scalar times a tagged tensor
-                if tag is not None and out.ndim == len(tag.axes):
-                    self._set(out, tag)
+                axes = tuple(a if out.shape[i] == args[0].shape[i] else (("?", out.shape[i]),)
+                             for i, a in enumerate(tag.axes))
+                self._set(out, replace(tag, axes=axes, rows=None, split=None))
 
         def split(func, args, kwargs, out):
             src = args[0] if args else None
@@ -205,6 +213,9 @@ class Provenance:
                 return
             if any(t.picked for t in tags):
                 self._set(out, Tag((), picked=True))
+            if len(tags) == 1 and func.__name__ != "stack":  # einops pack: a copy
+                self._set(out, tags[0])
+                return
             first = tags[0].split
             pieces = [t.split for t in tags]
             heads = first is not None and first[3] == len(tags[0].axes) - 1 and \
@@ -218,12 +229,14 @@ class Provenance:
         def product(func, args, kwargs, out):
             if func.__name__ == "einsum":
                 self._einsum(args, out)
-                return
-            ops = args[1:3] if func.__name__ == "baddbmm" else args[:2]
-            tag = self.get(ops[0]) if ops else None
-            if tag is not None and isinstance(out, torch.Tensor) and out.ndim == len(tag.axes):
-                made = Tag(tag.axes[:-2] + ((), ()), rows=tag.rows)
-                self._set(out, made)
+            else:
+                ops = args[1:3] if func.__name__ == "baddbmm" else args[:2]
+                tag = self.get(ops[0]) if ops else None
+                if tag is not None and isinstance(out, torch.Tensor) and \
+                        out.ndim == len(tag.axes):
+                    self._set(out, Tag(tag.axes[:-2] + ((), ()), rows=tag.rows))
+            made = self.get(out)
+            if made is not None:
                 self._products = [*self._products[-7:], (self._owner(), out.shape, made)]
 
         def picked(func, args, kwargs, out):  # topk
@@ -240,7 +253,7 @@ class Provenance:
 
         table: dict[Any, Any] = {}
         for key, handler in (("reshaped", reshaped), ("permuted", permuted), ("same", same),
-                             ("split", split), ("product", product), ("picked", picked),
+                             ("split", split), ("padded", padded), ("product", product), ("picked", picked),
                              ("indexed", indexed), ("joined", joined), ("einsum", product)):
             table.update(aliases.table(_SITES[key], _guarded(handler)))
         return table
