@@ -45,6 +45,11 @@ class Site:
         return found
 
 
+def sites(names: str, *owners: Any) -> list[Site]:
+    """A :class:`Site` for each space-separated name on each owner that has it."""
+    return [Site(o, n) for n in names.split() for o in owners if callable(getattr(o, n, None))]
+
+
 def table(sites: Iterable[Site], handler: Callable[..., Any]) -> dict[Any, Any]:
     """``{object: handler}`` for every object each site's function may arrive as."""
     return {func: handler for site in sites for func in site.objects()}

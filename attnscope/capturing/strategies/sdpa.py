@@ -23,8 +23,7 @@ from attnscope.capturing.session import CaptureSession
 # [8,12,512,512]: 32M-element blocks 56 ms (float32 out) / 70 ms (float16 out); 4M: 56 / 37
 # ms; smaller blocks lose to per-block overhead.
 BLOCK_ELEMENTS = 4 * 1024 * 1024
-_SITES = (aliases.Site(F, "scaled_dot_product_attention"),
-          aliases.Site(torch._C._nn, "scaled_dot_product_attention"))
+_SITES = aliases.sites("scaled_dot_product_attention", F, torch._C._nn)
 _SDPA_ARGS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale",
               "enable_gqa")
 
@@ -195,8 +194,8 @@ class SdpaStrategy(Strategy):
             mask, causal = bound.get("attn_mask"), bool(bound.get("is_causal", False))
             shape = (*query.shape[:-1], key.shape[-2])
             plain = query.ndim == 4
+            evidence = provenance.of(session).evidence(query)  # how q was laid out
             if plain:  # the layout check on shapes alone: nothing is computed
-                evidence = provenance.of(session).evidence(query)
                 fitted = session.fit(owner, torch.empty(shape, device="meta"),
                                      "sdpa probabilities", evidence=evidence)
                 if fitted is None:
@@ -209,8 +208,7 @@ class SdpaStrategy(Strategy):
                     probs, _ = sdpa_probabilities(query, key, mask, causal, bound.get("scale"))
                 result = func(*args, **kwargs)
                 dense = session.fit(owner, probs.flatten(0, 1) if query.ndim == 3
-                                    else probs, "sdpa probabilities",
-                                    evidence=provenance.of(session).evidence(query))
+                                    else probs, "sdpa probabilities", evidence=evidence)
                 if dense is not None:
                     m = session.record(owner, dense, kind=session.dense_kind(
                         owner, lengths=tuple(dense.shape[-2:])), source="sdpa", owned=True)
@@ -257,5 +255,4 @@ class SdpaStrategy(Strategy):
                 m.value_weighted = sel.finish(vw, 1)
             return result
 
-        # keyed on every object the call may arrive as (another tool's wrapper too)
-        return aliases.table(_SITES, handle)
+        return aliases.table(_SITES, handle)  # (another tool's wrapper too)

@@ -45,17 +45,13 @@ from attnscope.capturing.strategies._products import (
 )
 from attnscope.maps import AttentionMap
 
-_S = aliases.Site
-# (where torch exposes each function: see aliases.py for why not the function itself)
-_SOFTMAXES = (_S(F, "softmax"), _S(torch, "softmax"), _S(torch.Tensor, "softmax"),
-              _S(torch.special, "softmax"))
-_SAME = (_S(F, "dropout"), _S(torch, "dropout"), _S(torch.Tensor, "to"),
-         _S(torch.Tensor, "type_as"), _S(torch.Tensor, "float"), _S(torch.Tensor, "contiguous"))
-_MATMULS = (_S(torch, "matmul"), _S(torch.Tensor, "matmul"), _S(torch.Tensor, "__matmul__"),
-            _S(torch, "bmm"), _S(torch.Tensor, "bmm"), _S(torch, "einsum"),
-            _S(torch, "baddbmm"), _S(torch.Tensor, "baddbmm"))
-_MULS = (_S(torch, "mul"), _S(torch.Tensor, "mul"), _S(torch.Tensor, "__mul__"),
-         _S(torch.Tensor, "__rmul__"))
+# where torch exposes each function (aliases.py says why not the function itself)
+_SOFTMAXES = aliases.sites("softmax", F, torch, torch.Tensor, torch.special)
+_SAME = aliases.sites("dropout", F, torch) + aliases.sites("to type_as float contiguous",
+                                                           torch.Tensor)
+_MATMULS = aliases.sites("matmul bmm baddbmm einsum", torch, torch.Tensor) + \
+    aliases.sites("__matmul__", torch.Tensor)
+_MULS = aliases.sites("mul __mul__ __rmul__", torch, torch.Tensor)
 _KEEP_PRODUCTS = 8
 
 
@@ -106,9 +102,8 @@ class SoftmaxStrategy(Strategy):
             tracker = provenance.of(session)
             if tracker.picked(scores) and not session.include:
                 session.note(f"{owner.name or '<root>'}: softmax over {out.shape[key_dim]} "
-                             "values picked by topk (a weighting of selected items, such as "
-                             "Autoformer's auto-correlation over its top-k lags), not "
-                             "attention over keys: not recorded")
+                             "values picked by topk (Autoformer-style lags), not attention "
+                             "over keys: not recorded")
                 return out
             pending = _Pending(out, key_dim, owner, same=[out],
                                evidence=tracker.evidence(scores, owner))
