@@ -154,7 +154,8 @@ def test_float16_store_from_gpu(tmp_path):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
 def test_hugging_face_decoder_against_eager(dtype):
     pytest.importorskip("transformers", reason="transformers is not installed")
-    from tests.capturing.hf_models import DECODERS, make, reference as hf_reference
+    from tests.capturing.hf_models import DECODERS, make
+    from tests.capturing.hf_models import reference as hf_reference
 
     arch = DECODERS[0]  # Llama with grouped-query heads
     fast, eager = make(arch, "sdpa"), make(arch, "eager")
