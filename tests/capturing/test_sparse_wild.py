@@ -112,3 +112,21 @@ def test_bigbird_block_sparse_rebuilt_dense(training):
         assert not differ.any() and torch.equal(never, hf == 0)
     else:
         assert differ.any() and (differ.nonzero()[:, 3] < 2).all()  # key block 0 only
+
+
+def test_reformer_exp_logsumexp_attention_is_named_in_a_note():
+    from transformers import ReformerConfig, ReformerModel
+
+    torch.manual_seed(0)
+    model = ReformerModel(ReformerConfig(
+        vocab_size=64, hidden_size=32, num_attention_heads=2, attention_head_size=16,
+        attn_layers=["lsh", "local"], axial_pos_embds=False, max_position_embeddings=64,
+        feed_forward_size=32, local_attn_chunk_length=4, lsh_attn_chunk_length=4,
+        num_buckets=4, num_hashes=1)).eval()
+    with torch.no_grad(), pytest.raises(attnscope.NoAttentionFoundError) as err:
+        with attnscope.capture(model):
+            model(input_ids=torch.randint(0, 64, (2, 16)))
+    text = str(err.value)
+    for layer, cls in ((0, "LSHSelfAttention"), (1, "LocalSelfAttention")):
+        assert f"encoder.layers.{layer}.attention.self_attention: {cls} normalises" in text
+    assert "logsumexp" in text and "\n" not in text
