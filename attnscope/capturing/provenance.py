@@ -13,20 +13,49 @@ Also tagged: query rows picked by an index (ProbSparse's top-u queries; ``rows``
 the index along the query axis) and values picked by ``topk`` (Autoformer's lags), so a
 softmax over them is not mistaken for attention over every key.
 
-Deliberately left out: elementwise ops other than scaling (a bias add drops the tag;
-the softmax strategy then reads the tag of the product the scores came from), and
-``expand``/``repeat``, whose new axes have no name. Lookups are by ``id`` checked
-against a weak reference, so untracked tensors cost one dict miss.
+Cost: following an op stores a closure (:class:`Lazy`); tags are worked out only for
+the operands attention asks about. Lookups are by ``id`` checked against a weak
+reference, so an untracked tensor costs one dict miss. Deliberately left out:
+``expand``/``repeat``, whose new axes have no name, and elementwise ops between tensors
+of different shapes (scores that lose their tag fall back to the product they came
+from).
 """
 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from attnscope.capturing.axes import Tag, fold_order
+
+_UNSET = object()
+
+
+class Lazy:
+    """A tag computed on first use: following an op costs a closure, and only the few
+    operands attention asks about are ever worked out. Never raises: a shape the
+    tracker did not foresee gives no tag."""
+
+    __slots__ = ("fn", "value")
+
+    def __init__(self, fn: Callable[[], Tag | None]) -> None:
+        self.fn, self.value = fn, _UNSET
+
+    def __call__(self) -> Tag | None:
+        if self.value is _UNSET:
+            try:
+                self.value = self.fn()
+            except Exception:  # noqa: BLE001
+                self.value = None
+            self.fn = None
+        return self.value
+
+
+def resolve(value: Tag | Lazy | None) -> Tag | None:
+    return value() if isinstance(value, Lazy) else value
 
 
 def of(session: Any) -> Provenance:
@@ -43,33 +72,38 @@ class Provenance:
     def __init__(self, batch: Any, owner: Any = lambda: None) -> None:
         self._batch = batch  # callable: the current model call's batch size
         self.owner = owner  # callable: the module call running now
-        self._tags: dict[int, tuple[weakref.ref, Tag]] = {}
+        self._tags: dict[int, tuple[weakref.ref, Tag | Lazy]] = {}
         # (module call, shape, tag) of the last tagged products: scores often outlive
         # the product they came from only as a copy (a mask added, then a view)
-        self.products: list[tuple[Any, torch.Size, Tag]] = []
+        self.products: list[tuple[Any, torch.Size, Tag | Lazy]] = []
 
     # -- lookup ---------------------------------------------------------------------
-    def get(self, t: Any) -> Tag | None:
+    def lazy(self, t: Any) -> Tag | Lazy | None:
+        """``t``'s tag as stored: computed only when someone asks (see :class:`Lazy`)."""
         entry = self._tags.get(id(t))
         if entry is None or entry[0]() is not t:
             return None
         return entry[1]
 
-    def tag(self, t: Any, tag: Tag) -> None:
+    def get(self, t: Any) -> Tag | None:
+        return resolve(self.lazy(t))
+
+    def tag(self, t: Any, tag: Tag | Lazy) -> None:
         if not isinstance(t, torch.Tensor):
             return
         key, tags = id(t), self._tags
         tags[key] = (weakref.ref(t, lambda r: tags.pop(key, None)
                                  if tags.get(key, (None,))[0] is r else None), tag)
 
-    def initial(self, t: torch.Tensor) -> Tag:
-        batch = self._batch()
-        axes = tuple(((("B" if i == 0 and s == batch else "?"), s),)
-                     for i, s in enumerate(t.shape))
-        return Tag(axes)
+    def batch(self) -> int | None:
+        return self._batch()
 
-    def tag_of(self, t: torch.Tensor) -> Tag:
-        return self.get(t) or self.initial(t)
+    def initial(self, t: torch.Tensor) -> Lazy:
+        """The tag of a tensor nothing is known about: axis 0 is the batch if it has the
+        model call's size."""
+        shape, batch = tuple(t.shape), self._batch()
+        return Lazy(lambda: Tag(tuple(((("B" if i == 0 and s == batch else "?"), s),)
+                                      for i, s in enumerate(shape))))
 
     def evidence(self, t: Any, frame: Any = None) -> dict[str, Any]:
         """What the layout check may use about ``t`` (attention scores, or an sdpa
@@ -79,9 +113,9 @@ class Provenance:
         that names the heads beats one that only names the samples."""
         tags = [self.get(t)]
         if frame is not None and isinstance(t, torch.Tensor):
-            tags.append(next((made for f, shape, made in reversed(self.products)
-                              if f is frame and shape[-2:] == t.shape[-2:] and
-                              shape.numel() == t.numel()), None))
+            tags.append(resolve(next((made for f, shape, made in reversed(self.products)
+                                      if f is frame and shape[-2:] == t.shape[-2:] and
+                                      shape.numel() == t.numel()), None)))
         folds = [fold_order(g.axes[0]) for g in tags if g is not None and g.axes]
         folds = [f for f in folds if f is not None]
         found: dict[str, Any] = {}
