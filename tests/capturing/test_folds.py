@@ -86,3 +86,16 @@ def test_softmax_over_topk_lags_is_not_attention():
     model = fm.AutoformerAttention().eval()
     with pytest.raises(attnscope.NoAttentionFoundError, match="picked by topk"):
         _capture(model, torch.randn(2, 8, 16))
+
+
+def test_probsparse_rows_survive_a_store(tmp_path):
+    torch.manual_seed(0)
+    model = fm.ProbAttention().eval()
+    x = torch.randn(2, 8, 16)
+    with torch.no_grad(), attnscope.capture(model, store=tmp_path / "s", step="val"):
+        model(x)
+    store = attnscope.open_store(tmp_path / "s")
+    got = torch.from_numpy(store.read(store.modules[0], step="val")).float()
+    want = model.expected(x)
+    assert torch.equal(got.isnan(), want.isnan())
+    assert (got - want).nan_to_num().abs().max() < 1e-3  # float16 store
