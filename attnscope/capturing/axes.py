@@ -129,28 +129,56 @@ def selected_rows(name: str, src: torch.Tensor, dim: object, index: object
     return index[..., 0] if index.ndim == src.ndim else None
 
 
+def _pack(atoms: list[tuple[str, int]], sizes: list[int]) -> list[Axis] | None:
+    """Factors ``atoms`` (outer first) dealt to axes of ``sizes``, inner axes first; a
+    factor larger than an axis is split, its inner part keeping the name."""
+    atoms, dealt = list(atoms), []
+    for size in reversed(sizes):
+        got: list[tuple[str, int]] = []
+        product = 1
+        while product < size:
+            if not atoms:
+                return None
+            name, s = atoms.pop()
+            if size % (product * s) == 0:
+                got.insert(0, (name, s))
+                product *= s
+            elif s % (size // product) == 0 and size % product == 0:
+                need = size // product
+                got.insert(0, (name, need))
+                product *= need
+                atoms.append(("?", s // need))  # the outer rest has no name
+            else:
+                return None
+        dealt.append(tuple(got))
+    if any(s > 1 for _, s in atoms):
+        return None
+    return list(reversed(dealt))
+
+
 def reshaped_axes(axes_in: tuple[Axis, ...], src: tuple[int, ...], out: tuple[int, ...]
                   ) -> tuple[Axis, ...] | None:
-    """Names of a reshape's output axes: merged axes concatenate their factors, a fold
-    split back gets them back, the last (feature) axis split in several gets ``H`` just
-    before the head dimension."""
+    """Names of a reshape's output axes: merged axes concatenate their factors, split
+    axes deal them out again; the last (feature) axis split into ``(..., head, dim)``
+    gets ``H`` just before the head dimension, also inside a merge (fairseq's
+    ``(seq, batch, head*dim) -> (seq, batch*head, dim)``)."""
     groups = pair_axes(src, out)
     if groups is None:
         return None
     axes: list[Axis] = [()] * len(out)
     for ia, jb in groups:
-        factors = tuple(f for i in ia for f in axes_in[i] if f[1] > 1)
-        sizes = [out[j] for j in jb if out[j] > 1]
+        factors = [f for i in ia for f in axes_in[i] if f[1] > 1]
+        sizes = [out[j] for j in jb]
         if len(jb) == 1:
-            axes[jb[0]] = factors
-        elif [s for _, s in factors] == sizes:  # a fold undone: names go back
-            it = iter(factors)
-            for j in jb:
-                axes[j] = (next(it),) if out[j] > 1 else ()
-        else:  # the feature axis split into (..., head, dim): heads before dim
-            last = len(ia) == 1 and ia[0] == len(src) - 1 and len(sizes) >= 2
-            big = [j for j in jb if out[j] > 1]
-            for j in jb:
-                name = "H" if last and j == big[-2] else "?"
-                axes[j] = ((name, out[j]),) if out[j] > 1 else ()
+            axes[jb[0]] = tuple(factors)
+            continue
+        last = [s for s in sizes if s > 1][-1:]
+        if ia[-1] == len(src) - 1 and factors and last and factors[-1][0] == "?" and \
+                factors[-1][1] > last[0] and factors[-1][1] % last[0] == 0:
+            size = factors.pop()[1]  # features: (head, dim)
+            factors += [("H", size // last[0]), ("?", last[0])]
+        dealt = _pack(factors, sizes)
+        for k, j in enumerate(jb):
+            axes[j] = dealt[k] if dealt is not None else \
+                ((("?", out[j]),) if out[j] > 1 else ())
     return tuple(axes)

@@ -156,7 +156,7 @@ def handlers(tracker: Provenance) -> dict[Any, Any]:
             return
         parent = tracker.lazy(src)
         if parent is None:
-            if src.ndim < 2 or (out.ndim == src.ndim and out.shape[0] == src.shape[0]):
+            if src.ndim < 2 or out.shape == src.shape:
                 return  # nothing known and nothing folded or split: not worth a tag
             parent = tracker.initial(src)
         shapes = tuple(src.shape), tuple(out.shape)
