@@ -72,19 +72,36 @@ def test_autoformer_lag_softmax_is_not_recorded_as_attention():
     assert "encoder.layers.0.self_attn" in str(err.value)
 
 
+def _bigbird(training: bool = False):
+    from transformers import BigBirdConfig, BigBirdModel
+
+    torch.manual_seed(0)
+    return BigBirdModel(BigBirdConfig(
+        vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+        intermediate_size=48, attention_type="block_sparse", block_size=2,
+        num_random_blocks=1, max_position_embeddings=64, sep_token_id=3,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)).train(training)
+
+
+def test_bigbird_selection_computes_only_the_kept_heads_and_samples():
+    model = _bigbird()
+    ids = torch.randint(4, 64, (3, 32))
+    with torch.no_grad():
+        with attnscope.capture(model) as full:
+            model(input_ids=ids)
+        with attnscope.capture(model, heads=[1, 3], samples=[2]) as some:
+            model(input_ids=ids)
+    (a,), (b,) = full.maps, some.maps
+    assert b.weights.shape == (1, 2, 32, 32) and (b.heads, b.samples) == ([1, 3], [2])
+    assert torch.equal(b.weights, a.weights[[2]][:, [1, 3]])
+
+
 @pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
 def test_bigbird_block_sparse_rebuilt_dense(training):
     """The map multiplies V into the layer's output; it equals HF's assembled map except
     where HF writes a key block gathered twice over itself (eval: the random blocks are
     block 0 again), where it holds the mass of both slots."""
-    from transformers import BigBirdConfig, BigBirdModel
-
-    torch.manual_seed(0)
-    model = BigBirdModel(BigBirdConfig(
-        vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
-        intermediate_size=48, attention_type="block_sparse", block_size=2,
-        num_random_blocks=1, max_position_embeddings=64, sep_token_id=3,
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)).train(training)
+    model = _bigbird(training)
     ids = torch.randint(4, 64, (2, 32))
     mask = torch.ones_like(ids)
     mask[1, 27:] = 0

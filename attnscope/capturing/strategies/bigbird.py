@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from attnscope._memory import check_map
 from attnscope.capturing.registry import Removable, Strategy, register_strategy
 from attnscope.capturing.session import CaptureSession
 from attnscope.capturing.strategies.returns import _MethodPatch
@@ -108,11 +109,22 @@ class BigBirdStrategy(Strategy):
                 session.note(f"{frame.name}: BigBird block-sparse attention not recorded: "
                              "its random key blocks were not seen")
                 return out
+            q, k = bound["query_layer"], bound["key_layer"]
+            masks = bound["from_mask"], bound["to_mask"]
+            samples = session.sample_rows(q.shape[0])  # only what the selection keeps
+            heads = session.selection.head_index(q.shape[1], frame.name)
+            if samples == []:
+                return out
+            if samples is not None:
+                q, k, rand = q[samples], k[samples], rand[samples]
+                masks = tuple(m[samples] for m in masks)
+            if heads is not None:
+                q, k, rand = q[:, heads], k[:, heads], rand[:, heads]
+            check_map(frame.name, (*q.shape[:3], k.shape[-2]), 4)
             with torch.no_grad():
-                dense = dense_probabilities(
-                    bound["query_layer"], bound["key_layer"], rand, bound["from_mask"],
-                    bound["to_mask"], int(bound["from_block_size"]))
-            session.record(frame, dense, kind="self", source="bigbird", owned=True)
+                dense = dense_probabilities(q, k, rand, *masks, int(bound["from_block_size"]))
+            session.record(frame, dense, kind="self", source="bigbird", selected=True,
+                           heads=heads, samples=samples, owned=True)
             return out
 
         return [_MethodPatch(module, "torch_gather_b2", gathered),
