@@ -20,12 +20,26 @@ from typing import Any
 
 
 def _chain(func: Any) -> list[Any]:
-    """``func`` and the functions it wraps (``functools.wraps`` sets ``__wrapped__``)."""
+    """``func`` and the functions it wraps: ``__wrapped__`` (``functools.wraps``), else a
+    function of the same name the wrapper closes over."""
     found = []
     while func is not None and not any(func is f for f in found) and len(found) < 8:
         found.append(func)
-        func = getattr(func, "__wrapped__", None)
+        inner = getattr(func, "__wrapped__", None)
+        if inner is None:
+            name = getattr(func, "__name__", None)
+            cells = getattr(func, "__closure__", None) or ()
+            inner = next((c.cell_contents for c in cells if _named(c, name)), None)
+        func = inner
     return found
+
+
+def _named(cell: Any, name: str | None) -> bool:
+    try:
+        value = cell.cell_contents
+    except ValueError:  # an empty cell
+        return False
+    return callable(value) and name is not None and getattr(value, "__name__", None) == name
 
 
 class Site:

@@ -80,16 +80,26 @@ def test_torch_functions_wrapped_by_another_tool(model_and_input, keep_wrapped):
     assert "scaled_dot_product_attention" in calls  # the other tool still saw its calls
 
 
-def test_after_torchlens_left_torch_wrapped():
+@pytest.mark.parametrize("first", ["attnscope", "torchlens"])
+def test_after_torchlens_left_torch_wrapped(first):
+    """``first``: which one met torch's functions unwrapped."""
     pytest.importorskip("torchlens", reason="torchlens is not installed")
     # a subprocess: torchlens keeps torch's functions wrapped for the rest of the process
     code = (
-        "import torch, torch.nn.functional as F, torchlens, attnscope\n"
-        "from tests.capturing.test_other_tools_wild import Both, _check\n"
+        "import torch, torch.nn.functional as F, torchlens\n"
+        + ("import attnscope\n" if first == "attnscope" else "")
+        + "from tests.capturing.layout_models import QKV\n"
         "sdpa = F.scaled_dot_product_attention\n"
-        "torch.manual_seed(0); model, x = Both().eval(), torch.randn(2, 5, 16)\n"
-        "torchlens.trace(model, x)\n"
+        "torch.manual_seed(0); x = torch.randn(2, 5, 16)\n"
+        "class Traced(QKV):\n"
+        "    def forward(self, x):\n"
+        "        q, k, v = self.split(x)\n"
+        "        return F.scaled_dot_product_attention(q, k, v) + (q @ k.mT).softmax(-1) @ v\n"
+        "torchlens.trace(Traced(), x)\n"
         "assert F.scaled_dot_product_attention is not sdpa, 'torchlens unwrapped torch'\n"
+        "import attnscope\n"
+        "from tests.capturing.test_other_tools_wild import Both, _check\n"
+        "model = Both().eval()\n"
         "with torch.no_grad(), attnscope.capture(model) as rec: model(x)\n"
         "_check(model, x, rec)\n"
     )
