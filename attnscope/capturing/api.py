@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from attnscope.capturing import aliases, provenance
 from attnscope.capturing._qk import session_form
 from attnscope.capturing.config import CaptureOptions, Patterns, is_writer
 from attnscope.capturing.frames import needs_frame
@@ -217,10 +218,10 @@ def _attached(session: CaptureSession, strategies: list[Strategy]) -> Iterator[N
     stance = contextlib.ExitStack()
     try:
         handles += _attach_module_stack(session, not all(map(is_builtin, strategies)))
-        handlers = {}
+        handlers = provenance.of(session).handlers()  # evidence for the layout check
         for strategy in strategies:
             handles += strategy.attach(session)
-            handlers.update(strategy.handlers(session))
+            aliases.merge(handlers, strategy.handlers(session))
         # compiled code would skip hooks and the mode: run it eagerly while capturing.
         # Without dynamo loaded nothing is compiled, and importing it would replace
         # torch.manual_seed for the rest of the process.

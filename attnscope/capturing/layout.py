@@ -7,11 +7,13 @@ turns the recognised layouts into that shape and refuses the rest with a reason:
 
 * grouped-query heads packed into the query axis (one-token decoding): unfolded;
 * heads folded into the batch axis (``(batch*head, query, key)``): unfolded, in the
-  batch-major or head-major order the masked keys reveal;
-* non-overlapping local windows ``(..., window, query, key)``: rebuilt block-diagonal;
+  order the provenance of the operands shows (:mod:`attnscope.capturing.provenance`),
+  else the one the masked keys show, else batch-major with a note that it was assumed;
+* local windows ``(..., window, query, key)``, alone or looking around: rebuilt dense
+  (see :mod:`attnscope.capturing.windows`);
 * Longformer bands ``(batch, query, head, 2w+1)``: rebuilt dense (see ``band_to_dense``);
-* overlapping windows, query subsets (ProbSparse, block-sparse fragments) and anything
-  else that does not fit: refused, and the reason is the caller's note.
+* query subsets with the index that picked them (ProbSparse): put back at their rows;
+* anything else that does not fit: refused, and the reason is the caller's note.
 
 Deliberately left out: guessing heads from sizes alone when the module declares none
 and the batch axis is not a multiple of the call's batch.
@@ -23,6 +25,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from attnscope.capturing.windows import windows_to_dense
 
 _HEAD_ATTRS = ("num_heads", "num_attention_heads", "n_heads", "n_head", "nhead", "heads",
                "num_head", "h")
@@ -36,6 +40,10 @@ class CallShape:
     heads: int | None = None  # heads the module declares
     tokens: int | None = None  # query tokens of the module call
     cached: bool = False  # a key/value cache is in use (decoding)
+    # how the folded leading axis was built: ("batch" | "head", heads or None) (provenance)
+    fold: tuple[str, int | None] | None = None
+    # query rows a subset was picked from: (index (..., u) on the query axis, full length)
+    rows: tuple[torch.Tensor, int] | None = None
 
 
 def declared_heads(module: nn.Module) -> int | None:
@@ -51,60 +59,82 @@ def declared_heads(module: nn.Module) -> int | None:
     return None
 
 
-def _fold_order(w: torch.Tensor, batch: int, inner: int) -> str | None:
-    """``"batch"`` if rows ``b*inner + i`` of ``w`` (N, query, key) belong to sample ``b``,
-    ``"head"`` if rows ``i*batch + b`` do, from the keys each sample masks out; ``None``
-    when the masked keys contradict both."""
+def _consistent(w: torch.Tensor, outer: int, inner: int, order: str) -> bool:
+    """Whether rows of ``w`` (N, query, key) folded in ``order`` ("batch": row
+    ``o*inner + i`` belongs to ``o``; "head": row ``i*outer + o`` does) mask the same keys
+    within each ``o``: a padding mask is per sample."""
     dead = (w == 0).all(dim=-2)  # (N, key): keys no query of that row may see
-    by_batch = dead.reshape(batch, inner, -1)
-    by_head = dead.reshape(inner, batch, -1)
-    batch_ok = bool((by_batch == by_batch[:, :1]).all())
-    head_ok = bool((by_head == by_head[:1]).all())
-    if batch_ok:
-        return "batch"
-    return "head" if head_ok else None
-
-
-def _unfold(w: torch.Tensor, outer: int, inner: int) -> tuple[torch.Tensor | None, str | None]:
-    """``(outer*inner, query, key)`` as ``(outer, inner, query, key)``."""
-    order = _fold_order(w, outer, inner)
     if order == "batch":
-        return w.reshape(outer, inner, *w.shape[-2:]), None
-    if order == "head":
-        return w.reshape(inner, outer, *w.shape[-2:]).transpose(0, 1), None
-    return None, (f"rows of the folded axis ({w.shape[0]}) mask different keys in both "
-                  "batch-major and head-major order")
+        by = dead.reshape(outer, inner, -1)
+        return bool((by == by[:, :1]).all())
+    by = dead.reshape(inner, outer, -1)
+    return bool((by == by[:1]).all())
 
 
-def _windows(t: torch.Tensor, tokens: int) -> tuple[torch.Tensor | None, str | None]:
-    """``(..., window, query, key)`` chunks of ``tokens`` queries: block-diagonal when the
-    windows tile the sequence and see only themselves, else refused."""
-    windows, q_len, k_len = t.shape[-3:]
-    if windows * q_len != tokens or k_len != q_len:
-        return None, (f"local-window chunks ({windows} windows of {q_len} queries over "
-                      f"{k_len} keys, {tokens} tokens): key offsets are not recoverable")
-    dense = t.new_zeros(*t.shape[:-3], tokens, tokens)
-    for c in range(windows):
-        rows = slice(c * q_len, (c + 1) * q_len)
-        dense[..., rows, rows] = t[..., c, :, :]
-    return dense, None
+def _unfold(w: torch.Tensor, call: CallShape) -> tuple[torch.Tensor | None, str | None]:
+    """``(N, query, key)`` with heads (or other rows) folded into the batch, as
+    ``(N // inner, inner, query, key)``: in the order the provenance of its operands
+    shows, else the one the masked keys show, else batch-major with a note saying so."""
+    n, batch = w.shape[0], call.batch
+    order, heads = call.fold or (None, None)
+    heads = heads or call.heads
+    if heads and heads > 1 and n % heads == 0 and (n // heads) % batch == 0:
+        outer, inner = n // heads, heads
+    elif n % batch == 0:
+        outer, inner = batch, n // batch
+    else:
+        return None, (f"leading axis of {n} rows is not a multiple of the call's "
+                      f"batch of {batch}: layout unknown")
+    fits = [o for o in ("batch", "head") if _consistent(w, outer, inner, o)]
+    note = None
+    if order is not None and order not in fits:
+        return None, (f"the folded axis ({n} rows) was built {order}-major, but its rows "
+                      "mask keys that contradict that order")
+    if order is None:
+        if not fits:
+            return None, (f"rows of the folded axis ({n}) mask different keys in both "
+                          "batch-major and head-major order")
+        order = fits[0]
+        if len(fits) == 2:
+            note = (f"order of the folded axis ({n} rows = {outer} x {inner}) assumed "
+                    "batch-major: no reshape, permute or cat that built it was seen and no "
+                    "masked keys tell its samples apart")
+    if order == "batch":
+        return w.reshape(outer, inner, *w.shape[-2:]), note
+    return w.reshape(inner, outer, *w.shape[-2:]).transpose(0, 1), note
+
+
+def _place_rows(t: torch.Tensor, rows: tuple[torch.Tensor, int]) -> tuple[torch.Tensor, str]:
+    """A query subset ``(..., u, key)`` back at its positions in ``(..., full, key)``;
+    rows that were never computed are NaN."""
+    index, full = rows
+    dense = t.new_full((*t.shape[:-2], full, t.shape[-1]), float("nan"))
+    dense.scatter_(-2, index.to(t.device)[..., None].expand(t.shape), t)
+    return dense, (f"{t.shape[-2]} of {full} query rows computed (a query subset, as in "
+                   "ProbSparse attention), placed at their positions; the rows of the "
+                   "queries not selected are NaN (no attention row was computed for them)")
 
 
 def fit_dense(t: torch.Tensor, call: CallShape) -> tuple[torch.Tensor | None, str | None]:
-    """``t`` (key axis last) as ``(batch, head, query, key)`` of ``call``, or ``None`` and
-    the reason it cannot be."""
+    """``t`` (key axis last) as ``(batch, head, query, key)`` of ``call`` and a note on what
+    was assumed or rebuilt (or ``None``), or ``None`` and the reason it cannot be."""
     if t.ndim == 1:
         return t.reshape(1, 1, 1, -1), None
     if t.ndim == 2:  # one weight per key and sample: 1-D attention
         return t[:, None, None, :], None
     batch, heads, tokens = call.batch, call.heads, call.tokens
+    note = None
+    if call.rows is not None and tuple(call.rows[0].shape) == tuple(t.shape[:-1]) and \
+            call.rows[1] > t.shape[-2]:
+        t, note = _place_rows(t, call.rows)
     q_len = t.shape[-2]
     lead = t.shape[:-2]
     if tokens is not None and len(lead) >= 2 and 1 < q_len < tokens and \
             lead[-1] * q_len >= tokens > (lead[-1] - 1) * q_len:
-        t, why = _windows(t, tokens)
+        t, why = windows_to_dense(t, tokens)
         if t is None:
             return None, why
+        note = _join(note, why)
         lead, q_len = t.shape[:-2], tokens
     if tokens == 1 and q_len > 1 and heads and len(lead) == 2 and lead[1] * q_len == heads:
         # grouped-query heads packed into the query axis: (batch, kv_head, group, key)
@@ -115,21 +145,21 @@ def fit_dense(t: torch.Tensor, call: CallShape) -> tuple[torch.Tensor | None, st
     if len(lead) == 1:
         n = lead[0]
         if batch is None or n == batch:
-            return t[:, None], None
+            return t[:, None], note
         if q_len == 1 and tokens and tokens > 1 and n % (batch * tokens) == 0:
             return None, (f"one row of {t.shape[-1]} weights per token, tokens folded into "
                           f"the batch ({n} rows = {batch} samples x {tokens} tokens x "
                           f"{n // batch // tokens}): a dynamic-convolution or band layout "
                           "whose key offsets are not recorded")
-        if heads and heads > 1 and n % heads == 0 and (n // heads) % batch == 0:
-            return _unfold(t, n // heads, heads)
-        if n % batch == 0:
-            return _unfold(t, batch, n // batch)
-        return None, (f"leading axis of {n} rows is not a multiple of the call's "
-                      f"batch of {batch}: layout unknown")
+        t, why = _unfold(t, call)
+        return t, why if t is None else _join(note, why)
     if len(lead) > 2:
         t = t.flatten(0, len(lead) - 2)
-    return t, None
+    return t, note
+
+
+def _join(*notes: str | None) -> str | None:
+    return "; ".join(n for n in notes if n) or None
 
 
 def folded_note(rows: int, batch: int | None) -> str | None:

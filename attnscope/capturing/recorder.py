@@ -63,7 +63,7 @@ class MapRecorder:
         tensors are the strategy's own, not the model's, so they need no defensive copy;
         ``masked=False``: the call masked no key (no mask, not causal), so its zeros are
         weights that underflowed, not masked keys, and need no marking pass."""
-        if owner.name in self.claimed and source not in ("returns", "method"):
+        if owner.name in self.claimed and source not in ("returns", "method", "bigbird"):
             return None
         sel = self.selection
         graph = edge_index is not None

@@ -16,7 +16,7 @@ import fnmatch
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -156,21 +156,25 @@ class CaptureSession(MapRecorder):
         cached = any(f.cached for f in self.stack)
         return CallShape(self.call_batch, heads, tokens, cached)
 
-    def fit(self, owner: Frame, t: torch.Tensor, what: str) -> torch.Tensor | None:
+    def fit(self, owner: Frame, t: torch.Tensor, what: str, *,
+            evidence: dict[str, Any] | None = None) -> torch.Tensor | None:
         """``t`` (key axis last) as ``(batch, head, query, key)``, or ``None`` after a
-        note saying why it was not recorded."""
-        call = self.call_shape(owner)
+        note saying why it was not recorded. ``evidence``: ``CallShape`` fields the
+        strategy knows from how the operands were built (``fold``, ``rows``)."""
+        call = replace(self.call_shape(owner), **(evidence or {}))
         # (a one-token decode step reads batch-first: its queries may be packed heads)
-        if t.ndim >= 3 and call.tokens not in (t.shape[-2], 1):
+        if t.ndim >= 3 and call.tokens not in (t.shape[-2], 1) and call.rows is None:
             # a sequence-first model, (seq, batch, feature): its first axis is no batch
             dims = next((f.dims for f in self.parents(owner, 2) if f.dims is not None), None)
             if dims is not None and dims[0] == t.shape[-2] and dims[1] != dims[0] and \
                     t.shape[0] % dims[1] == 0:
-                call = CallShape(dims[1], call.heads, dims[0], call.cached)
+                call = replace(call, batch=dims[1], tokens=dims[0])
         dense, why = fit_dense(t, call)
         if dense is None:
             self.note(f"{owner.name or '<root>'}: {what} of shape {list(t.shape)} not "
                       f"recorded: {why}")
+        elif why:
+            self.note(f"{owner.name or '<root>'}: {what} of shape {list(t.shape)}: {why}")
         elif dense.ndim == 4:
             folded = folded_note(int(dense.shape[0]), self.call_batch)
             if folded:

@@ -83,10 +83,14 @@ def test_overlapping_windows_are_refused_with_a_note():
         _capture(model, _x())
 
 
-def test_query_subset_is_refused_with_a_note():
-    model = lm.ProbSparseAttention().eval()
+def test_query_subset_of_unknown_positions_is_refused_with_a_note():
+    class SubsetAttention(nn.Module):  # 3 query rows made elsewhere: positions unknown
+        def forward(self, x, q, k):
+            return (q @ k.transpose(-1, -2)).softmax(-1) @ k + x.mean()
+
+    q, k = torch.randn(3, 2, 3, 8), torch.randn(3, 2, 8, 8)
     with pytest.raises(attnscope.NoAttentionFoundError, match="query subset"):
-        _capture(model, _x())
+        _capture(SubsetAttention(), _x(), q, k)
 
 
 def test_attend_mha_and_parent_named_modules_are_attention():
@@ -134,33 +138,41 @@ def test_first_capture_does_not_import_dynamo():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
-@pytest.mark.parametrize("around", [0, 1])
-def test_local_attention_package_windows(around):
-    """lucidrains' local-attention: (batch*head, window, query, key) chunks; without
-    look-around they tile the sequence and are rebuilt, with it they are refused."""
+@pytest.mark.parametrize(("back", "forward", "causal"),
+                         [(0, 0, False), (1, 1, False), (1, 0, True), (2, 0, False)])
+def test_local_attention_package_windows(back, forward, causal):
+    """lucidrains' local-attention: (batch*head, window, query, key) chunks, the keys of
+    ``back`` windows before and ``forward`` after concatenated: rebuilt dense."""
     local_attention = pytest.importorskip("local_attention",
                                           reason="local-attention is not installed")
     torch.manual_seed(0)
-    attn = local_attention.LocalAttention(dim=8, window_size=4, look_backward=around,
-                                          look_forward=around, autopad=True).eval()
+    attn = local_attention.LocalAttention(dim=8, window_size=4, look_backward=back,
+                                          look_forward=forward, causal=causal,
+                                          autopad=True).eval()
     q, k, v = (torch.randn(2, 2, 16, 8) for _ in range(3))
-    if around:
-        with pytest.raises(attnscope.NoAttentionFoundError, match="local-window"):
-            _capture(attn, q, k, v)
-        return
     with torch.no_grad(), attnscope.capture(attn) as rec:
         out = attn(q, k, v)
     (m,) = rec.maps
     assert m.weights.shape == (2, 2, 16, 16)
     assert (m.weights @ v - out).abs().max() < TOL  # the map really multiplies V
     block = torch.arange(16) // 4
-    assert torch.all(m.weights[..., block[:, None] != block[None, :]] == 0)
+    offset = block[None, :] - block[:, None]  # key window - query window
+    outside = (offset < -back) | (offset > forward)
+    assert torch.all(m.weights[..., outside] == 0)
+    assert torch.all(torch.signbit(m.weights[..., outside]))  # never computed: masked
+    if causal:
+        assert torch.all(m.weights[..., torch.ones(16, 16).triu(1).bool()] == 0)
+    if back or forward:
+        assert any(f"{back} back, {forward} forward" in n for n in rec.notes)
+    assert not any("assumed" in n for n in rec.notes), rec.notes
 
 
 def test_sequence_first_model_with_folded_heads():
     torch.manual_seed(0)
     model = lm.SeqFirstModel().eval()
     x = torch.randn(5, 12, 16)  # 5 steps, 12 samples: the first axis is not the batch
-    (m,) = _capture(model, x).maps
+    rec = _capture(model, x)
+    (m,) = rec.maps
+    assert not any("assumed" in n for n in rec.notes), rec.notes  # the reshape showed it
     assert m.weights.shape == (12, 2, 5, 5)
     assert (m.weights - model.self_attn.expected(x)).abs().max() < TOL

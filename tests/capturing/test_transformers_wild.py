@@ -124,23 +124,6 @@ def test_longformer_global_tokens_are_refused_with_a_note():
             model(input_ids=ids, global_attention_mask=glob)
 
 
-def _long_inputs():
-    torch.manual_seed(1)
-    ids = torch.randint(2, 64, (2, 32))
-    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-
-
-def test_bigbird_block_sparse_fragments_are_refused_with_a_note():
-    arch = Arch("BigBirdModel", dict(vocab_size=64, hidden_size=32, num_hidden_layers=1,
-                                     num_attention_heads=4, intermediate_size=48,
-                                     attention_type="block_sparse", block_size=2,
-                                     num_random_blocks=1, max_position_embeddings=64))
-    model = make(arch, "eager")
-    with torch.no_grad(), pytest.raises(attnscope.NoAttentionFoundError, match="query subset"):
-        with attnscope.capture(model):
-            model(**_long_inputs())
-
-
 def test_convbert_dynamic_convolution_is_refused_and_its_attention_kept():
     from tests.capturing.hf_models import SMALL
 

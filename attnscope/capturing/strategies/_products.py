@@ -25,12 +25,13 @@ def is_weight(t: object) -> bool:
 
 
 def operands(func, args: tuple, kwargs: dict) -> tuple[str | None, tuple]:
-    if func is torch.einsum:
+    name = getattr(func, "__name__", "")  # by name: func may be another tool's wrapper
+    if name == "einsum":
         ops = args[1:]
         if len(ops) == 1 and isinstance(ops[0], (list, tuple)):
             ops = tuple(ops[0])
         return str(args[0]).replace(" ", ""), ops
-    if func in (torch.baddbmm, torch.Tensor.baddbmm):  # bias + batch1 @ batch2
+    if name == "baddbmm":  # bias + batch1 @ batch2
         named = dict(zip(("input", "batch1", "batch2"), args))
         named.update({k: v for k, v in kwargs.items() if k in ("batch1", "batch2")})
         return None, (named.get("batch1"), named.get("batch2"))
@@ -75,6 +76,7 @@ class Pending:
     moved: bool = False  # handed to the caller's frame once
     done: bool = False  # recorded or refused by the layout check: nothing left to decide
     skipped: bool = False  # its module is not named like attention: evidence is noted only
+    evidence: dict = field(default_factory=dict)  # how the scores were built (provenance)
 
     def is_same(self, t: object) -> bool:
         return any(t is s for s in self.same)

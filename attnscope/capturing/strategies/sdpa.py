@@ -12,10 +12,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from attnscope.capturing import aliases, provenance
 from attnscope.capturing.calls import SdpaCall, bind_sdpa
 from attnscope.capturing.registry import Strategy, register_strategy
 from attnscope.capturing.session import CaptureSession
-from attnscope.kernels import sdpa_probabilities  # noqa: F401  (re-exported for callers)
+from attnscope.kernels import sdpa_probabilities
+
+_SITES = aliases.sites("scaled_dot_product_attention", F, torch._C._nn)
 
 
 @register_strategy
@@ -43,9 +46,10 @@ class SdpaStrategy(Strategy):
             mask, causal = bound.get("attn_mask"), bool(bound.get("is_causal", False))
             shape = (*query.shape[:-1], key.shape[-2])
             plain = query.ndim == 4
+            evidence = provenance.of(session).evidence(query)  # how q was laid out
             if plain:  # the layout check on shapes alone: nothing is computed
                 fitted = session.fit(owner, torch.empty(shape, device="meta"),
-                                     "sdpa probabilities")
+                                     "sdpa probabilities", evidence=evidence)
                 if fitted is None:
                     return func(*args, **kwargs)
                 plain = tuple(fitted.shape) == shape
@@ -56,7 +60,7 @@ class SdpaStrategy(Strategy):
                     probs, _ = sdpa_probabilities(query, key, mask, causal, bound.get("scale"))
                 result = func(*args, **kwargs)
                 dense = session.fit(owner, probs.flatten(0, 1) if query.ndim == 3
-                                    else probs, "sdpa probabilities")
+                                    else probs, "sdpa probabilities", evidence=evidence)
                 if dense is not None:
                     m = session.record(owner, dense, kind=session.dense_kind(
                         owner, lengths=tuple(dense.shape[-2:])), source="sdpa", owned=True)
@@ -66,4 +70,4 @@ class SdpaStrategy(Strategy):
                 return result
             return session.record_call(SdpaCall(owner, bound, lambda: func(*args, **kwargs)))
 
-        return {F.scaled_dot_product_attention: handle}
+        return aliases.table(_SITES, handle)  # (another tool's wrapper too)

@@ -31,6 +31,7 @@ import weakref
 import torch
 import torch.nn.functional as F
 
+from attnscope.capturing import aliases, provenance
 from attnscope.capturing.frames import Frame
 from attnscope.capturing.layout import band_to_dense
 from attnscope.capturing.registry import Strategy, register_strategy
@@ -46,12 +47,13 @@ from attnscope.capturing.strategies._products import (
     softmax_dim,
 )
 
-_SOFTMAXES = (F.softmax, torch.softmax, torch.Tensor.softmax, torch.special.softmax)
-_SAME = (F.dropout, torch.dropout, torch.Tensor.to, torch.Tensor.type_as, torch.Tensor.float,
-         torch.Tensor.contiguous)
-_MATMULS = (torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm,
-            torch.Tensor.bmm, torch.einsum, torch.baddbmm, torch.Tensor.baddbmm)
-_MULS = (torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__)
+# where torch exposes each function (aliases.py says why not the function itself)
+_SOFTMAXES = aliases.sites("softmax", F, torch, torch.Tensor, torch.special)
+_SAME = aliases.sites("dropout", F, torch) + aliases.sites("to type_as float contiguous",
+                                                           torch.Tensor)
+_MATMULS = aliases.sites("matmul bmm baddbmm einsum", torch, torch.Tensor) + \
+    aliases.sites("__matmul__", torch.Tensor)
+_MULS = aliases.sites("mul __mul__ __rmul__", torch, torch.Tensor)
 _KEEP_PRODUCTS = 8
 
 
@@ -77,8 +79,15 @@ class SoftmaxStrategy(Strategy):
                 if named or not session.wants(owner, True):
                     return out  # the user's include/exclude left it out
             key_dim = softmax_dim(args, kwargs, out.ndim)
-            pending = Pending(out, key_dim, owner, same=[out], skipped=not wanted)
             scores = args[0]
+            tracker = provenance.of(session)
+            if tracker.picked(scores) and not session.include:
+                session.note(f"{owner.name or '<root>'}: softmax over {out.shape[key_dim]} "
+                             "values picked by topk (Autoformer-style lags), not attention "
+                             "over keys: not recorded")
+                return out
+            pending = Pending(out, key_dim, owner, same=[out], skipped=not wanted,
+                              evidence=tracker.evidence(scores, owner))
             from_product = isinstance(scores, torch.Tensor) and any(
                 same_scores(shape, scores.shape) for shape, _ in owner.products)
             if pending.skipped:  # not attention by name: say so if it looks like it
@@ -127,10 +136,10 @@ class SoftmaxStrategy(Strategy):
                     self._on_product(session, pending, "*", args[:2])
             return func(*args, **kwargs)
 
-        table = {f: on_softmax for f in _SOFTMAXES}
-        table.update({f: on_same for f in _SAME})
-        table.update({f: on_matmul for f in _MATMULS})
-        table.update({f: on_mul for f in _MULS})
+        table = aliases.table(_SOFTMAXES, on_softmax)
+        table.update(aliases.table(_SAME, on_same))
+        table.update(aliases.table(_MATMULS, on_matmul))
+        table.update(aliases.table(_MULS, on_mul))
         return table
 
     @staticmethod
@@ -195,7 +204,9 @@ class SoftmaxStrategy(Strategy):
                 return False
             dense = band_to_dense(probs, window)
         else:
-            dense = session.fit(owner, t, "softmax")
+            evidence = pending.evidence if pending.key_dim == probs.ndim - 1 else {
+                k: v for k, v in pending.evidence.items() if k == "fold"}
+            dense = session.fit(owner, t, "softmax", evidence=evidence)
         if dense is None:
             return False
         kind = session.dense_kind(owner, lengths=(dense.shape[-2], dense.shape[-1]))
