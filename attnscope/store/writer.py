@@ -262,6 +262,8 @@ class StoreWriter:
                                "kind": m.kind, "graph": graph, "num_heads": int(heads),
                                "heads": _ints(m.heads), "reduced": m.reduced,
                                "source": m.source, "effective": is_effective(name)}
+            if graph and m.weights.dim() > 2:  # named dims between sample and (edge, head)
+                self._new[name]["axes"] = list(m.dims[1:-2])
         # hook: query/key form and fallback notes (store/qk.py); an entry registered by
         # an earlier commit gets its notes when the metadata is next published
         info = self._new.get(name)
