@@ -59,13 +59,13 @@ def _figures(store: Any, kind: str, module: str | None, step: str | None, sample
         from attnscope.cli._graph_plots import graph_figures
 
         if kind != "graph":
-            raise fail("--node, --time-step and --top-k apply to --kind graph")
+            raise fail("--node, --time-step, --axis and --top-k apply to --kind graph")
         if not store.module_info(name).get("graph"):
             raise fail(f"{name!r} holds dense maps; --kind graph is for edge maps")
         g = graph or {}
         return graph_figures(store, name, step, sample, head, g.get("node"),
                              g.get("time_step"), g.get("top_k"), g.get("axis", "auto"), opts,
-                             stem)
+                             stem, g.get("picks"))
     if kind in ("grid", "heatmap") and _one_query(store, name, step, sample):
         # 1-D attention (one weight per key) is a bar chart, never a one-row matrix
         return [(stem + f"_h{head}_bars", plot.plot_bars(
@@ -137,6 +137,8 @@ def plot(
     top_k: int = typer.Option(None, "--top-k", min=1, help="graph: strongest edges shown"),
     graph_axis: str = typer.Option("auto", "--graph-axis", help="graph: what the nodes are: "
                                    "auto | node | time"),
+    axis: list[str] = typer.Option(None, "--axis", help="graph: NAME=INDEX for another dim "
+                                   "between sample and edge (channel=2, dim3=0; repeatable)"),
 ) -> None:
     """Draw attention figures from a store: heatmap, head grid, model overview, 1-D bars,
     graph views, EEG dashboard or evolution across training steps."""
@@ -157,10 +159,12 @@ def plot(
     if cmap not in matplotlib.colormaps:
         raise fail(f"unknown --cmap {cmap!r}; try viridis, magma, cividis, inferno")
     try:
+        from attnscope.cli._graph_plots import parse_axes
+
         opened = open_store(store)
         figures = _figures(opened, kind, module, step, sample, _head(head), cmap, dpi,
                            {"node": node, "time_step": time_step, "top_k": top_k,
-                            "axis": graph_axis})
+                            "axis": graph_axis, "picks": parse_axes(axis) or None})
     except (AttnscopeError, KeyError) as e:
         raise fail(str(e.args[0] if e.args else e), e) from None
     except ValueError as e:

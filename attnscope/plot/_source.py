@@ -20,6 +20,9 @@ from attnscope.entries import parse_entry
 from attnscope.errors import SelectionError
 from attnscope.maps import AttentionMap, Recording
 
+# graph samples are read by attnscope.graph_read; these names stay importable from here
+from attnscope.graph_read import Graph, graph_sample, read_graph  # noqa: F401
+
 HeadSpec = int | str | Sequence[int] | None
 
 
@@ -61,18 +64,6 @@ class Dense:
                 f"mean of {len(self.heads)} heads"
         return f"mean of {len(self.heads)} heads" if len(self.heads) > 1 else \
             f"head {self.heads[0]}"
-
-
-@dataclass
-class Graph:
-    """One sample of one graph map: ``weights`` ``(edge, head)``, ``edge_index`` ``(2, edge)``."""
-
-    weights: np.ndarray
-    edge_index: np.ndarray
-    module: str = ""
-    step: str | None = None
-    sample: int = 0
-    where: str = ""
 
 
 def to_numpy(x: Any) -> np.ndarray:
@@ -221,56 +212,3 @@ def _sample_labels(labels: dict[str, Any], sample: int, total: int) -> dict[str,
             if key == "sample_epoch_labels":
                 out.setdefault("classes", value[sample])
     return out
-
-
-def read_graph(source: Any, module: str | int | None = None, step: str | None = None,
-               sample: int = 0, select: Sequence[int] | None = None) -> Graph:
-    """One graph sample: ``sample`` indexes calls (or the first leading dim of weights
-    shaped ``(batch, ..., edge, head)``); ``select`` picks the other leading dims."""
-    return _lead(graph_sample(source, module, step, sample), select)
-
-
-def graph_sample(source: Any, module: str | int | None = None, step: str | None = None,
-                 sample: int = 0) -> Graph:
-    """One graph sample with every leading dim kept: weights ``(..., edge, head)``."""
-    if is_store(source):
-        name = pick_module(list(source.modules), module)
-        if not source.module_info(name).get("graph"):
-            raise SelectionError(f"{name!r} holds dense maps, not edge weights")
-        total = source.num_samples(name, step)
-        if not -total <= sample < total:
-            raise SelectionError(f"sample {sample} out of range: {name!r} has {total}")
-        w = source.read(name, step=step, samples=[sample])[0]
-        ei = source.edge_index(name, step=step, sample=sample % total)
-        return Graph(w, np.asarray(ei), name, step, sample)
-    if isinstance(source, Recording):
-        name, maps = _recording_maps(source, module)
-    elif isinstance(source, AttentionMap):
-        name, maps = source.module, [source]
-    else:
-        raise TypeError("graph views need an AttentionMap, a Recording or a store")
-    seen = 0
-    for m in maps:
-        if not m.is_graph:
-            raise SelectionError(f"{name or '<root>'!r} holds dense maps, not edge weights; "
-                                 "use plot_heatmap")
-        w = to_numpy(m.weights)
-        rows = [w] if w.ndim == 2 else list(w)
-        if sample < seen + len(rows):
-            return Graph(rows[sample - seen], m.edge_index.cpu().numpy(), name, sample=sample)
-        seen += len(rows)
-    raise SelectionError(f"sample {sample} out of range: {name!r} has {seen} samples")
-
-
-def _lead(g: Graph, select: Sequence[int] | None) -> Graph:
-    """Index the leading dims between sample and ``(edge, head)`` (default: first of each)."""
-    extra = g.weights.ndim - 2
-    if extra <= 0:
-        return g
-    idx = tuple(select) if select is not None else (0,) * extra
-    if len(idx) != extra:
-        raise SelectionError(f"weights have {extra} leading dims {g.weights.shape[:-2]}; "
-                             f"pass select= with {extra} indices")
-    g.weights = g.weights[idx]
-    g.where = "[" + ", ".join(map(str, idx)) + "]"
-    return g
