@@ -22,7 +22,7 @@ import numpy as np
 from attnscope.entries import parse_entry
 from attnscope.errors import SelectionError
 from attnscope.maps import AttentionMap, Recording
-from attnscope.store.axes import LABEL_AXES, Axis, positions, resolve
+from attnscope.store.axes import Axis, node_kind, node_names, positions, resolve
 from attnscope.store.errors import StoreError
 
 Select = Sequence[int] | Mapping[str, int] | None
@@ -54,32 +54,6 @@ class Graph:
     @property
     def num_nodes(self) -> int:
         return int(self.edge_index.max()) + 1 if self.edge_index.size else 0
-
-
-def node_kind(labels: Mapping[str, Any], num_nodes: int, axes: Sequence[Axis] = (),
-              wanted: str = "auto") -> str:
-    """``"time"`` when the graph's nodes are time steps, else ``"node"``: a leading dim
-    named ``node`` makes the graph temporal, one named ``time`` spatial; otherwise the
-    label list whose length is the node count decides."""
-    if wanted not in ("auto", "node", "time"):
-        raise SelectionError(f"graph axis must be 'auto', 'node' or 'time', not {wanted!r}")
-    if wanted != "auto":
-        return wanted
-    names = {a.name for a in axes}
-    if "node" in names and "time" not in names:
-        return "time"
-    if "time" in names:
-        return "node"
-    fits = (lambda k: isinstance(labels.get(k), list)  # noqa: E731
-            and len(labels[k]) == num_nodes)
-    return "time" if fits("time_steps") and not fits("nodes") else "node"
-
-
-def node_names(labels: Mapping[str, Any], kind: str, num_nodes: int) -> list[str] | None:
-    key = next(k for k, v in LABEL_AXES.items() if v == kind)
-    found = labels.get(key)
-    return [str(v) for v in found] if isinstance(found, list) and len(found) == num_nodes \
-        else None
 
 
 def graph_sample(source: Any, module: str | int | None = None, step: str | None = None,

@@ -14,7 +14,7 @@ from torch import nn
 import attnscope
 from attnscope.cli import main
 from attnscope.graph import dense_map, temporal_edge_index, to_dense
-from attnscope.store import export, open_store, open_writer
+from attnscope.store import StoreError, export, open_store, open_writer
 
 pyg = pytest.importorskip("torch_geometric")
 from torch_geometric import utils as pyg_utils  # noqa: E402
@@ -173,3 +173,126 @@ def test_exports_keep_edge_index(sensor_store, tmp_path):
         assert float(r["weight"]) == pytest.approx(w[e, int(r["head"])], rel=1e-3)
     both = export(store, tmp_path / "both", "csv")
     assert [p.name for p in both] == ["attention_all_epochs.csv"]
+
+
+# -- a SPIN-like model (tests/spin_models.py): (batch, time-edge, node, head) kept whole --
+
+from tests.spin_models import (  # noqa: E402
+    BATCH,
+    HEADS as SPIN_HEADS,
+    N as SPIN_N,
+    T as SPIN_T,
+    Imputer,
+    when_reference,
+)
+
+SPIN_LABELS = {"time_steps": [f"2024-01-0{i + 1}" for i in range(SPIN_T)],
+               "nodes": ["Αθήνα", "Köln", "s2", "s3"]}
+
+
+@pytest.fixture(scope="module")
+def spin_store(tmp_path_factory):
+    torch.manual_seed(1)
+    model = Imputer().eval()
+    xs = [torch.randn(BATCH, SPIN_T, SPIN_N), torch.randn(2, SPIN_T, SPIN_N)]
+    with torch.no_grad(), attnscope.capture(model) as rec:
+        model(xs[0])
+    path = tmp_path_factory.mktemp("spin") / "store"
+    writer = open_writer(path, step="test", labels=SPIN_LABELS)
+    with torch.no_grad(), attnscope.capture(model, store=writer, dtype="float16"):
+        for x in xs:
+            model(x)
+    writer.close()
+    return open_store(path), model, torch.cat(xs), rec
+
+
+def test_node_axis_of_temporal_attention_is_its_own_dim(spin_store):
+    _, model, xs, rec = spin_store
+    when, where = rec.maps
+    edges = model.time_edges.shape[1]
+    assert when.weights.shape == (BATCH, SPIN_N, edges, SPIN_HEADS)  # not 8 "heads"
+    assert when.dims == ("batch", "dim2", "edge", "head") and when.num_heads == SPIN_HEADS
+    assert where.dims == ("batch", "dim1", "edge", "head")
+    with torch.no_grad():
+        want = when_reference(model, xs[:BATCH])  # (batch, node, head, T, T)
+    dense = when.to_dense(SPIN_T)  # (batch, node, head, T, T)
+    assert (dense - want).abs().max() < 1e-6
+
+
+def test_store_names_and_selects_leading_axes(spin_store):
+    store, _, _, _ = spin_store
+    (node,) = store.axes("stack.0.when", "test")
+    (time,) = store.axes("stack.0.where", "test")
+    assert (node.name, node.size, node.labels) == ("node", SPIN_N, SPIN_LABELS["nodes"])
+    assert (time.name, time.labels) == ("time", SPIN_LABELS["time_steps"])
+    full = store.read("stack.0.when", "test")  # batched graph store reads whole
+    assert full.shape == (BATCH + 2, SPIN_N, 15, SPIN_HEADS)
+    one = store.read("stack.0.when", "test", samples=[1, 4], heads=[1], select={"node": 2})
+    np.testing.assert_array_equal(one, full[[1, 4], 2][..., [1]])
+    two = store.read("stack.0.where", "test", select={"time": [0, -1]})
+    np.testing.assert_array_equal(two, store.read("stack.0.where", "test")[:, [0, 4]])
+    for bad, text in (({"channel": 0}, "no axis 'channel'"), ({"node": 9}, "node 9 out of")):
+        with pytest.raises(StoreError, match=text) as err:
+            store.read("stack.0.when", "test", select=bad)
+        assert "\n" not in str(err.value)
+
+
+def test_dense_map_by_node_name_matches_the_model(spin_store):
+    store, model, xs, _ = spin_store
+    g = dense_map(store, module="stack.0.when", step="test", sample=1)
+    assert [a.name for a in g.axes] == ["node"] and g.node_kind == "time"
+    assert g.node_names == SPIN_LABELS["time_steps"]
+    with torch.no_grad():
+        want = when_reference(model, xs[1:2])[0].numpy()  # (node, head, T, T)
+    np.testing.assert_allclose(np.nan_to_num(g.at(node=3)), want[3], atol=2e-3)
+    with pytest.raises(attnscope.SelectionError, match="no axis 'time'"):
+        g.at(time=0)
+
+
+def test_npz_time_steps_hold_time_steps_not_heads(spin_store, tmp_path):
+    store, _, _, _ = spin_store
+    (when,) = export(store, tmp_path / "when", "npz", modules=["stack.0.when"])
+    (where,) = export(store, tmp_path / "where", "npz", modules=["stack.0.where"])
+    z = np.load(when)
+    assert z["dims"].tolist() == ["sample", "node", "edge", "head"]
+    assert z["time_steps"].tolist() == SPIN_LABELS["time_steps"]  # the graph's own nodes
+    assert z["nodes"].tolist() == SPIN_LABELS["nodes"]
+    z = np.load(where)
+    assert z["dims"].tolist() == ["sample", "time", "edge", "head"]
+    assert z["time_steps"].tolist() == SPIN_LABELS["time_steps"]
+    assert z["test"].shape[1] == SPIN_T
+
+
+def test_cli_node_and_time_step_on_both_graph_kinds(spin_store, tmp_path, capsys):
+    store, _, _, _ = spin_store
+    root = str(store.root)
+    assert main(["plot", root, "--kind", "graph", "-m", "stack.0.when", "--node", "1",
+                 "--time-step", "3", "--sample", "4", "--out", str(tmp_path / "a"),
+                 "--dpi", "50"]) == 0
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
+        f"stack.0.when_test_s4_node1_into3_{v}.png" for v in ("graph", "matrix", "top-edges")]
+    assert main(["plot", root, "--kind", "graph", "-m", "stack.0.where", "--time-step", "2",
+                 "--node", "3", "--out", str(tmp_path / "b"), "--dpi", "50"]) == 0
+    assert (tmp_path / "b" / "stack.0.where_test_s0_t2_into3_graph.png").exists()
+    capsys.readouterr()
+    for args, text in ((["-m", "stack.0.when", "--axis", "channel=1"], "no axis 'channel'"),
+                       (["-m", "stack.0.when", "--axis", "node"], "NAME=INDEX"),
+                       (["-m", "stack.0.when", "--node", "7"], "node 7 out of range"),
+                       (["-m", "stack.0.where", "--time-step", "9"], "time 9 out of range")):
+        assert main(["plot", root, "--kind", "graph", *args, "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert text in err and err.count("\n") == 1, err
+
+
+def test_figures_title_leading_positions_by_label(spin_store):
+    from attnscope.plot import plot_edge_matrix, plot_top_edges
+
+    store, _, _, rec = spin_store
+    fig = plot_top_edges(store, module="stack.0.when", step="test", select={"node": 0}, k=3)
+    title = fig.axes[0].get_title()
+    assert "node Αθήνα" in title and "[0]" not in title and "mean of 2 heads" in title
+    ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert all("->2024-01-0" in t for t in ticks)  # stored time labels name the nodes
+    fig = plot_edge_matrix(rec, module="stack.0.where", select=[4], labels=SPIN_LABELS)
+    assert "time step 2024-01-05" in fig.axes[0].get_title()
+    assert fig.axes[0].get_xlabel() == "source node (key)"

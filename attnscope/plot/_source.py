@@ -18,10 +18,10 @@ import numpy as np
 
 from attnscope.entries import parse_entry
 from attnscope.errors import SelectionError
-from attnscope.maps import AttentionMap, Recording
 
 # graph samples are read by attnscope.graph_read; these names stay importable from here
 from attnscope.graph_read import Graph, graph_sample, read_graph  # noqa: F401
+from attnscope.maps import AttentionMap, Recording
 
 HeadSpec = int | str | Sequence[int] | None
 

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from attnscope.errors import SelectionError
-from attnscope.plot import _figure, _matrix, _ticks
 from attnscope.graph_read import Graph, Select, read_graph
+from attnscope.plot import _figure, _matrix, _ticks
 from attnscope.plot._source import head_positions
 
 if TYPE_CHECKING:

@@ -79,6 +79,32 @@ def resolve(raw: Sequence[str], sizes: Sequence[int], labels: Mapping[str, Any],
     return out
 
 
+def node_kind(labels: Mapping[str, Any], num_nodes: int, axes: Sequence[Axis] = (),
+              wanted: str = "auto") -> str:
+    """``"time"`` when the graph's nodes are time steps, else ``"node"``: a leading dim
+    named ``node`` makes the graph temporal, one named ``time`` spatial; otherwise the
+    label list whose length is the node count decides."""
+    if wanted not in ("auto", "node", "time"):
+        raise StoreError(f"graph axis must be 'auto', 'node' or 'time', not {wanted!r}")
+    if wanted != "auto":
+        return wanted
+    names = {a.name for a in axes}
+    if "node" in names and "time" not in names:
+        return "time"
+    if "time" in names:
+        return "node"
+    fits = (lambda k: isinstance(labels.get(k), list)  # noqa: E731
+            and len(labels[k]) == num_nodes)
+    return "time" if fits("time_steps") and not fits("nodes") else "node"
+
+
+def node_names(labels: Mapping[str, Any], kind: str, num_nodes: int) -> list[str] | None:
+    key = next(k for k, v in LABEL_AXES.items() if v == kind)
+    found = labels.get(key)
+    return [str(v) for v in found] if isinstance(found, list) and len(found) == num_nodes \
+        else None
+
+
 def positions(axes: Sequence[Axis], select: Mapping[str, Any] | None
               ) -> tuple[Any, ...]:
     """NumPy index for the leading dims from ``{axis name: int or list}``; an axis not
@@ -115,4 +141,24 @@ def pick(weights: np.ndarray, axes: Sequence[Axis], select: Mapping[str, Any] | 
     out = weights
     for i, one in reversed(list(enumerate(idx))):  # one dim at a time: lists never mix
         out = out[(slice(None),) * (i + 1) + (one,)]
+    return out
+
+
+def npz_axis_arrays(store: Any, module: str, steps: Sequence[str]) -> dict[str, np.ndarray]:
+    """Axis arrays of a graph entry for an ``.npz``: ``dims`` (``sample, node, edge,
+    head``), ``time_steps`` (labels of the time dim, or of the graph's nodes when they
+    are time steps; absent when the entry has no time) and ``nodes`` likewise."""
+    step = next(s for s in steps if store.segments(module, s))
+    axes = store.axes(module, step)
+    edges = store.edge_index(module, step=step, sample=0)
+    n = int(edges.max()) + 1 if edges.size else 0
+    labels = store.labels(step)
+    kind = node_kind(labels, n, axes)
+    out = {"dims": np.array(["sample", *(a.name for a in axes), "edge", "head"])}
+    for name, key in (("time", "time_steps"), ("node", "nodes")):
+        found = next((a for a in axes if a.name == name), None)
+        if found is not None:
+            out[key] = np.asarray(found.labels or np.arange(found.size))
+        elif kind == name:  # the graph's own nodes
+            out[key] = np.asarray(node_names(labels, kind, n) or np.arange(n))
     return out

@@ -25,6 +25,7 @@ import numpy as np
 
 from attnscope._files import atomic_path, ensure_dir, safe_filename
 from attnscope.maps import is_one_d
+from attnscope.store.axes import npz_axis_arrays
 from attnscope.store.errors import ExportTooLargeError, StoreError
 from attnscope.store.estimate import human
 from attnscope.store.graph_export import npz_edge_arrays, write_edges_csv
@@ -77,12 +78,14 @@ def export(store: Store, out: str | Path, fmt: str, *, modules: list[str] | None
             keys = max((a.shape[-1] for a in arrays.values()), default=0)
             labels = next((store.labels(s)["time_steps"] for s in arrays
                            if len(store.labels(s).get("time_steps", [])) == keys), None)
-            time_steps = np.asarray(labels) if labels is not None else np.arange(keys)
+            axes = {"time_steps": np.asarray(labels) if labels is not None else
+                    np.arange(keys)} if not graph else \
+                npz_axis_arrays(store, m, list(arrays)) if arrays else {}  # time, not heads
             renamed = {renames.get(s, s): a for s, a in arrays.items()}
             edges = npz_edge_arrays(store, m, {s: renames.get(s, s) for s in arrays},
                                     samples) if graph else {}
             with atomic_path(target / "attention_all_epochs.npz") as tmp:
-                np.savez(tmp, **renamed, time_steps=time_steps, **edges)
+                np.savez(tmp, **renamed, **axes, **edges)
             written.append(target / "attention_all_epochs.npz")
     return written
 

@@ -253,7 +253,8 @@ class Store:
                     block = None if graph else codec.read_heads(seg.path, local, hs, seg.meta())
                     if block is None:
                         z, sel = seg.array(), (local[0] if len(local) == 1 else local)
-                        block = np.asarray(z.oindex[(sel, *[slice(None)] * (z.ndim - 2), hs)] if graph
+                        lead = [slice(None)] * (z.ndim - 2)  # oindex takes no Ellipsis
+                        block = np.asarray(z.oindex[(sel, *lead, hs)] if graph
                                            else z.oindex[sel, hs])
                         block = block[None] if len(local) == 1 else block
                 except StoreError:
