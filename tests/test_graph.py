@@ -296,3 +296,48 @@ def test_figures_title_leading_positions_by_label(spin_store):
     fig = plot_edge_matrix(rec, module="stack.0.where", select=[4], labels=SPIN_LABELS)
     assert "time step 2024-01-05" in fig.axes[0].get_title()
     assert fig.axes[0].get_xlabel() == "source node (key)"
+
+
+class PerChannelSteps(MessagePassing):
+    """Attention between time steps per node and channel: ``(batch, edge, node,
+    channel, head)`` scores, softmax over edges along dim 1."""
+
+    def __init__(self) -> None:
+        super().__init__(aggr="add", node_dim=1)
+        self.score = nn.Linear(3, 2)
+
+    def forward(self, x, edge_index):  # (batch, time, node, channel, 3)
+        return self.propagate(edge_index, x=x)
+
+    def message(self, x_i, x_j, index, size_i):
+        alpha = pyg_utils.softmax(self.score(x_i * x_j), index, num_nodes=size_i, dim=1)
+        return alpha.mean(-1, keepdim=True) * x_j
+
+
+def test_two_leading_axes_are_named_and_picked(tmp_path, capsys):
+    torch.manual_seed(0)
+    layer = PerChannelSteps().eval()
+    edges = temporal_edge_index(4, causal=True)
+    x = torch.randn(2, 4, 3, 5, 3)  # 3 nodes, 5 channels
+    path = tmp_path / "store"
+    labels = {"time_steps": list("abcd"), "nodes": ["n0", "n1", "n2"],
+              "channels": ["Fz", "Cz", "Pz", "Oz", "T3"]}
+    writer = open_writer(path, step="test", labels=labels)
+    with torch.no_grad(), attnscope.capture(layer, store=writer, keep=True) as rec:
+        layer(x, edges)
+    writer.close()
+    (m,) = rec.maps
+    assert m.weights.shape == (2, 3, 5, edges.shape[1], 2)
+    store = open_store(path)
+    assert [(a.name, a.size) for a in store.axes("", "test")] == [("node", 3), ("channel", 5)]
+    w = store.read("", "test", select={"channel": 3, "node": [2]})
+    assert w.shape == (2, 1, edges.shape[1], 2)
+    np.testing.assert_allclose(w[:, 0], m.weights[:, 2, 3].numpy(), atol=1e-3)  # float16
+    assert main(["plot", str(path), "--kind", "graph", "--node", "2", "--axis", "channel=3",
+                 "--out", str(tmp_path / "f"), "--dpi", "50"]) == 0
+    from attnscope.plot import plot_top_edges
+
+    fig = plot_top_edges(store, step="test", select={"node": 2, "channel": 3})
+    assert "node n2 \u00b7 channel Oz" in fig.axes[0].get_title()
+    fig = plot_top_edges(store, step="test", select={"node": 1})  # channel: position 0
+    assert "node n1 \u00b7 channel Fz" in fig.axes[0].get_title()
