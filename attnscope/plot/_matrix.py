@@ -23,7 +23,8 @@ def find_mask(w: np.ndarray, mask: MaskSpec = "auto") -> np.ndarray:
     """Boolean ``(query, key)`` mask of cells to hide.
 
     ``"auto"``: NaN and the cells a capture recorded as masked (stored as ``-0.0``, see
-    :func:`attnscope.capturing.session.mark_masked`); for arrays without that record, the
+    :func:`attnscope.capturing.session.mark_masked`; never in a matrix with negative
+    values, where -0.0 is a rounded negative); for arrays without that record, the
     structure: a causal upper triangle that is exactly zero, keys no query attends to
     (padding) and queries with no weight at all. ``"zeros"``: every exact zero;
     ``None``: NaN only; an array: used as given.
@@ -41,8 +42,8 @@ def find_mask(w: np.ndarray, mask: MaskSpec = "auto") -> np.ndarray:
     if mask != "auto":
         raise ValueError(f"mask must be 'auto', 'zeros', None or a boolean array, not {mask!r}")
     signed = zero & np.signbit(w)
-    if signed.any():  # the model's own mask, recorded at capture
-        return out | signed
+    if signed.any() and not (w < 0).any():  # the model's own mask, recorded at capture;
+        return out | signed  # in a matrix that can be negative, -0.0 is only rounding
     q, k = w.shape
     if q == k and q > 1:
         upper = np.triu(np.ones((q, k), dtype=bool), 1)
