@@ -27,6 +27,7 @@ from attnscope.errors import (
     SelectionError,
 )
 from attnscope.maps import AttentionMap, Recording
+from attnscope.notes import AttnscopeWarning
 from attnscope.stitching import stitch
 from attnscope.text import Seq2SeqModel, TextEncoder, translate
 
@@ -72,6 +73,7 @@ __all__ = [
     "AttentionCallback",
     "AttentionMap",
     "AttnscopeError",
+    "AttnscopeWarning",
     "DataError",
     "ModelError",
     "NoAttentionFoundError",

@@ -179,11 +179,17 @@ def test_exports_keep_edge_index(sensor_store, tmp_path):
 
 from tests.spin_models import (  # noqa: E402
     BATCH,
-    HEADS as SPIN_HEADS,
-    N as SPIN_N,
-    T as SPIN_T,
     Imputer,
     when_reference,
+)
+from tests.spin_models import (
+    HEADS as SPIN_HEADS,
+)
+from tests.spin_models import (
+    N as SPIN_N,
+)
+from tests.spin_models import (
+    T as SPIN_T,
 )
 
 SPIN_LABELS = {"time_steps": [f"2024-01-0{i + 1}" for i in range(SPIN_T)],

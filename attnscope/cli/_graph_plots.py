@@ -75,7 +75,7 @@ def graph_figures(store: Any, name: str, step: str, sample: int, head: int | str
         (base + "_top-edges", plot.plot_top_edges(store, **sel, k=k, into=into,
                                                  dpi=opts["dpi"])),
         (base + "_graph", plot.plot_graph(store, **sel, top_k=top_k, into=into, **layout,
-                                          **opts)),
+                                          cmap=opts["cmap"], dpi=opts["dpi"])),
         (base + "_matrix", plot.plot_edge_matrix(
             store, **sel, into=into, axis_name="time step" if kind == "time" else "node",
             **opts)),

@@ -111,21 +111,23 @@ def prepare(w: np.ndarray, mask: MaskSpec = "auto", max_pixels: tuple[int, int] 
 
 
 def draw_matrix(ax: Any, w: np.ndarray | Prepared, *, mask: MaskSpec = "auto",
-                cmap: Any = None, norm: Any = "linear", vmin: float | None = None,
+                cmap: Any = None, norm: Any = "linear", vmin: float | str | None = None,
                 vmax: float | None = None, reduce: str = "mean",
                 max_pixels: tuple[int, int] | None = None) -> Any:
     """Draw ``w`` ``(query, key)`` with masked cells hatched; returns the ``AxesImage``.
 
-    The colour range defaults to 0 .. the largest value drawn (after reduction). The
+    The colour range defaults to 0 .. the largest value drawn (after reduction);
+    ``vmin="data"`` starts it at the smallest value drawn instead. The
     image has ``.attnscope_block`` = (rows, cols) per drawn cell, ``(1, 1)`` when nothing
     was reduced, and ``.attnscope_mask`` = the full-size mask.
     """
     p = w if isinstance(w, Prepared) else prepare(w, mask, max_pixels or axes_pixels(ax),
                                                   reduce)
     data = np.ma.masked_invalid(p.shown)
-    lo = 0.0 if vmin is None else vmin
-    if data.count():
-        lo = min(lo, float(data.min())) if vmin is None else lo
+    lo = 0.0 if vmin is None or vmin == "data" else float(vmin)
+    if data.count():  # "data": from the smallest value drawn (near-uniform long heads)
+        lo = float(data.min()) if vmin == "data" else min(lo, float(data.min())) \
+            if vmin is None else lo
     hi = p.vmax if vmax is None else vmax
     q, k = p.shape
     extent = (-0.5, k - 0.5, q - 0.5, -0.5)

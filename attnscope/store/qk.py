@@ -21,7 +21,6 @@ or the xarray view works on a qk store unchanged.
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ import torch
 import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec
 
+from attnscope import notes
 from attnscope.capturing.qk_inputs import QkInputs, qk_probabilities
 from attnscope.store import codec
 from attnscope.store.errors import StoreError
@@ -69,7 +69,7 @@ def note_form(info: dict[str, Any], form: str, m: Any, warned: set[str], name: s
         info["note"] = f"{info['note']} | {note}" if info.get("note") else note
     if name not in warned:
         warned.add(name)
-        warnings.warn(f"attnscope: {name!r}: {note}", stacklevel=5)
+        notes.note(f"{name!r}: {note}")  # one line, no source path
 
 
 def merge_notes(modules: dict[str, Any], later: dict[str, dict[str, Any]]) -> bool:

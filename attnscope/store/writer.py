@@ -24,13 +24,13 @@ import contextlib
 import re
 import shutil
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 import zarr
 
+from attnscope import notes
 from attnscope._files import describe
 from attnscope.entries import is_effective
 from attnscope.maps import AttentionMap
@@ -127,8 +127,8 @@ class StoreWriter:
             self.dir = current
             if done:
                 layout.repair_journal(current / layout.JOURNAL)
-                warnings.warn(f"step {self.step!r} already holds {len(done)} batches; appending "
-                              "(if_exists='overwrite' replaces it)", stacklevel=4)
+                notes.note(f"step {self.step!r} already holds {len(done)} batches; appending "
+                           "(if_exists='overwrite' replaces it)")
             self.batch = done[-1]["batch"] + 1 if done else 0
         self.keys = {name: info["key"] for name, info in meta["modules"].items()}
         self._new: dict[str, dict[str, Any]] = {}
