@@ -20,6 +20,8 @@ pyg = pytest.importorskip("torch_geometric")
 from torch_geometric import utils as pyg_utils  # noqa: E402
 from torch_geometric.nn import GATConv, MessagePassing  # noqa: E402
 
+from tests import spin_models as spin  # noqa: E402
+
 T, SENSORS, D, HEADS, WINDOW = 6, 5, 8, 2, 2
 SENSOR_EDGES = torch.tensor([[1, 2, 0, 3, 4, 0], [0, 0, 1, 2, 3, 4]])
 
@@ -177,30 +179,15 @@ def test_exports_keep_edge_index(sensor_store, tmp_path):
 
 # -- a SPIN-like model (tests/spin_models.py): (batch, time-edge, node, head) kept whole --
 
-from tests.spin_models import (  # noqa: E402
-    BATCH,
-    Imputer,
-    when_reference,
-)
-from tests.spin_models import (
-    HEADS as SPIN_HEADS,
-)
-from tests.spin_models import (
-    N as SPIN_N,
-)
-from tests.spin_models import (
-    T as SPIN_T,
-)
-
-SPIN_LABELS = {"time_steps": [f"2024-01-0{i + 1}" for i in range(SPIN_T)],
+SPIN_LABELS = {"time_steps": [f"2024-01-0{i + 1}" for i in range(spin.T)],
                "nodes": ["Αθήνα", "Köln", "s2", "s3"]}
 
 
 @pytest.fixture(scope="module")
 def spin_store(tmp_path_factory):
     torch.manual_seed(1)
-    model = Imputer().eval()
-    xs = [torch.randn(BATCH, SPIN_T, SPIN_N), torch.randn(2, SPIN_T, SPIN_N)]
+    model = spin.Imputer().eval()
+    xs = [torch.randn(spin.BATCH, spin.T, spin.N), torch.randn(2, spin.T, spin.N)]
     with torch.no_grad(), attnscope.capture(model) as rec:
         model(xs[0])
     path = tmp_path_factory.mktemp("spin") / "store"
@@ -216,12 +203,12 @@ def test_node_axis_of_temporal_attention_is_its_own_dim(spin_store):
     _, model, xs, rec = spin_store
     when, where = rec.maps
     edges = model.time_edges.shape[1]
-    assert when.weights.shape == (BATCH, SPIN_N, edges, SPIN_HEADS)  # not 8 "heads"
-    assert when.dims == ("batch", "dim2", "edge", "head") and when.num_heads == SPIN_HEADS
+    assert when.weights.shape == (spin.BATCH, spin.N, edges, spin.HEADS)  # not 8 "heads"
+    assert when.dims == ("batch", "dim2", "edge", "head") and when.num_heads == spin.HEADS
     assert where.dims == ("batch", "dim1", "edge", "head")
     with torch.no_grad():
-        want = when_reference(model, xs[:BATCH])  # (batch, node, head, T, T)
-    dense = when.to_dense(SPIN_T)  # (batch, node, head, T, T)
+        want = spin.when_reference(model, xs[:spin.BATCH])  # (batch, node, head, T, T)
+    dense = when.to_dense(spin.T)  # (batch, node, head, T, T)
     assert (dense - want).abs().max() < 1e-6
 
 
@@ -229,10 +216,10 @@ def test_store_names_and_selects_leading_axes(spin_store):
     store, _, _, _ = spin_store
     (node,) = store.axes("stack.0.when", "test")
     (time,) = store.axes("stack.0.where", "test")
-    assert (node.name, node.size, node.labels) == ("node", SPIN_N, SPIN_LABELS["nodes"])
+    assert (node.name, node.size, node.labels) == ("node", spin.N, SPIN_LABELS["nodes"])
     assert (time.name, time.labels) == ("time", SPIN_LABELS["time_steps"])
     full = store.read("stack.0.when", "test")  # batched graph store reads whole
-    assert full.shape == (BATCH + 2, SPIN_N, 15, SPIN_HEADS)
+    assert full.shape == (spin.BATCH + 2, spin.N, 15, spin.HEADS)
     one = store.read("stack.0.when", "test", samples=[1, 4], heads=[1], select={"node": 2})
     np.testing.assert_array_equal(one, full[[1, 4], 2][..., [1]])
     two = store.read("stack.0.where", "test", select={"time": [0, -1]})
@@ -249,7 +236,7 @@ def test_dense_map_by_node_name_matches_the_model(spin_store):
     assert [a.name for a in g.axes] == ["node"] and g.node_kind == "time"
     assert g.node_names == SPIN_LABELS["time_steps"]
     with torch.no_grad():
-        want = when_reference(model, xs[1:2])[0].numpy()  # (node, head, T, T)
+        want = spin.when_reference(model, xs[1:2])[0].numpy()  # (node, head, T, T)
     np.testing.assert_allclose(np.nan_to_num(g.at(node=3)), want[3], atol=2e-3)
     with pytest.raises(attnscope.SelectionError, match="no axis 'time'"):
         g.at(time=0)
@@ -266,7 +253,7 @@ def test_npz_time_steps_hold_time_steps_not_heads(spin_store, tmp_path):
     z = np.load(where)
     assert z["dims"].tolist() == ["sample", "time", "edge", "head"]
     assert z["time_steps"].tolist() == SPIN_LABELS["time_steps"]
-    assert z["test"].shape[1] == SPIN_T
+    assert z["test"].shape[1] == spin.T
 
 
 def test_cli_node_and_time_step_on_both_graph_kinds(spin_store, tmp_path, capsys):

@@ -26,8 +26,8 @@ ARC = -0.35  # arc3 bend of line-layout edges: forward in time above, backward b
 
 
 def _layout(nx: Any, graph: Any, layout: str, seed: int) -> dict[int, tuple[float, float]]:
-    """Node positions; a force layout whose nodes would overlap (two closer than a tenth
-    of the drawing's extent, easy with few nodes or disconnected parts) becomes circular."""
+    """Node positions; a force layout whose nodes would crowd (two closer than 15% of
+    the drawing's extent, common with few nodes or disconnected parts) becomes circular."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
     if layout == "line":  # temporal graphs: time steps left to right
@@ -47,18 +47,37 @@ def _crowded(xy: Mapping[int, Any]) -> bool:
         return False
     extent = float(np.ptp(pts, axis=0).max()) or 1.0
     gaps = np.linalg.norm(pts[:, None] - pts[None], axis=-1) + np.eye(len(pts)) * extent
-    return bool(gaps.min() < 0.1 * extent)
+    return bool(gaps.min() < 0.15 * extent)  # room for two discs and a name between
 
 
-def _line_size(edges: list[tuple[int, int, float]], n: int, width: float
-               ) -> tuple[tuple[float, float], tuple[float, float]]:
-    """Figure size and y-limits of a line layout drawn with equal aspect: tall enough for
-    the highest arc above (edges forward in time) and below (backward), no more."""
+def _line_size(edges: list[tuple[int, int, float]], n: int) -> tuple[float, float]:
+    """Figure size of a line layout: wide enough for the names, tall enough for arcs
+    of a readable bend over the longest span forward (above) and backward (below)."""
+    width = max(6.4, 0.6 * n)
     up = max([d - s for s, d, _ in edges if d > s], default=0)
     down = max([s - d for s, d, _ in edges if s > d], default=0)
-    top, bottom = 0.5 * abs(ARC) * up + 0.6, 0.5 * abs(ARC) * down + 0.9  # names below
-    height = width * 0.78 * (top + bottom) / (n + 0.6) + 1.5  # + title and colour bar
-    return (width, float(np.clip(height, 2.8, 9.0))), (-bottom, top)
+    arcs = 0.5 * abs(ARC) * (up + down) * width * 0.8 / max(n, 1)  # inches at ARC
+    return width, float(np.clip(arcs + 2.2, 3.0, 9.0))  # + names, title and colour bar
+
+
+def _fit_arcs(fig: Any, ax: Any, edges: list[tuple[int, int, float]], n: int) -> float:
+    """Bend of the arcs so the longest fills the height the axes got (arcs are drawn in
+    display space); sets the y-limits so the time line sits between the arcs above
+    (forward in time) and below (backward), with room for the names under it."""
+    fig.get_layout_engine().execute(fig)
+    box = ax.get_position()
+    w_in, h_in = box.width * fig.get_figwidth(), box.height * fig.get_figheight()
+    up = max([d - s for s, d, _ in edges if d > s], default=0)
+    down = max([s - d for s, d, _ in edges if s > d], default=0)
+    names, pad = 0.32, 0.12  # inches under the line for names, above the highest arc
+    free = max(h_in - names - 2 * pad, 0.2)
+    per_step = w_in / (n + 0.6)  # inches between neighbouring time steps
+    bend = 2 * free / max((up + down) * per_step, 1e-9)
+    bend = float(min(bend, 0.9))
+    below = names + pad + 0.5 * bend * down * per_step
+    frac = below / h_in
+    ax.set_ylim(-frac, 1 - frac)
+    return -bend
 
 
 def plot_graph(source: Any, *, module: str | int | None = None, step: str | None = None,
@@ -118,12 +137,9 @@ def plot_graph(source: Any, *, module: str | int | None = None, step: str | None
     frame.add_nodes_from(range(n))
     frame.add_edges_from((s, d) for s, d in zip(src, dst) if s != d)
     xy = dict(pos) if pos is not None else _layout(nx, frame, layout, seed)
-    ylim = None
-    if line:
-        size, ylim = _line_size(shown, n, max(6.4, 0.6 * n))
-        figsize = figsize or size
-    fig = _figure.new_figure(figsize or (6.4, 5.6), dpi)
+    fig = _figure.new_figure(figsize or (_line_size(shown, n) if line else (6.4, 5.6)), dpi)
     ax = fig.add_subplot()
+    ax.set_axis_off()
     graph = nx.DiGraph()
     graph.add_nodes_from(range(n))
     graph.add_weighted_edges_from(shown)
@@ -132,11 +148,21 @@ def plot_graph(source: Any, *, module: str | int | None = None, step: str | None
     norm = _figure.make_norm("linear", 0.0, float(top) or 1.0)
     weights = np.array([e[2] for e in shown])
     node_size = 420 if n <= 40 else 180
+    fig.colorbar(ScalarMappable(norm, cm), ax=ax, shrink=0.8,
+                 orientation="horizontal" if line else "vertical", fraction=0.05,
+                 label="attention weight (edges; node fill = self loop)")
+    extra = f" \u00b7 top {len(chosen)} of {len(ranked)} edges" if top_k else ""
+    ax.set_title(title or graph_title(g, (what + extra).strip(" \u00b7")), fontsize=10)
+    bend, limits = 0.12, None
+    if line:  # arcs fill the height the axes got; the rest of the layout is fixed first
+        ax.set_xlim(-0.8, n - 0.2)
+        bend = _fit_arcs(fig, ax, shown, n)
+        limits = ax.get_xlim(), ax.get_ylim()
     nx.draw_networkx_edges(
         graph, xy, ax=ax, edgelist=[(s, d) for s, d, _ in shown],
         width=list(0.6 + 3.4 * weights / (top or 1.0)), edge_color=list(cm(norm(weights))),
         arrows=True, arrowstyle="-|>", arrowsize=16 if into is not None else 12,
-        connectionstyle=f"arc3,rad={ARC if line else 0.12}", node_size=node_size)
+        connectionstyle=f"arc3,rad={bend}", node_size=node_size)
     face = [cm(norm(v)) if np.isfinite(v) else "white" for v in loops]
     nx.draw_networkx_nodes(graph, xy, ax=ax, node_color=face, edgecolors="0.2",
                            linewidths=0.8, node_size=node_size)
@@ -146,15 +172,9 @@ def plot_graph(source: Any, *, module: str | int | None = None, step: str | None
                     ha="center", va="top", fontsize=7, zorder=5,
                     bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none",
                           "alpha": 0.7})
-    ax.set_axis_off()
-    if line:  # the figure is sized so that the arcs fill the height given to them
-        ax.set_xlim(-0.8, n - 0.2)
-        ax.set_ylim(*ylim)
+    if limits is not None:  # networkx rescales the axes to the nodes: put them back
+        ax.set_xlim(*limits[0])
+        ax.set_ylim(*limits[1])
     else:
         ax.margins(0.08)
-    fig.colorbar(ScalarMappable(norm, cm), ax=ax, shrink=0.8,
-                 orientation="horizontal" if line else "vertical", fraction=0.05,
-                 label="attention weight (edges; node fill = self loop)")
-    extra = f" \u00b7 top {len(chosen)} of {len(ranked)} edges" if top_k else ""
-    ax.set_title(title or graph_title(g, (what + extra).strip(" \u00b7")), fontsize=10)
     return _figure.save(fig, path, dpi)

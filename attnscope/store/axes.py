@@ -6,7 +6,8 @@ those dims by what it knows (``dim2``: axis 2 of the model's tensor); the step's
 say what they are: a dim as long as ``nodes`` is the node axis, one as long as
 ``time_steps`` the time axis (``channels``, ``epochs`` likewise). When a size fits
 several label lists, the graph's own node set decides (a temporal graph's other dim is
-the node axis), and ``labels={"axes": {entry: ["node"]}}`` names them outright.
+the node axis; its one dim without a fitting list is the node axis too), and
+``labels={"axes": {entry: ["node"]}}`` names them outright.
 
 Example:
     >>> store.axes("encoder.temporal", "test")
@@ -76,6 +77,13 @@ def resolve(raw: Sequence[str], sizes: Sequence[int], labels: Mapping[str, Any],
             out.append(Axis(LABEL_AXES[fitting[0]], int(size), _fits(labels, fitting[0], size)))
         else:
             out.append(Axis(str(name), int(size)))
+    # a spatio-temporal graph over time steps keeps one map per node, and vice versa:
+    # its one unnamed dim is the other kind, even without a label list for it
+    other = {("time_steps",): "node", ("nodes",): "time"}.get(tuple(
+        k for k in own if k in ("time_steps", "nodes")))
+    unnamed = [a for a in out if a.name.startswith("dim")]
+    if other and len(unnamed) == 1 and other not in {a.name for a in out}:
+        unnamed[0].name = other
     return out
 
 
