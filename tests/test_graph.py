@@ -334,3 +334,25 @@ def test_two_leading_axes_are_named_and_picked(tmp_path, capsys):
     assert "node n2 \u00b7 channel Oz" in fig.axes[0].get_title()
     fig = plot_top_edges(store, step="test", select={"node": 1})  # channel: position 0
     assert "node n1 \u00b7 channel Fz" in fig.axes[0].get_title()
+
+
+def test_exports_select_named_dims_and_keep_them(spin_store, tmp_path, capsys):
+    store, _, _, _ = spin_store
+    full = store.read("stack.0.when", "test")
+    (npz,) = export(store, tmp_path / "z", "npz", modules=["stack.0.when"],
+                    select={"node": [3, 1]})
+    z = np.load(npz)
+    assert z["dims"].tolist() == ["sample", "node", "edge", "head"]
+    assert z["nodes"].tolist() == ["s3", "Köln"]
+    np.testing.assert_array_equal(z["test"], full[:, [3, 1]])
+    root = str(store.root)
+    assert main(["export", root, "-f", "csv", "-o", str(tmp_path / "c"), "-m", "stack.0.when",
+                 "--axis", "node=2", "--samples", "0"]) == 0
+    rows = list(csv.DictReader((tmp_path / "c" / "attention_all_epochs.csv").open()))
+    assert {r["position"] for r in rows} == {"2"} and len(rows) == 15 * spin.HEADS
+    capsys.readouterr()
+    assert main(["export", root, "-f", "npz", "-o", str(tmp_path / "bad"), "--axis",
+                 "node=9"]) == 2
+    err = capsys.readouterr().err
+    assert "node 9 out of range" in err and err.count("\n") == 1
+    assert not (tmp_path / "bad").exists()

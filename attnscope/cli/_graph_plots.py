@@ -19,15 +19,17 @@ from attnscope.errors import SelectionError
 AXES = ("auto", "node", "time")
 
 
-def parse_axes(items: list[str] | None) -> dict[str, int]:
-    """``["channel=2", "dim3=0"]`` -> ``{"channel": 2, "dim3": 0}`` (one-line errors)."""
-    out: dict[str, int] = {}
+def parse_axes(items: list[str] | None) -> dict[str, int | list[int]]:
+    """``["channel=2", "node=0,3"]`` -> ``{"channel": 2, "node": [0, 3]}`` (one-line
+    errors); several positions are for exports, a figure takes one."""
+    out: dict[str, int | list[int]] = {}
     for item in items or []:
-        found = re.fullmatch(r"\s*([A-Za-z_][\w]*)\s*=\s*(-?\d+)\s*", item)
+        found = re.fullmatch(r"\s*([A-Za-z_]\w*)\s*=\s*(-?\d+(?:,-?\d+)*)\s*", item)
         if not found:
             raise SelectionError(f"--axis must look like NAME=INDEX (e.g. channel=2), not "
                                  f"{item!r}")
-        out[found.group(1)] = int(found.group(2))
+        values = [int(v) for v in found.group(2).split(",")]
+        out[found.group(1)] = values[0] if len(values) == 1 else values
     return out
 
 
@@ -50,6 +52,10 @@ def graph_figures(store: Any, name: str, step: str, sample: int, head: int | str
         ("--time-step", "--node")
     dim = "node" if kind == "time" else "time"
     select = dict(picks or {})
+    several = [k for k, v in select.items() if isinstance(v, list)]
+    if several:
+        raise SelectionError(f"--axis {several[0]}= takes one position for a figure, not "
+                             f"{','.join(map(str, select[several[0]]))}")
     if pick is not None:
         names = [a.name for a in g.axes]
         if dim not in names:

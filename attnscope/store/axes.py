@@ -152,12 +152,28 @@ def pick(weights: np.ndarray, axes: Sequence[Axis], select: Mapping[str, Any] | 
     return out
 
 
-def npz_axis_arrays(store: Any, module: str, steps: Sequence[str]) -> dict[str, np.ndarray]:
+def keep_dims(select: Mapping[str, Any] | None) -> dict[str, list[int]] | None:
+    """``select`` with every position a list, so an export keeps each named dim (of
+    length 1 when one position was picked) and its ``dims`` stay true."""
+    if not select:
+        return None
+    return {k: [int(v)] if np.ndim(v) == 0 else [int(i) for i in v] for k, v in select.items()}
+
+
+def npz_axis_arrays(store: Any, module: str, steps: Sequence[str],
+                    select: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
     """Axis arrays of a graph entry for an ``.npz``: ``dims`` (``sample, node, edge,
     head``), ``time_steps`` (labels of the time dim, or of the graph's nodes when they
-    are time steps; absent when the entry has no time) and ``nodes`` likewise."""
+    are time steps; absent when the entry has no time) and ``nodes`` likewise; with
+    ``select`` (see :func:`keep_dims`), the labels of the positions kept."""
     step = next(s for s in steps if store.segments(module, s))
     axes = store.axes(module, step)
+    for a in axes:
+        picked = (keep_dims(select) or {}).get(a.name)
+        if picked is not None:
+            kept = [i % a.size for i in picked]
+            a.labels = [a.labels[i] for i in kept] if a.labels else [str(i) for i in kept]
+            a.size = len(kept)
     edges = store.edge_index(module, step=step, sample=0)
     n = int(edges.max()) + 1 if edges.size else 0
     labels = store.labels(step)
