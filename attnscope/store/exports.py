@@ -70,7 +70,8 @@ def export(store: Store, out: str | Path, fmt: str, *, modules: list[str] | None
             try:
                 graph_axes.positions(store.axes(m, have[0]) if have else [], select)
             except StoreError as err:
-                raise StoreError(f"{m!r}: {err}; export the entries that have it (--module)") from None
+                raise StoreError(f"{m!r}: {err}; export the entries that have it "
+                                 "(--module)") from None
     out = ensure_dir(out)
     if fmt == "csv":
         return _csv_files(store, out / csv_name, modules, steps, samples, heads, max_rows,
