@@ -62,9 +62,9 @@ def graph_sample(source: Any, module: str | int | None = None, step: str | None 
 
     ``labels`` (``{"nodes": [...], "time_steps": [...]}``) name the dims of a Recording or
     map; a store's own step labels are used for its entries (``labels`` update them)."""
-    from attnscope.plot._source import is_store, pick_module, to_numpy
+    from attnscope.plot import pick_module  # one way to name a module, with its errors
 
-    if is_store(source):
+    if all(hasattr(source, a) for a in ("read", "modules", "steps", "axes")):  # a store
         name = pick_module(list(source.modules), module)
         if not source.module_info(name).get("graph"):
             raise SelectionError(f"{name!r} holds dense maps, not edge weights")
@@ -94,7 +94,7 @@ def graph_sample(source: Any, module: str | int | None = None, step: str | None 
         if not m.is_graph:
             raise SelectionError(f"{name or '<root>'!r} holds dense maps, not edge weights; "
                                  "use plot_heatmap")
-        w = to_numpy(m.weights)
+        w = m.weights.detach().cpu().float().numpy()
         rows = [w] if w.ndim == 2 else list(w)
         if sample < seen + len(rows):
             ei = m.edge_index.cpu().numpy()
