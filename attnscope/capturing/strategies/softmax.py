@@ -42,6 +42,7 @@ from attnscope.capturing.strategies._products import (
     same_scores,
     softmax_dim,
 )
+from attnscope.capturing.strategies._softmax_qk import attach_qk, form_qk, product_operands
 from attnscope.maps import AttentionMap
 
 _SOFTMAXES = (F.softmax, torch.softmax, torch.Tensor.softmax, torch.special.softmax)
@@ -65,6 +66,7 @@ class _Pending:
     same: list[torch.Tensor] = field(default_factory=list)
     moved: bool = False  # handed to the caller's frame once
     done: bool = False  # recorded or refused by the layout check: nothing left to decide
+    scores: torch.Tensor | None = None  # its input, kept only for a query/key store
 
     def is_same(self, t: object) -> bool:
         return any(t is s for s in self.same)
@@ -98,7 +100,9 @@ class SoftmaxStrategy(Strategy):
             pending = _Pending(out, key_dim, owner, same=[out])
             scores = args[0]
             from_product = isinstance(scores, torch.Tensor) and any(
-                same_scores(shape, scores.shape) for shape, _ in owner.products)
+                same_scores(entry[0], scores.shape) for entry in owner.products)
+            if form_qk(session):  # the scores, to find their query and key (_softmax_qk)
+                pending.scores = scores
             # Longformer's band has a documented layout (see layout.band_to_dense)
             band = isinstance(getattr(owner.module, "one_sided_attn_window_size", None), int)
             # one weight per key (additive/LSTM attention) in a module named attention,
@@ -129,8 +133,9 @@ class SoftmaxStrategy(Strategy):
             for pending in self._waiting(session):
                 self._on_product(session, pending, equation, ops)
             if len(tensors) == 2 and not any(is_weight(t) for t in tensors):
+                qk = product_operands(func, equation, ops) if form_qk(session) else None
                 owner.products = [*owner.products[-_KEEP_PRODUCTS:],
-                                  (out.shape, weakref.ref(out))]
+                                  (out.shape, weakref.ref(out), qk)]
             return out
 
         def on_mul(func, args, kwargs):
@@ -176,7 +181,7 @@ class SoftmaxStrategy(Strategy):
             if one_d:
                 evidence = any(keys in o.shape for o in others)
             else:
-                products = [ref() for _, ref in pending.owner.products]
+                products = [entry[1]() for entry in pending.owner.products]
                 evidence = (equation != "*" and t.shape[-1] == keys
                             and key_dim == probs.ndim - 1
                             and contracts_last(equation, index, t.ndim)
@@ -213,6 +218,9 @@ class SoftmaxStrategy(Strategy):
         plain = to_dense_layout(t, -1)
         if dense.shape == plain.shape and dense.data_ptr() == plain.data_ptr():
             pending.record = m
+            if m is not None and pending.scores is not None and pending.key_dim == probs.ndim - 1:
+                attach_qk(session, m, owner, pending.scores)
+        pending.scores = None
         return pending.recorded
 
     def _frame_end(self, session: CaptureSession, frame: Frame) -> None:
