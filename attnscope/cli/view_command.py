@@ -76,7 +76,7 @@ def view(
         raise fail(cli_words(str(e.args[0] if e.args else e)), e) from None
     except ValueError as e:
         raise fail(cli_words(str(e)), e) from None
-    typer.echo(f"embedded {len(entries)} maps: at most ~{_select.mb(estimate)} before "
+    typer.echo(f"embedding {len(entries)} maps: at most ~{_select.mb(estimate)} before "
                "compression", err=True)
     path = page.save(out)
     typer.echo(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -32,14 +32,16 @@ class FlatHeads(nn.Module):
 
 
 class HandAttn(nn.Module):
-    """Softmax attention written by hand: no query/key inputs reachable for a qk store."""
+    """Masked softmax attention written by hand: a qk store keeps its probabilities."""
 
     def __init__(self) -> None:
         super().__init__()
         self.q, self.k = nn.Linear(4, 4), nn.Linear(4, 4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.q(x) @ self.k(x).transpose(1, 2), dim=-1) @ x
+        causal = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool).triu(1)
+        scores = (self.q(x) @ self.k(x).transpose(1, 2)).masked_fill(causal, float("-inf"))
+        return torch.softmax(scores, dim=-1) @ x
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +84,7 @@ def test_view_refusal_names_cli_options_and_prints_nothing_else(flat_store, tmp_
     assert not (tmp_path / "v.html").exists()
     assert main(["view", str(flat_store), "-o", str(tmp_path / "v.html"), "--samples", "0",
                  "--heads", "0", "--max-mb", "1.5"]) == 0
-    assert "embedded 1 maps" in capsys.readouterr().err
+    assert "embedding 1 maps" in capsys.readouterr().err
 
 
 def test_plot_colour_options_for_near_uniform_heads(flat_store, tmp_path, capsys):
