@@ -45,6 +45,9 @@ class AttentionMap:
             is then a data-less ``meta`` tensor unless maps are also kept in memory.
         value_weighted: ``alpha_ij * ||f(x_j)||`` (Kobayashi et al. 2020), same shape as
             ``weights``, when captured with ``value_weighted=True`` (sdpa and MHA calls).
+        effective_bias: with a store in query/key form, ``effective - weights`` when it is
+            a relative bias (one value per query-key offset and head, the same for every
+            sample): ``(head, 2 * key - 1)``, so ``@effective`` is stored as q/k too.
         axes: graph maps: names of the leading dims before ``(edge, head)``, e.g.
             ``("batch", "dim2")`` for tsl/SPIN temporal attention over
             ``(batch, time-edge, node, head)``; ``None``: ``batch`` then ``dim<i>``.
@@ -64,6 +67,7 @@ class AttentionMap:
     qk: Any = field(default=None, repr=False)
     value_weighted: torch.Tensor | None = field(default=None, repr=False)
     axes: tuple[str, ...] | None = None
+    effective_bias: torch.Tensor | None = field(default=None, repr=False)
 
     @property
     def entry(self) -> str:

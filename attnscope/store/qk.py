@@ -31,7 +31,7 @@ from zarr.codecs import BloscCodec, Crc32cCodec
 
 from attnscope import notes
 from attnscope.capturing.qk_inputs import QkInputs, qk_probabilities
-from attnscope.store import codec
+from attnscope.store import codec, relative_bias
 from attnscope.store.errors import StoreError
 
 _BITS = {torch.bfloat16: torch.int16}  # dtypes NumPy lacks: stored as raw bits
@@ -54,7 +54,8 @@ def note_form(info: dict[str, Any], form: str, m: Any, warned: set[str], name: s
     and a ``note`` (plus one warning) whenever a qk store falls back to probabilities:
     the strategy cannot see queries and keys, or the layout check rebuilt the map
     (``m.qk_note``), so the stored inputs would not match the recorded map."""
-    stored_qk = writes_qk(form, m) and not name.endswith("@effective")
+    stored_qk = writes_qk(form, m) and (not name.endswith("@effective")
+                                        or getattr(m, "effective_bias", None) is not None)
     if form == "probs" and not stored_qk:
         return
     info.setdefault("form", "qk" if stored_qk else "probs")
@@ -196,6 +197,7 @@ def read_heads(path: Path, rows: Any, heads: Any, queries: Any = None) -> np.nda
         return np.zeros((len(rows), len(heads), *shape[2:]), dtype=np.float32)
     try:
         out = qk_probabilities(load(path, rows, heads), rows=queries).numpy()
+        out = relative_bias.add(path, _attrs(path), out, heads, queries)  # @effective
         want = (len(rows), len(heads), len(queries) if queries is not None else shape[2],
                 shape[3])
     except StoreError:  # a chunk that fails its checksum, from codec.read_heads

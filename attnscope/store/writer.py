@@ -35,7 +35,7 @@ from attnscope._files import describe
 from attnscope.entries import is_effective
 from attnscope.maps import AttentionMap
 from attnscope.options import check_keepbits, resolve_dtype
-from attnscope.store import codec, layout, qk
+from attnscope.store import codec, layout, qk, relative_bias
 from attnscope.store.errors import StoreError, StoreWriteError
 from attnscope.store.estimate import check_disk
 from attnscope.store.schema import jsonable
@@ -308,6 +308,10 @@ class StoreWriter:
                  "keepbits": self.keepbits}
         if not graph and w is m.weights and qk.writes_qk(self.form, m):  # hook: store/qk.py
             return qk.write_segment(path, m.qk, attrs), list(w.shape)
+        if not graph and w is m.effective and m.effective_bias is not None and \
+                qk.writes_qk(self.form, m):  # probabilities from q/k plus a relative bias
+            n = qk.write_segment(path, m.qk, attrs)
+            return n + relative_bias.write(path, m.effective_bias), list(w.shape)
         if not graph:
             n = codec.write_dense(path, w.detach(), self.dtype, self.keepbits, attrs,
                                   self.durable)

@@ -20,14 +20,16 @@ L, WIDTH, HEADS = 512, 16, 4
 
 class LagAttention(nn.Module):
     """ConvTranPlus-like: scores ``(q @ k) * scaling`` with k already transposed, a
-    softmax written by hand, a lag bias added after it (the effective matrix)."""
+    softmax written by hand, a relative (lag) bias added after it: the effective matrix.
+    ``drift``: a bias that also depends on the sample (not a relative bias)."""
 
-    def __init__(self, masked: bool = False, temperature: float | None = None) -> None:
+    def __init__(self, masked: bool = False, temperature: float | None = None,
+                 drift: bool = False) -> None:
         super().__init__()
-        self.masked, self.temperature = masked, temperature
+        self.masked, self.temperature, self.drift = masked, temperature, drift
         self.scaling = WIDTH ** -0.5  # over the whole width, not per head
         self.to_q, self.to_k = nn.Linear(3, WIDTH), nn.Linear(3, WIDTH)
-        self.lag = nn.Parameter(torch.randn(HEADS, 1, 1) * 1e-3)
+        self.lag = nn.Parameter(torch.randn(HEADS, 2 * L - 1) * 1e-3)  # per offset i - j
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (batch, time, 3)
         b, t, _ = x.shape
@@ -40,7 +42,10 @@ class LagAttention(nn.Module):
         if self.masked:
             scores = scores.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1),
                                         float("-inf"))
-        attn = F.softmax(scores, dim=-1) + self.lag
+        offset = torch.arange(t)[:, None] - torch.arange(t)[None] + L - 1
+        attn = F.softmax(scores, dim=-1) + self.lag[:, offset]
+        if self.drift:
+            attn = attn + 1e-3 * x[:, None, :, :1]
         return attn @ q
 
 
@@ -65,10 +70,29 @@ def test_scaled_product_is_stored_as_queries_and_keys(tmp_path, temperature):
     assert store.module_info("0")["form"] == "qk"
     got = store.read("0", "test")
     assert np.abs(got - want).max() <= 1e-6
-    assert store.nbytes("0", "test") <= 0.02 * want.nbytes  # measured ~0.01 at L=512
-    assert any("'0@effective'" in n for n in notes)  # the effective matrix: probabilities
+    assert store.module_info("0@effective")["form"] == "qk" and not notes
+    eff = store.read("0@effective", "test")
+    assert np.abs(eff - rec.maps[0].effective.numpy()).max() <= 1e-6
+    total = store.nbytes("0", "test") + store.nbytes("0@effective", "test")
+    assert total <= 0.05 * want.nbytes  # both entries: 0.03 at L=512, 0.003 at L=3000
     sel, _ = _capture(model, x, tmp_path / "sel", "qk", samples=[1], heads=[0, 3])
     np.testing.assert_allclose(sel.read("0", "test"), want[[1]][:, [0, 3]], atol=1e-6)
+    np.testing.assert_allclose(sel.read("0@effective", "test"),
+                               rec.maps[0].effective.numpy()[[1]][:, [0, 3]], atol=1e-6)
+
+
+def test_a_bias_that_is_not_relative_keeps_the_effective_matrix_whole(tmp_path):
+    torch.manual_seed(2)
+    model = nn.Sequential(LagAttention(drift=True)).eval()
+    x = torch.randn(2, 64, 3)
+    with torch.no_grad(), attnscope.capture(model) as rec:
+        model(x)
+    store, notes = _capture(model, x, tmp_path / "d", "qk")
+    assert store.module_info("0")["form"] == "qk"
+    assert store.module_info("0@effective")["form"] == "probs"
+    assert any("'0@effective': queries and keys are not reachable" in n for n in notes)
+    np.testing.assert_allclose(store.read("0@effective", "test"),
+                               rec.maps[0].effective.numpy(), atol=1e-6)
 
 
 def test_masked_scores_stay_probabilities_with_a_note(tmp_path):

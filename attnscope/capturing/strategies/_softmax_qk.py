@@ -85,3 +85,19 @@ def attach_qk(session: Any, m: Any, owner: Any, scores: torch.Tensor) -> None:
         m.qk = from_sdpa(q, k, None, False, scale, samples=m.samples, heads=m.heads,
                          half=session_form(session) == "qk16",
                          reduced=session.selection.reduce)
+
+
+def effective_bias(session: Any, pending: Any, eff: torch.Tensor, m: Any
+                   ) -> torch.Tensor | None:
+    """``(head, 2L - 1)`` when the effective matrix (``eff``, the kept samples and heads)
+    is the probabilities plus a relative bias (see :mod:`attnscope.store.relative_bias`);
+    None otherwise, and the ``@effective`` entry stays probabilities."""
+    from attnscope.capturing.selection import to_dense_layout
+    from attnscope.store.relative_bias import toeplitz
+
+    probs, _, _ = session.select(to_dense_layout(pending.probs.detach(), pending.key_dim),
+                                 m.module, graph=False)
+    if probs is None or probs.shape != eff.shape:
+        return None
+    with torch.no_grad():
+        return toeplitz(eff.float() - probs.float())

@@ -42,7 +42,12 @@ from attnscope.capturing.strategies._products import (
     same_scores,
     softmax_dim,
 )
-from attnscope.capturing.strategies._softmax_qk import attach_qk, form_qk, product_operands
+from attnscope.capturing.strategies._softmax_qk import (
+    attach_qk,
+    effective_bias,
+    form_qk,
+    product_operands,
+)
 from attnscope.maps import AttentionMap
 
 _SOFTMAXES = (F.softmax, torch.softmax, torch.Tensor.softmax, torch.special.softmax)
@@ -248,3 +253,5 @@ class SoftmaxStrategy(Strategy):
         eff, _, _ = session.select(to_dense_layout(used.detach(), pending.key_dim), m.module,
                                    graph=False)
         m.effective = session.detach_copy(session.selection.finish(eff, 1), (used,))
+        if m.qk is not None and m.reduced is None:  # a relative bias: q/k form for it too
+            m.effective_bias = effective_bias(session, pending, eff, m)
