@@ -31,6 +31,7 @@ from attnscope.errors import (
     SelectionError,
 )
 from attnscope.maps import AttentionMap, Recording
+from attnscope.notes import AttnscopeWarning
 from attnscope.stitching import stitch
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ __all__ = [
     "AttentionCallback",
     "AttentionMap",
     "AttnscopeError",
+    "AttnscopeWarning",
     "DataError",
     "ModelError",
     "NoAttentionFoundError",

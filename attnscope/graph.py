@@ -7,7 +7,8 @@ Example:
     >>> edges = temporal_edge_index(24, causal=True, max_distance=6)   # (2, edge)
     >>> g = dense_map(store, module="encoder.temporal", step="test", sample=0)
     >>> g.weights.shape            # (node, head, 24, 24): NaN where there is no edge
-    >>> g.weights[3, :, -1]        # what the last time step of node 3 attends to
+    >>> g.axes                     # [Axis(name='node', size=12, labels=[...])]
+    >>> g.at(node=3)[:, -1]        # what the last time step of node 3 attends to
 
 Edges follow PyTorch Geometric: row 0 is the source (key), row 1 the destination
 (query), so row ``i`` of a dense matrix holds the weights node ``i`` gave to the nodes
@@ -18,7 +19,7 @@ edge map itself) and graphs whose edge set changes along the leading dims of one
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -101,6 +102,9 @@ class DenseGraph:
             node for a temporal graph, time step for a spatial one), NaN without edge.
         present: ``(query, key)`` cells that have an edge.
         edge_index: ``(2, edge)`` the matrices were built from.
+        axes: the leading dims by name, size and labels (``node``, ``time``, ``dim2`` ...).
+        node_kind: ``"time"`` when the graph's nodes are time steps, else ``"node"``.
+        node_names: labels of the graph's nodes (query/key), when the step has them.
     """
 
     weights: np.ndarray
@@ -109,13 +113,26 @@ class DenseGraph:
     module: str = ""
     step: str | None = None
     sample: int = 0
+    axes: list[Any] = field(default_factory=list)
+    node_kind: str = "node"
+    node_names: list[str] | None = None
 
     @property
     def lead_shape(self) -> tuple[int, ...]:
         return tuple(self.weights.shape[:-3])
 
-    def at(self, *index: int) -> np.ndarray:
-        """``(head, query, key)`` at one position of the leading dims (node, time step)."""
+    def at(self, *index: int, **named: int) -> np.ndarray:
+        """``(head, query, key)`` at one position of the leading dims, by position
+        (``g.at(3)``) or by name (``g.at(node=3)``; dims not named take position 0)."""
+        if named:
+            if index:
+                raise SelectionError("give leading positions by index or by name, not both")
+            known = [a.name for a in self.axes]
+            bad = [k for k in named if k not in known]
+            if bad:
+                raise SelectionError(f"no axis {bad[0]!r}; this map's leading dims are "
+                                     f"{known or 'none'}")
+            index = tuple(int(named.get(k, 0)) for k in known)
         if len(index) != len(self.lead_shape):
             raise SelectionError(f"this map has leading dims {self.lead_shape}; give "
                                  f"{len(self.lead_shape)} indices, not {len(index)}")
@@ -124,26 +141,30 @@ class DenseGraph:
                 raise SelectionError(f"index {i} out of range for a leading dim of size {n}")
         return self.weights[tuple(index)]
 
-    def incoming(self, node: int, *index: int) -> np.ndarray:
+    def incoming(self, node: int, *index: int, **named: int) -> np.ndarray:
         """``(head, key)`` weights ``node`` gave to the nodes it listens to (NaN: no edge)."""
         n = self.present.shape[0]
         if not -n <= node < n:
             raise SelectionError(f"node {node} out of range: the graph has {n} nodes")
-        return self.at(*index)[:, node]
+        return self.at(*index, **named)[:, node]
 
 
 def dense_map(source: Any, *, module: str | int | None = None, step: str | None = None,
-              sample: int = 0, num_nodes: int | None = None) -> DenseGraph:
-    """The dense matrices of one sample of a graph entry, all leading dims kept.
+              sample: int = 0, num_nodes: int | None = None,
+              labels: dict[str, Any] | None = None) -> DenseGraph:
+    """The dense matrices of one sample of a graph entry, all leading dims kept and named.
 
     ``source``: a store, a :class:`~attnscope.Recording` or a graph
-    :class:`~attnscope.AttentionMap` (``sample`` then indexes its first dim).
+    :class:`~attnscope.AttentionMap` (``sample`` then indexes its first dim);
+    ``labels`` (``{"nodes": [...], "time_steps": [...]}``) name the dims of maps that
+    are not in a store.
     """
     from attnscope.sources import graph_sample
 
-    g = graph_sample(source, module, step, sample)
+    g = graph_sample(source, module, step, sample, labels)
     dense, present = to_dense(g.weights, g.edge_index, num_nodes)
-    return DenseGraph(dense, present, g.edge_index, g.module, g.step, sample)
+    return DenseGraph(dense, present, g.edge_index, g.module, g.step, sample, g.axes,
+                      g.node_kind, g.node_names)
 
 
 def _numpy(x: Any) -> np.ndarray:

@@ -45,6 +45,12 @@ class AttentionMap:
             is then a data-less ``meta`` tensor unless maps are also kept in memory.
         value_weighted: ``alpha_ij * ||f(x_j)||`` (Kobayashi et al. 2020), same shape as
             ``weights``, when captured with ``value_weighted=True`` (sdpa and MHA calls).
+        effective_bias: with a store in query/key form, ``effective - weights`` when it is
+            a relative bias (one value per query-key offset and head, the same for every
+            sample): ``(head, 2 * key - 1)``, so ``@effective`` is stored as q/k too.
+        axes: graph maps: names of the leading dims before ``(edge, head)``, e.g.
+            ``("batch", "dim2")`` for tsl/SPIN temporal attention over
+            ``(batch, time-edge, node, head)``; ``None``: ``batch`` then ``dim<i>``.
     """
 
     module: str
@@ -60,6 +66,8 @@ class AttentionMap:
     effective: torch.Tensor | None = field(default=None, repr=False)
     qk: Any = field(default=None, repr=False)
     value_weighted: torch.Tensor | None = field(default=None, repr=False)
+    axes: tuple[str, ...] | None = None
+    effective_bias: torch.Tensor | None = field(default=None, repr=False)
 
     @property
     def entry(self) -> str:
@@ -70,6 +78,19 @@ class AttentionMap:
     @property
     def is_graph(self) -> bool:
         return self.edge_index is not None
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        """Name of every dim of ``weights``: ``("batch", "head", "query", "key")`` for
+        dense maps, e.g. ``("batch", "dim2", "edge", "head")`` for graph maps."""
+        if not self.is_graph:
+            return ("batch", "head", "query", "key")
+        lead = self.weights.ndim - 2
+        names = tuple(self.axes or ())[:lead]
+        if len(names) < lead:  # maps built by hand: batch first, then positions
+            names = (*names, *(("batch" if i == 0 else f"dim{i}") for i in
+                               range(len(names), lead)))
+        return (*names, "edge", "head")
 
     @property
     def num_heads(self) -> int:

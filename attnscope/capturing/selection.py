@@ -93,11 +93,26 @@ def to_dense_layout(probs: torch.Tensor, key_dim: int) -> torch.Tensor:
     return t
 
 
-def to_graph_layout(probs: torch.Tensor, edge_dim: int) -> torch.Tensor:
-    """View an edge softmax output as ``(..., edge, head)``; axes after the edge axis
-    are folded into heads, a missing head axis becomes a single head."""
+def to_graph_layout(probs: torch.Tensor, edge_dim: int, batch: int | None = None
+                    ) -> tuple[torch.Tensor, tuple[str, ...]]:
+    """View an edge softmax output as ``(batch, ..., edge, head)`` and name its leading
+    axes. The last axis after the edge axis is the head axis (a missing one becomes a
+    single head); axes between the edge and head axes (tsl/SPIN's node axis of a
+    temporal graph, ``(batch, edge, node, head)``) stay leading axes of their own, never
+    folded into heads. The first axis is ``"batch"`` when it has the model call's batch
+    size; a map without one gets a batch axis of 1. Other axes are named ``dim<i>`` after
+    their position in the model's tensor (:mod:`attnscope.graph` resolves them to
+    ``node``/``time``/... from a store's labels).
+    """
     edge_dim = edge_dim % probs.ndim
-    lead = probs.shape[:edge_dim]
-    edges = probs.shape[edge_dim]
-    t = probs.movedim(edge_dim, -1).reshape(*lead, -1, edges)  # (..., head, edge)
-    return t.transpose(-1, -2)
+    names = [f"dim{i}" for i in range(probs.ndim)]
+    t = probs if edge_dim < probs.ndim - 1 else probs.unsqueeze(-1)  # (..., edge, head)
+    if t.ndim == 2:
+        return t, ()
+    t = t.movedim(edge_dim, -2)
+    names = [n for i, n in enumerate(names) if i != edge_dim][: t.ndim - 2]
+    if edge_dim > 0 and (batch is None or t.shape[0] == batch):
+        names[0] = "batch"
+    else:  # no batch axis: every call is one sample
+        t, names = t.unsqueeze(0), ["batch", *names]
+    return t, tuple(names)

@@ -1,96 +1,93 @@
 """``attnscope plot --kind graph``: top-k edges, the drawn graph and the dense matrix of
 one graph entry, for one node or time step of spatio-temporal (SPIN-style) maps.
 
-A graph entry is either *spatial* (edges between nodes; weights may carry a time-step
-dim) or *temporal* (edges between time steps; weights may carry a node dim). Which one
-is read from the step's labels (``time_steps`` / ``nodes`` whose length matches the
-graph) unless ``--graph-axis`` says so. ``--time-step`` then picks the time dim of a
-spatial map or the destination row of a temporal one; ``--node`` the other way round.
+A graph entry is either *spatial* (edges between nodes; weights may carry a time dim)
+or *temporal* (edges between time steps; weights may carry a node dim). The entry's
+named dims (:meth:`attnscope.store.reader.Store.axes`, from the step's labels) say
+which, else ``--graph-axis``. ``--node`` then picks the node dim of a temporal graph or
+the destination row of a spatial one, ``--time-step`` the other way round; ``--axis
+NAME=I`` picks any other dim (channel, epoch, ``dim2``); dims not picked show position 0.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
-
-import numpy as np
 
 from attnscope.errors import SelectionError
 
 AXES = ("auto", "node", "time")
 
 
-def graph_axis(labels: dict[str, Any], num_nodes: int, wanted: str = "auto") -> str:
-    """``"time"`` when the graph's nodes are time steps, else ``"node"``."""
-    if wanted not in AXES:
-        raise SelectionError(f"--graph-axis must be one of {', '.join(AXES)}, not {wanted!r}")
-    if wanted != "auto":
-        return wanted
-    times, nodes = labels.get("time_steps"), labels.get("nodes")
-    fits = (lambda v: isinstance(v, list) and len(v) == num_nodes)  # noqa: E731
-    return "time" if fits(times) and not fits(nodes) else "node"
+def parse_axes(items: list[str] | None) -> dict[str, int | list[int]]:
+    """``["channel=2", "node=0,3"]`` -> ``{"channel": 2, "node": [0, 3]}`` (one-line
+    errors); several positions are for exports, a figure takes one."""
+    out: dict[str, int | list[int]] = {}
+    for item in items or []:
+        found = re.fullmatch(r"\s*([A-Za-z_]\w*)\s*=\s*(-?\d+(?:,-?\d+)*)\s*", item)
+        if not found:
+            raise SelectionError(f"--axis must look like NAME=INDEX (e.g. channel=2), not "
+                                 f"{item!r}")
+        values = [int(v) for v in found.group(2).split(",")]
+        out[found.group(1)] = values[0] if len(values) == 1 else values
+    return out
 
 
 def graph_figures(store: Any, name: str, step: str, sample: int, head: int | str,
                   node: int | None, time_step: int | None, top_k: int | None,
-                  axis: str, opts: dict[str, Any], stem: str) -> list[tuple[str, Any]]:
+                  axis: str, opts: dict[str, Any], stem: str,
+                  picks: dict[str, int] | None = None) -> list[tuple[str, Any]]:
     """(file stem, figure) pairs for one graph entry."""
     from attnscope import plot
+    from attnscope.sources import graph_sample, read_graph
+    from attnscope.store.axes import node_kind
 
-    total = store.num_samples(name, step)
-    if not -total <= sample < total:
-        raise SelectionError(f"sample {sample} out of range: {name!r} has {total} in {step!r}")
-    edge_index = np.asarray(store.edge_index(name, step=step, sample=sample % total))
-    n = int(edge_index.max()) + 1 if edge_index.size else 0
-    lead = store.read(name, step=step, samples=[sample]).shape[1:-2]
-    labels = store.labels(step)
-    axis = graph_axis(labels, n, axis)
-    # one selector picks the leading dim, the other the destination row
-    pick, into = (node, time_step) if axis == "time" else (time_step, node)
-    pick_name, into_name = ("--node", "--time-step") if axis == "time" else \
+    if axis not in AXES:
+        raise SelectionError(f"--graph-axis must be one of {', '.join(AXES)}, not {axis!r}")
+    g = graph_sample(store, name, step, sample)
+    n = g.num_nodes
+    kind = node_kind(store.labels(step), n, g.axes, axis)
+    # one selector picks a leading dim, the other the destination row
+    pick, into = (node, time_step) if kind == "time" else (time_step, node)
+    pick_name, into_name = ("--node", "--time-step") if kind == "time" else \
         ("--time-step", "--node")
-    if len(lead) > 1:
-        raise SelectionError(f"{name!r} has {len(lead)} leading dims {tuple(lead)} before "
-                             "(edge, head); use attnscope.graph.dense_map in Python")
-    select = None
-    if lead:
-        i = 0 if pick is None else pick
-        if not -lead[0] <= i < lead[0]:
-            raise SelectionError(f"{pick_name} {i} out of range: {name!r} has {lead[0]}")
-        select = [i % lead[0]]
-    elif pick is not None:
-        other = "node" if axis == "time" else "time"
-        raise SelectionError(f"{pick_name} needs a map with a {other} dim; {name!r} is one "
-                             f"{axis} graph per sample (use {into_name})")
+    dim = "node" if kind == "time" else "time"
+    select = dict(picks or {})
+    several = [k for k, v in select.items() if isinstance(v, list)]
+    if several:
+        raise SelectionError(f"--axis {several[0]}= takes one position for a figure, not "
+                             f"{','.join(map(str, select[several[0]]))}")
+    if pick is not None:
+        names = [a.name for a in g.axes]
+        if dim not in names:
+            what = "time steps" if kind == "time" else "nodes"
+            have = f"its dims are {', '.join(names)} (pick them with --axis NAME=I)" \
+                if names else "it has no dim besides sample, edge and head"
+            raise SelectionError(f"{pick_name} needs a {'node' if dim == 'node' else 'time'} "
+                                 f"dim: {name!r} is one graph of {what} per sample and "
+                                 f"{have}; use {into_name} for the destination")
+        select[dim] = pick
     if into is not None and not -n <= into < n:
         raise SelectionError(f"{into_name} {into} out of range: the graph has {n} "
-                             f"{'time steps' if axis == 'time' else 'nodes'}")
+                             f"{'time steps' if kind == 'time' else 'nodes'} (0..{n - 1})")
     into = None if into is None else into % n
-    names = _names(labels, axis, n)
-    tag = [f"t{select[0]}" if axis == "node" else f"node{select[0]}"] if select else []
-    tag += [f"into{into}"] if into is not None else []
-    base = "_".join([stem, *tag])
-    sel = {"module": name, "step": step, "sample": sample, "select": select, "head": head,
-           "node_names": names}
+    sel = {"module": name, "step": step, "sample": sample, "select": select, "head": head}
+    read_graph(store, name, step, sample, select)  # bad picks fail before any drawing
+    tag = [f"{'node' if a == 'node' else 't' if a == 'time' else a}{i % _size(g, a)}"
+           for a, i in select.items()]
+    base = "_".join([stem, *tag, *([f"into{into}"] if into is not None else [])])
     k = top_k if top_k is not None else (n if into is not None else 20)
-    line = {"layout": "line", "figsize": (max(6.4, 0.9 * n), 4.6)} if axis == "time" else {}
-    figures = [
+    layout = {"layout": "line"} if kind == "time" else {}
+    return [
         (base + "_top-edges", plot.plot_top_edges(store, **sel, k=k, into=into,
                                                  dpi=opts["dpi"])),
-        (base + "_graph", plot.plot_graph(store, **sel, top_k=top_k, into=into, **line,
-                                          **opts)),
-        (base + "_matrix", plot.plot_edge_matrix(store, **sel, into=into,
-                                                 axis_name="time step" if axis == "time"
-                                                 else "node", **opts)),
+        (base + "_graph", plot.plot_graph(store, **sel, top_k=top_k, into=into, **layout,
+                                          cmap=opts["cmap"], dpi=opts["dpi"])),
+        (base + "_matrix", plot.plot_edge_matrix(
+            store, **sel, into=into, axis_name="time step" if kind == "time" else "node",
+            **opts)),
     ]
-    if select:  # "name[2]" reads like a call index: say which node / time step it is
-        what = f"node {select[0]}" if axis == "time" else f"time step {select[0]}"
-        for _, fig in figures:
-            ax = fig.axes[0]
-            ax.set_title(ax.get_title().replace(f"{name}[{select[0]}]",
-                                                f"{name} \u00b7 {what}", 1), fontsize=10)
-    return figures
 
 
-def _names(labels: dict[str, Any], axis: str, n: int) -> list[str] | None:
-    found = labels.get("time_steps" if axis == "time" else "nodes")
-    return [str(v) for v in found] if isinstance(found, list) and len(found) == n else None
+def _size(g: Any, name: str) -> int:
+    return next(a.size for a in g.axes if a.name == name)

@@ -32,22 +32,56 @@ def _slug(*parts: Any) -> str:
     return "_".join(safe_filename(str(p)) for p in parts if p != "")
 
 
+NORMS, REDUCTIONS = ("linear", "sqrt", "log"), ("mean", "max")
+# which colour options each matrix figure takes (others draw no matrix, or scale their own)
+SCALES = {"heatmap": ("norm", "vmin", "vmax", "reduce"), "grid": ("norm", "reduce"),
+          "graph": ("norm", "vmax")}
+
+
+def colour_scale(kind: str, head: int | str, norm: str | None, vmin: str | None,
+                 vmax: float | None, reduce: str | None) -> dict[str, Any]:
+    """``--norm/--vmin/--vmax/--reduce`` checked (one-line errors) as plot keywords."""
+    given = {k: v for k, v in (("norm", norm), ("vmin", vmin), ("vmax", vmax),
+                               ("reduce", reduce)) if v is not None}
+    if norm is not None and norm not in NORMS:
+        raise fail(f"--norm must be one of {', '.join(NORMS)}, not {norm!r}")
+    if reduce is not None and reduce not in REDUCTIONS:
+        raise fail(f"--reduce must be mean or max, not {reduce!r}")
+    if vmin is not None and vmin != "data":
+        try:
+            given["vmin"] = float(vmin)
+        except ValueError:
+            raise fail(f"--vmin must be a number or 'data', not {vmin!r}") from None
+    if isinstance(given.get("vmin"), float) and vmax is not None and given["vmin"] >= vmax:
+        raise fail(f"--vmin {given['vmin']:g} must be below --vmax {vmax:g}")
+    use = "grid" if kind == "heatmap" and head == "all" else kind
+    extra = [f"--{k}" for k in given if k not in SCALES.get(use, ())]
+    if extra:
+        takes = ", ".join(f"--{k}" for k in SCALES.get(use, ())) or "none of them"
+        raise fail(f"{' and '.join(extra)} {'does' if len(extra) == 1 else 'do'} not apply "
+                   f"to --kind {kind}"
+                   f"{' --head all' if use != kind else ''} (it takes {takes})")
+    return given
+
+
 def _figures(store: Any, kind: str, module: str | None, step: str | None, sample: int,
-             head: int | str, cmap: str, dpi: int, graph: dict[str, Any] | None = None
-             ) -> list[tuple[str, Any]]:
-    """(file stem, figure) pairs for one ``--kind`` (``graph``: node/time-step/top-k)."""
+             head: int | str, cmap: str, dpi: int, graph: dict[str, Any] | None = None,
+             scale: dict[str, Any] | None = None) -> list[tuple[str, Any]]:
+    """(file stem, figure) pairs for one ``--kind`` (``graph``: node/time-step/top-k;
+    ``scale``: colour options from :func:`colour_scale`)."""
     from attnscope import plot, sources
 
-    opts = {"cmap": cmap, "dpi": dpi}
+    opts = {"cmap": cmap, "dpi": dpi, **(scale or {})}
     if kind == "overview":
         return [(_slug("overview", step, f"s{sample}"),
-                 plot.plot_overview(store, step=step, sample=sample, **opts))]
+                 plot.plot_overview(store, step=step, sample=sample, cmap=cmap, dpi=dpi))]
     name = sources.pick_name(list(store.modules), module)
     if kind == "evolution":
         stat = plot.plot_head_stats(store, name, samples=[sample])
         return [(_slug(name, "evolution", f"h{head}"),
                  plot.plot_evolution(store, name, sample=sample,
-                                     head="mean" if head == "all" else head, **opts)),
+                                     head="mean" if head == "all" else head, cmap=cmap,
+                                     dpi=dpi)),
                 (_slug(name, "head-stats"), stat)]
     step = step or _only_step(store, name)
     sel = {"module": name, "step": step, "sample": sample}
@@ -59,13 +93,13 @@ def _figures(store: Any, kind: str, module: str | None, step: str | None, sample
         from attnscope.cli._graph_plots import graph_figures
 
         if kind != "graph":
-            raise fail("--node, --time-step and --top-k apply to --kind graph")
+            raise fail("--node, --time-step, --axis and --top-k apply to --kind graph")
         if not store.module_info(name).get("graph"):
             raise fail(f"{name!r} holds dense maps; --kind graph is for edge maps")
         g = graph or {}
         return graph_figures(store, name, step, sample, head, g.get("node"),
                              g.get("time_step"), g.get("top_k"), g.get("axis", "auto"), opts,
-                             stem)
+                             stem, g.get("picks"))
     if kind in ("grid", "heatmap") and _one_query(store, name, step, sample):
         # 1-D attention (one weight per key) is a bar chart, never a one-row matrix
         return [(stem + f"_h{head}_bars", plot.plot_bars(
@@ -86,7 +120,8 @@ def _figures(store: Any, kind: str, module: str | None, step: str | None, sample
             len(classes) == w.shape[-1] else None
         fig = plot.plot_dashboard(w, true=[p[0] for p in pairs] if pairs else None,
                                   pred=[p[-1] for p in pairs] if pairs else None,
-                                  title=f"{name} \u00b7 {step} \u00b7 sample {sample}", **opts)
+                                  title=f"{name} \u00b7 {step} \u00b7 sample {sample}",
+                                  cmap=cmap, dpi=dpi)
         return [(stem + "_dashboard", fig)]
     raise fail(f"unknown --kind {kind!r}; choose one of: {', '.join(KINDS)}")
 
@@ -134,6 +169,16 @@ def plot(
     top_k: int = typer.Option(None, "--top-k", min=1, help="graph: strongest edges shown"),
     graph_axis: str = typer.Option("auto", "--graph-axis", help="graph: what the nodes are: "
                                    "auto | node | time"),
+    axis: list[str] = typer.Option(None, "--axis", help="graph: NAME=INDEX for another dim "
+                                   "between sample and edge (channel=2, dim3=0; repeatable)"),
+    norm: str = typer.Option(None, "--norm", help="colour scale: linear | sqrt | log "
+                             "(sqrt/log show weak weights beside strong ones)"),
+    vmin: str = typer.Option(None, "--vmin", help="colour scale start: a number, or 'data' "
+                             "for the smallest weight drawn (near-uniform long heads)"),
+    vmax: float = typer.Option(None, "--vmax", help="colour scale end (default: the largest "
+                               "weight drawn)"),
+    reduce: str = typer.Option(None, "--reduce", help="maps larger than the figure's pixels: "
+                               "mean (default) or max of each block"),
 ) -> None:
     """Draw attention figures from a store: heatmap, head grid, model overview, 1-D bars,
     graph views, EEG dashboard or evolution across training steps."""
@@ -153,10 +198,13 @@ def plot(
     if cmap not in matplotlib.colormaps:
         raise fail(f"unknown --cmap {cmap!r}; try viridis, magma, cividis, inferno")
     try:
+        from attnscope.cli._graph_plots import parse_axes
+
         opened = open_store(store)
+        scale = colour_scale(kind, _head(head), norm, vmin, vmax, reduce)
         figures = _figures(opened, kind, module, step, sample, _head(head), cmap, dpi,
                            {"node": node, "time_step": time_step, "top_k": top_k,
-                            "axis": graph_axis})
+                            "axis": graph_axis, "picks": parse_axes(axis) or None}, scale)
     except (AttnscopeError, KeyError) as e:
         raise fail(str(e.args[0] if e.args else e), e) from None
     except ValueError as e:

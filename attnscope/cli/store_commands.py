@@ -57,6 +57,8 @@ def export(
     heads: str = typer.Option(None, "--heads", help="e.g. 0 or 0,2"),
     max_rows: int = typer.Option(5_000_000, "--max-rows", help="CSV size guard"),
     squeeze: bool = typer.Option(True, help="1-D attention as (sample, key)"),
+    axis: list[str] = typer.Option(None, "--axis", help="graph entries: NAME=I or NAME=I,J "
+                                   "for a named dim (node=3, time=0,1; repeatable)"),
 ) -> None:
     """Export a store to .npy per step, one .npz of all steps, or a long-form CSV."""
     from attnscope.errors import AttnscopeError
@@ -64,10 +66,12 @@ def export(
     from attnscope.store import open_store
 
     try:
+        from attnscope.cli._graph_plots import parse_axes
+
         store = open_store(path)
         files = run_export(store, out, format, modules=module or None, steps=step or None,
                            samples=_parse(samples, "--samples"), heads=_parse(heads, "--heads"),
-                           squeeze=squeeze, max_rows=max_rows)
+                           squeeze=squeeze, max_rows=max_rows, select=parse_axes(axis) or None)
     except AttnscopeError as e:
         raise fail(str(e), e) from None
     for f in files:

@@ -22,6 +22,21 @@ def _ints(text: str | None, what: str) -> list[int] | None:
     return [int(t) for t in text.split(",")]
 
 
+# the library names selections as Python keywords; a shell user types these options
+_WORDS = ((r"modules=\['([^']*)'\]", r"--module \1"), (r"steps=\['([^']*)'\]", r"--step \1"),
+          (r"samples=\[([-\d, ]+)\]", lambda m: "--samples " + m.group(1).replace(" ", "")),
+          (r"heads=\[([-\d, ]+)\]", lambda m: "--heads " + m.group(1).replace(" ", "")),
+          (r"\bmax_mb\b", "--max-mb"))
+
+
+def cli_words(message: str) -> str:
+    """A library message with its Python selection syntax (``heads=[0]``) written as
+    this command's options (``--heads 0``)."""
+    for pattern, repl in _WORDS:
+        message = re.sub(pattern, repl, message)
+    return message
+
+
 def view(
     store: Path = typer.Argument(..., help="store directory written by capture(store=...)"),
     out: Path = typer.Option(Path("view.html"), "--out", "-o", help="HTML file to write"),
@@ -62,13 +77,13 @@ def view(
         chosen = (modules[0] if len(modules) == 1 else modules) if modules else None
         chosen_steps = ("last" if steps == ["last"] else steps) or None
         count, estimate = estimate_page(opened, chosen, chosen_steps, sample_list, head_list)
-        typer.echo(f"embedding {count} maps: at most ~{estimate / 1e6:.3g} MB "
-                   "before compression", err=True)
         page = render_html(opened, modules=chosen, steps=chosen_steps, samples=sample_list,
                            heads=head_list, max_mb=max_mb, title=title, **given)
     except (AttnscopeError, KeyError) as e:
-        raise fail(str(e.args[0] if e.args else e), e) from None
+        raise fail(cli_words(str(e.args[0] if e.args else e)), e) from None
     except ValueError as e:
-        raise fail(str(e), e) from None
+        raise fail(cli_words(str(e)), e) from None
+    typer.echo(f"embedding {count} maps: at most ~{estimate / 1e6:.3g} MB before "
+               "compression", err=True)
     path = page.save(out)
     typer.echo(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -23,7 +23,8 @@ def find_mask(w: np.ndarray, mask: MaskSpec = "auto") -> np.ndarray:
     """Boolean ``(query, key)`` mask of cells to hide.
 
     ``"auto"``: NaN and the cells a capture recorded as masked (stored as ``-0.0``, see
-    :func:`attnscope.capturing.session.mark_masked`); for arrays without that record, the
+    :func:`attnscope.capturing.session.mark_masked`; never in a matrix with negative
+    values, where -0.0 is a rounded negative); for arrays without that record, the
     structure: a causal upper triangle that is exactly zero, keys no query attends to
     (padding) and queries with no weight at all. ``"zeros"``: every exact zero;
     ``None``: NaN only; an array: used as given.
@@ -41,8 +42,8 @@ def find_mask(w: np.ndarray, mask: MaskSpec = "auto") -> np.ndarray:
     if mask != "auto":
         raise ValueError(f"mask must be 'auto', 'zeros', None or a boolean array, not {mask!r}")
     signed = zero & np.signbit(w)
-    if signed.any():  # the model's own mask, recorded at capture
-        return out | signed
+    if signed.any() and not (w < 0).any():  # the model's own mask, recorded at capture;
+        return out | signed  # in a matrix that can be negative, -0.0 is only rounding
     q, k = w.shape
     if q == k and q > 1:
         upper = np.triu(np.ones((q, k), dtype=bool), 1)
@@ -110,21 +111,23 @@ def prepare(w: np.ndarray, mask: MaskSpec = "auto", max_pixels: tuple[int, int] 
 
 
 def draw_matrix(ax: Any, w: np.ndarray | Prepared, *, mask: MaskSpec = "auto",
-                cmap: Any = None, norm: Any = "linear", vmin: float | None = None,
+                cmap: Any = None, norm: Any = "linear", vmin: float | str | None = None,
                 vmax: float | None = None, reduce: str = "mean",
                 max_pixels: tuple[int, int] | None = None) -> Any:
     """Draw ``w`` ``(query, key)`` with masked cells hatched; returns the ``AxesImage``.
 
-    The colour range defaults to 0 .. the largest value drawn (after reduction). The
+    The colour range defaults to 0 .. the largest value drawn (after reduction);
+    ``vmin="data"`` starts it at the smallest value drawn instead. The
     image has ``.attnscope_block`` = (rows, cols) per drawn cell, ``(1, 1)`` when nothing
     was reduced, and ``.attnscope_mask`` = the full-size mask.
     """
     p = w if isinstance(w, Prepared) else prepare(w, mask, max_pixels or axes_pixels(ax),
                                                   reduce)
     data = np.ma.masked_invalid(p.shown)
-    lo = 0.0 if vmin is None else vmin
-    if data.count():
-        lo = min(lo, float(data.min())) if vmin is None else lo
+    lo = 0.0 if vmin is None or vmin == "data" else float(vmin)
+    if data.count():  # "data": from the smallest value drawn (near-uniform long heads)
+        lo = float(data.min()) if vmin == "data" else min(lo, float(data.min())) \
+            if vmin is None else lo
     hi = p.vmax if vmax is None else vmax
     q, k = p.shape
     extent = (-0.5, k - 0.5, q - 0.5, -0.5)

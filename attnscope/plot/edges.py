@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from attnscope.errors import SelectionError
 from attnscope.plot import _figure, _matrix, _ticks
-from attnscope.sources import Graph, head_positions, read_graph
+from attnscope.sources import Graph, Select, head_positions, read_graph
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -58,9 +58,10 @@ def dense_from_edges(edge_index: np.ndarray, weights: np.ndarray, num_nodes: int
 
 
 def plot_top_edges(source: Any, *, module: str | int | None = None, step: str | None = None,
-                   sample: int = 0, select: Sequence[int] | None = None,
+                   sample: int = 0, select: Select = None,
                    head: int | str = "mean", k: int = 20, into: int | None = None,
-                   node_names: Sequence[Any] | None = None, self_loops: bool = True,
+                   node_names: Sequence[Any] | None = None,
+                   labels: Mapping[str, Any] | None = None, self_loops: bool = True,
                    color: str = "tab:blue", title: str | None = None,
                    figsize: tuple[float, float] | None = None, dpi: float = 150,
                    path: str | os.PathLike | None = None) -> Figure:
@@ -71,27 +72,31 @@ def plot_top_edges(source: Any, *, module: str | int | None = None, step: str | 
 
     Args:
         source: a graph AttentionMap, a Recording or a store.
-        select: indices of leading dims between sample and ``(edge, head)``.
-        head: head position or ``"mean"``.
+        select: positions of the dims between sample and ``(edge, head)``, by name
+            (``{"node": 3}``) or one index per dim; dims not named take position 0.
+        head: head position or ``"mean"`` (the mean of the heads only).
+        node_names: the graph's node labels (default: the step's ``nodes`` or
+            ``time_steps`` list that fits); ``labels``: such lists for maps not in a store.
         into: rank only the edges into this destination node (what it listens to).
         self_loops: include ``i->i`` edges in the ranking.
     """
-    g = read_graph(source, module, step, sample, select)
+    g = read_graph(source, module, step, sample, select, labels)
+    node_names = node_names if node_names is not None else g.node_names
     w, what = edge_weights(g, head)
     src, dst = g.edge_index
     w = w[: len(src)]  # a store pads edges to the longest batch
-    keep = np.ones_like(w, dtype=bool) if self_loops else src != dst
+    keep = ~np.isnan(w) & (True if self_loops else src != dst)  # NaN: padding
     if into is not None:
         check_node(into, g.edge_index)
         keep &= dst == into
         what = f"into {name_of(into, node_names)} \u00b7 {what}".rstrip(" \u00b7")
     order = [i for i in np.argsort(np.nan_to_num(w, nan=-1.0))[::-1] if keep[i]][:k]
-    labels = [f"{name_of(src[i], node_names)}->{name_of(dst[i], node_names)}" for i in order]
+    ticks = [f"{name_of(src[i], node_names)}->{name_of(dst[i], node_names)}" for i in order]
     fig = _figure.new_figure(figsize or (6.0, 1.2 + 0.22 * len(order)), dpi)
     ax = fig.add_subplot()
     y = np.arange(len(order))
     ax.barh(y, w[order], color=color, alpha=0.85, zorder=2)
-    ax.set_yticks(y, labels, fontsize=8 if len(order) <= 30 else 6)
+    ax.set_yticks(y, ticks, fontsize=8 if len(order) <= 30 else 6)
     ax.invert_yaxis()  # rank 1 on top
     for yi, i in zip(y, order):
         ax.annotate(f"{w[i]:.3f}", (w[i], yi), xytext=(3, 0), textcoords="offset points",
@@ -105,10 +110,10 @@ def plot_top_edges(source: Any, *, module: str | int | None = None, step: str | 
 
 
 def plot_edge_matrix(source: Any, *, module: str | int | None = None, step: str | None = None,
-                     sample: int = 0, select: Sequence[int] | None = None,
+                     sample: int = 0, select: Select = None,
                      head: int | str = "mean", num_nodes: int | None = None,
-                     into: int | None = None,
-                     node_names: Sequence[Any] | None = None, axis_name: str = "node",
+                     into: int | None = None, node_names: Sequence[Any] | None = None,
+                     labels: Mapping[str, Any] | None = None, axis_name: str | None = None,
                      cmap: Any = "viridis", norm: Any = "linear", vmax: float | None = None,
                      title: str | None = None, figsize: tuple[float, float] | None = None,
                      dpi: float = 150, path: str | os.PathLike | None = None) -> Figure:
@@ -118,9 +123,12 @@ def plot_edge_matrix(source: Any, *, module: str | int | None = None, step: str 
     Example:
         >>> fig = plot_edge_matrix(rec, module="temporal", axis_name="time step")
 
-    ``into`` frames the row of one destination node (what it listens to).
+    ``into`` frames the row of one destination node (what it listens to); ``axis_name``
+    defaults to ``"time step"`` for temporal graphs, else ``"node"``.
     """
-    g = read_graph(source, module, step, sample, select)
+    g = read_graph(source, module, step, sample, select, labels)
+    node_names = node_names if node_names is not None else g.node_names
+    axis_name = axis_name or ("time step" if g.node_kind == "time" else "node")
     w, what = edge_weights(g, head)
     dense, present = dense_from_edges(g.edge_index, w[: g.edge_index.shape[1]], num_nodes)
     if into is not None:

@@ -29,7 +29,7 @@ from attnscope.sources.base import (
     to_numpy,
 )
 from attnscope.sources.blockwise import BUDGET, Block, array_block, blocks
-from attnscope.sources.edges import Graph, graph_sample, read_graph
+from attnscope.sources.edges import Graph, Select, graph_sample, pick_positions, read_graph
 from attnscope.sources.index import (
     HeadSpec,
     as_list,
@@ -50,9 +50,9 @@ from attnscope.sources.labels import (
 from attnscope.sources.sample import Dense, read_dense
 
 __all__ = [
-    "BUDGET", "AxisLabels", "Block", "Dense", "Graph", "HeadSpec", "array_block", "as_list",
-    "as_source", "blocks", "graph_sample", "has_sample_labels", "head_positions",
+    "BUDGET", "AxisLabels", "Block", "Dense", "Graph", "HeadSpec", "Select", "array_block",
+    "as_list", "as_source", "blocks", "graph_sample", "has_sample_labels", "head_positions",
     "is_causal", "is_store", "map_rows", "name_side", "names", "pick_name", "pick_names",
-    "pick_steps", "positions", "read_dense", "read_graph", "recording_maps", "resolve",
-    "sample_labels", "store_step", "to_numpy",
+    "pick_positions", "pick_steps", "positions", "read_dense", "read_graph", "recording_maps",
+    "resolve", "sample_labels", "store_step", "to_numpy",
 ]

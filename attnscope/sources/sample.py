@@ -40,13 +40,19 @@ class Dense:
     num_heads: int = 0  # heads of the source map before selection
     recorded: bool = False  # from a capture: -0.0 marks the cells the model masked
     reduced: str | None = None  # "mean": the one stored head is the mean of the heads
+    # (head, query, key) cells the model masked, when they are not the weights' own
+    # signed zeros: an ``@effective`` matrix can be negative, so -0.0 there is rounding
+    hidden: np.ndarray | None = None
 
     def masked(self, which: int | str) -> np.ndarray | None:
         """``(query, key)`` cells the model masked, for head position ``which`` or the
         head ``"mean"`` (masked in every head); None when not captured by attnscope."""
-        if not self.recorded:
+        if self.hidden is not None:
+            hidden = self.hidden
+        elif self.recorded:
+            hidden = (self.weights == 0) & np.signbit(self.weights)
+        else:
             return None
-        hidden = (self.weights == 0) & np.signbit(self.weights)
         return hidden.all(axis=0) if which == "mean" else hidden[int(which)]
 
     def mask_for(self, which: int | str, mask: Any) -> Any:
@@ -134,4 +140,25 @@ def _from_store(store: Any, module: str | int | None, step: str | None, sample: 
                   int(info["num_heads"]), recorded=True, reduced=info.get("reduced"))
     if dense.reduced == "mean":
         dense.heads = list(info["heads"]) if info.get("heads") else []
+    if info.get("effective"):
+        dense.weights, dense.hidden = effective_mask(store, name, step, sample, pos,
+                                                     dense.weights)
     return dense
+
+
+def effective_mask(store: Any, name: str, step: str, sample: int, pos: list[int],
+                   w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An ``@effective`` matrix (probabilities changed after the softmax, e.g. plus a
+    relative bias) with its zeros made unsigned, and the cells the model masked: those
+    recorded in its probability entry (``name`` without ``@effective``), else none."""
+    from attnscope.entries import entry_name, parse_entry
+
+    hidden = np.zeros(w.shape, dtype=bool)
+    module, call, _ = parse_entry(name)
+    base = entry_name(module, call)
+    if base in store.modules and store.segments(base, step):
+        p = store.read(base, step=step, samples=[sample], heads=pos)[0]
+        p = p[:, : w.shape[1], : w.shape[2]]
+        if p.shape == w.shape:
+            hidden = (p == 0) & np.signbit(p)
+    return w + np.float32(0.0), hidden  # -0.0 + 0.0 is +0.0

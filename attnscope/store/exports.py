@@ -25,6 +25,8 @@ import numpy as np
 
 from attnscope._files import atomic_path, ensure_dir, safe_filename
 from attnscope.maps import is_one_d
+from attnscope.store import axes as graph_axes
+from attnscope.store.axes import keep_dims, npz_axis_arrays
 from attnscope.store.errors import ExportTooLargeError, StoreError
 from attnscope.store.estimate import human
 from attnscope.store.graph_export import npz_edge_arrays, write_edges_csv
@@ -41,12 +43,14 @@ def export(store: Store, out: str | Path, fmt: str, *, modules: list[str] | None
            steps: list[str] | None = None, samples: Any = None, heads: Any = None,
            squeeze: bool = True, max_rows: int = MAX_CSV_ROWS,
            npz_keys: Mapping[str, str] | None = None,
-           csv_name: str = CSV_NAME) -> list[Path]:
+           csv_name: str = CSV_NAME, select: Mapping[str, Any] | None = None) -> list[Path]:
     """Write ``fmt`` files for the selected modules and steps under ``out``; return them.
 
     ``npz_keys`` renames steps inside the ``.npz`` (default :func:`training_keys`:
     ``{"epoch_000": "epoch_0"}``, the keys training scripts already read); ``csv_name``
-    names the CSV file (graph entries go to ``<stem>_edges.csv`` beside dense ones)."""
+    names the CSV file (graph entries go to ``<stem>_edges.csv`` beside dense ones).
+    ``select`` picks positions of named graph dims (``{"node": [2, 3]}``, see
+    :meth:`Store.axes`); every dim is kept, so the ``.npz`` ``dims`` stay true."""
     if fmt not in FORMATS:
         raise StoreError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
     modules = modules or store.modules
@@ -56,9 +60,22 @@ def export(store: Store, out: str | Path, fmt: str, *, modules: list[str] | None
     for s in steps:
         if s not in store.steps:
             raise StoreError(f"no step {s!r} in store '{store.root}'; steps: {store.steps}")
+    select = keep_dims(select)
+    graphs = [m for m in modules if store.module_info(m).get("graph")]
+    if select:  # bad axis names or positions fail before anything is written
+        if not graphs:
+            raise StoreError("--axis/select picks dims of graph entries; none is selected")
+        for m in graphs:
+            have = [s for s in steps if store.segments(m, s)]
+            try:
+                graph_axes.positions(store.axes(m, have[0]) if have else [], select)
+            except StoreError as err:
+                raise StoreError(f"{m!r}: {err}; export the entries that have it "
+                                 "(--module)") from None
     out = ensure_dir(out)
     if fmt == "csv":
-        return _csv_files(store, out / csv_name, modules, steps, samples, heads, max_rows)
+        return _csv_files(store, out / csv_name, modules, steps, samples, heads, max_rows,
+                          select)
     renames = dict(training_keys(steps)) if npz_keys is None else dict(npz_keys)
     written = []
     for m in modules:
@@ -69,20 +86,23 @@ def export(store: Store, out: str | Path, fmt: str, *, modules: list[str] | None
                 if store.segments(m, s):
                     path = target / f"attention_{s}.npy"
                     write_npy(store, m, s, path, samples=samples, heads=heads,
-                              squeeze=squeeze and not graph)
+                              squeeze=squeeze and not graph, select=select if graph else None)
                     written.append(path)
         else:
-            arrays = {s: _squeeze(store.read(m, s, samples, heads), squeeze and not graph)
+            arrays = {s: _squeeze(store.read(m, s, samples, heads, select if graph else None),
+                                  squeeze and not graph)
                       for s in steps if store.segments(m, s)}
             keys = max((a.shape[-1] for a in arrays.values()), default=0)
             labels = next((store.labels(s)["time_steps"] for s in arrays
                            if len(store.labels(s).get("time_steps", [])) == keys), None)
-            time_steps = np.asarray(labels) if labels is not None else np.arange(keys)
+            axes = {"time_steps": np.asarray(labels) if labels is not None else
+                    np.arange(keys)} if not graph else \
+                npz_axis_arrays(store, m, list(arrays), select) if arrays else {}  # not heads
             renamed = {renames.get(s, s): a for s, a in arrays.items()}
             edges = npz_edge_arrays(store, m, {s: renames.get(s, s) for s in arrays},
                                     samples) if graph else {}
             with atomic_path(target / "attention_all_epochs.npz") as tmp:
-                np.savez(tmp, **renamed, time_steps=time_steps, **edges)
+                np.savez(tmp, **renamed, **axes, **edges)
             written.append(target / "attention_all_epochs.npz")
     return written
 
@@ -94,7 +114,8 @@ def training_keys(steps: list[str]) -> dict[str, str]:
 
 
 def _csv_files(store: Store, path: Path, modules: list[str], steps: list[str], samples: Any,
-               heads: Any, max_rows: int) -> list[Path]:
+               heads: Any, max_rows: int, select: Mapping[str, Any] | None = None
+               ) -> list[Path]:
     """Dense entries to ``path``; graph entries (source/target columns) to ``path`` too
     when only graphs are selected, else to ``<stem>_edges.csv``."""
     graphs = [m for m in modules if store.module_info(m)["graph"]]
@@ -108,18 +129,19 @@ def _csv_files(store: Store, path: Path, modules: list[str], steps: list[str], s
     written = [_csv(store, path, dense, steps, samples, heads)] if dense else []
     if graphs:
         edges = path if not dense else path.with_name(path.stem + "_edges.csv")
-        written.append(write_edges_csv(store, edges, graphs, steps, samples, heads))
+        written.append(write_edges_csv(store, edges, graphs, steps, samples, heads, select))
     return written
 
 
 def write_npy(store: Store, module: str, step: str, path: str | Path, *, samples: Any = None,
               heads: Any = None, squeeze: bool = True, chunk_bytes: int = CHUNK_BYTES,
-              each: Callable[[np.ndarray], None] | None = None) -> tuple[int, ...]:
+              each: Callable[[np.ndarray], None] | None = None,
+              select: Mapping[str, Any] | None = None) -> tuple[int, ...]:
     """Stream the selected samples of one entry into a ``.npy`` file: memory stays near
     ``chunk_bytes`` however many samples. ``each`` sees every block ``(sample, head,
     query, key)`` as read (e.g. to average on the way); returns the file's shape."""
     rows = positions(samples, store.num_samples(module, step), "sample")
-    first = store.read(module, step, [int(rows[0])] if len(rows) else [], heads)
+    first = store.read(module, step, [int(rows[0])] if len(rows) else [], heads, select)
     shape = (len(rows), *first.shape[1:])
     flat = squeeze and len(shape) == 4 and shape[1] == 1 and is_one_d(shape)
     out_shape = (shape[0], shape[-1]) if flat else shape
@@ -130,7 +152,8 @@ def write_npy(store: Store, module: str, step: str, path: str | Path, *, samples
         np.lib.format.write_array_header_1_0(
             f, {"descr": "<f4", "fortran_order": False, "shape": out_shape})
         for start in range(0, len(rows), per):
-            block = store.read(module, step, [int(r) for r in rows[start:start + per]], heads)
+            block = store.read(module, step, [int(r) for r in rows[start:start + per]], heads,
+                               select)
             f.write(np.ascontiguousarray(block, dtype="<f4").tobytes())
             if each is not None:
                 each(block)

@@ -53,7 +53,8 @@ def npz_edge_arrays(store: Store, module: str, steps: dict[str, str], samples: A
 
 
 def write_edges_csv(store: Store, path: Path, modules: list[str], steps: list[str],
-                    samples: Any, heads: Any) -> Path:
+                    samples: Any, heads: Any, select: dict[str, list[int]] | None = None
+                    ) -> Path:
     """One row per (step, sample, module, leading position, edge, head):
     ``step,sample,module,position,edge,source,target,head,weight``.
 
@@ -66,7 +67,10 @@ def write_edges_csv(store: Store, path: Path, modules: list[str], steps: list[st
             for m in modules:
                 if not store.segments(m, s):
                     continue
-                w = store.read(m, s, samples, heads)  # (sample, ..., edge, head)
+                w = store.read(m, s, samples, heads, select)  # (sample, ..., edge, head)
+                # positions kept by select, per dim, so ``position`` names the original
+                kept = [[i % a.size for i in select[a.name]] if select and a.name in select
+                        else None for a in store.axes(m, s)]
                 ei = edge_indices(store, m, s, samples)
                 n = store.num_samples(m, s)
                 ids = np.arange(n) if samples is None else np.arange(n)[samples] if \
@@ -79,7 +83,7 @@ def write_edges_csv(store: Store, path: Path, modules: list[str], steps: list[st
                     src, dst = ei[i] if ei.ndim == 3 else ei
                     block = w[i]
                     for pos in np.ndindex(*block.shape[:-2]):
-                        where = "-".join(map(str, pos))
+                        where = "-".join(str(k[p] if k else p) for p, k in zip(pos, kept))
                         lines = [f"{s},{sid},{name},{where},{e},{src[e]},{dst[e]},"
                                  f"{head_ids[h]},{v:.6g}\n"
                                  for e in range(min(len(src), block.shape[-2]))

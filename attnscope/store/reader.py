@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from attnscope._memory import gb, size_text, too_big
+from attnscope.store import axes as graph_axes
 from attnscope.store import forms, layout
 from attnscope.store.errors import StoreError
 
@@ -172,15 +173,36 @@ class Store:
                          for s in self.checked(module, step) for _ in range(s.shape[0])])
 
     def read(self, module: str, step: str | None = None, samples: Any = None,
-             heads: Any = None) -> np.ndarray:
+             heads: Any = None, select: dict[str, Any] | None = None) -> np.ndarray:
         """Weights as float32: dense ``(sample, head, query, key)``; graph
         ``(sample, ..., edge, head)``. ``samples``/``heads`` are positions (int, list,
-        slice or None for all); batches of different lengths are NaN-padded."""
+        slice or None for all); batches of different lengths are NaN-padded. ``select``
+        picks graph dims between sample and edge by name (see :meth:`axes`), e.g.
+        ``{"node": 3}`` (an int drops the dim, a list keeps it)."""
+        wanted = self.axes(module, step) if select else []  # bad names fail before reading
+        if select:
+            graph_axes.positions(wanted, select)
         try:
-            return self._read(module, step, samples, heads)
+            out = self._read(module, step, samples, heads)
         except StoreError:
             self._check_not_replaced(module, step)
             raise
+        return graph_axes.pick(out, wanted, select)
+
+    def axes(self, module: str, step: str | None = None) -> list[graph_axes.Axis]:
+        """Named dims between sample and ``(edge, head)`` of a graph entry (node, time,
+        channel, epoch, or ``dim<i>`` of the model's tensor), with their labels; empty
+        for dense entries and plain ``(edge, head)`` maps (see :mod:`attnscope.store.axes`)."""
+        info = self.module_info(module)
+        segs = self.segments(module, step)
+        if not info["graph"] or not segs or len(segs[0].shape) <= 3:
+            return []
+        step = self._step(module, step)
+        sizes = [max(s.shape[i] for s in segs) for i in range(1, len(segs[0].shape) - 2)]
+        edges = self.edge_index(module, step=step, sample=0)
+        nodes = int(edges.max()) + 1 if edges.size else 0
+        return graph_axes.resolve(info.get("axes", []), sizes, self.labels(step), nodes,
+                                  module)
 
     def checked(self, module: str, step: str | None = None) -> list[Segment]:
         """:meth:`segments`, each checked against its own ``zarr.json`` (shape, module)

@@ -24,7 +24,7 @@ Example:
 from __future__ import annotations
 
 import re
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from attnscope.entries import entry_name
 from attnscope.store.errors import StoreError
@@ -62,6 +62,7 @@ class ModuleInfo(TypedDict):
     reduced: str | None
     source: str | None
     effective: bool
+    axes: NotRequired[list[str]]  # graph entries: dims between sample and (edge, head)
 
 
 class StepInfo(TypedDict, total=False):
@@ -207,6 +208,8 @@ def validate_meta(obj: Any, where: Any) -> StoreMeta:
         c.text(info.get("reduced"), f + ".reduced", optional=True)
         c.text(info.get("source"), f + ".source", optional=True)
         c.of(info.get("effective", False), bool, f + ".effective")
+        for i, axis in enumerate(c.of(info.get("axes", []), list, f + ".axes")):
+            c.text(axis, f"{f}.axes[{i}]")  # graph dims between sample and (edge, head)
     for step, info in c.of(obj.get("steps"), dict, "steps").items():
         f = f"steps[{step[:60]!r}]"
         c.text(step, f"step name {step[:60]!r}", pattern=_STEP_RE)

@@ -24,13 +24,13 @@ import contextlib
 import re
 import shutil
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 import zarr
 
+from attnscope import notes
 from attnscope._files import describe
 from attnscope.entries import is_effective
 from attnscope.maps import AttentionMap
@@ -104,8 +104,8 @@ class StoreWriter:
             self.dir = current
             if done:
                 layout.repair_journal(current / layout.JOURNAL)
-                warnings.warn(f"step {self.step!r} already holds {len(done)} batches; appending "
-                              "(if_exists='overwrite' replaces it)", stacklevel=4)
+                notes.note(f"step {self.step!r} already holds {len(done)} batches; appending "
+                           "(if_exists='overwrite' replaces it)")
             self.batch = done[-1]["batch"] + 1 if done else 0
         self.keys = {name: info["key"] for name, info in meta["modules"].items()}
         self._step_heads: dict[str, dict[str, Any]] = {}
@@ -239,6 +239,8 @@ class StoreWriter:
                     "graph": m.edge_index is not None, "num_heads": int(heads),
                     "heads": _ints(m.heads), "reduced": m.reduced, "source": m.source,
                     "effective": is_effective(name)}
+            if info["graph"] and m.weights.dim() > 2:  # named dims between sample and edge
+                info["axes"] = list(m.dims[1:-2])
             policy.note_form(info, self.form, form, m, self._warned, name)
             self.keys[name] = self._register(name, info)
         else:  # the form and fallback notes of an entry registered before: at next commit

@@ -125,3 +125,44 @@ def test_cli_one_d_as_bars_and_store_labels(stores, tmp_path):
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == TOKENS
     assert all(float(t).is_integer() for t in ax.get_xticks()) and "head 1" in ax.get_title()
+
+
+class LagAttention(nn.Module):
+    """A relative lag bias added after the softmax (ConvTranPlus style): the matrix that
+    multiplies V can be negative; tiny negative sums round to -0.0 in float16."""
+
+    def __init__(self, causal: bool) -> None:
+        super().__init__()
+        self.causal = causal
+        self.q, self.k, self.v = (nn.Linear(D, D) for _ in range(3))
+        lags = torch.arange(T)[:, None] - torch.arange(T)[None]
+        self.register_buffer("lag_bias", -5e-9 * (lags.abs() + 1).float()[None])
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        scores = self.q(h) @ self.k(h).transpose(1, 2) * 30.0  # sharp: weights ~1e-12
+        if self.causal:
+            upper = torch.ones(T, T, dtype=torch.bool).triu(1)
+            scores = scores.masked_fill(upper, float("-inf"))
+        probs = F.softmax(scores, dim=-1) + self.lag_bias
+        return probs @ self.v(h)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_effective_matrix_hatches_only_what_the_model_masked(causal, tmp_path):
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(D, D), LagAttention(causal)).eval()
+    h = torch.randn(2, T, D)
+    with torch.no_grad(), attnscope.capture(model, include="1", store=tmp_path / "s",
+                                            step="test", dtype="float16"):
+        model(h)
+    store = open_store(tmp_path / "s")
+    assert store.modules == ["1", "1@effective"]
+    eff = store.read("1@effective", step="test")
+    assert ((eff == 0) & np.signbit(eff)).any()  # rounded negatives, not a mask
+    want = causal_mask() if causal else np.zeros((T, T), dtype=bool)
+    for sample in (0, 1):
+        fig = plot_heatmap(store, module="1@effective", step="test", sample=sample, dpi=40)
+        np.testing.assert_array_equal(fig.axes[0].images[0].attnscope_mask, want)
+    from attnscope.plot import find_mask
+
+    np.testing.assert_array_equal(find_mask(eff[0, 0]), np.isnan(eff[0, 0]))

@@ -216,7 +216,10 @@ class HandAttention(nn.Module):
 
     def forward(self, y):
         q, k = self.proj(y).chunk(2, -1)
-        return torch.softmax(q @ k.transpose(1, 2) / 32 ** 0.5, -1) @ y
+        # masked scores: not a plain scaled product, so no query/key form for them
+        causal = torch.ones(y.shape[1], y.shape[1], dtype=torch.bool).triu(1)
+        scores = (q @ k.transpose(1, 2) / 32 ** 0.5).masked_fill(causal, float("-inf"))
+        return torch.softmax(scores, -1) @ y
 
 
 class Mixed(nn.Module):

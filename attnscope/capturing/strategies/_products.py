@@ -77,6 +77,7 @@ class Pending:
     done: bool = False  # recorded or refused by the layout check: nothing left to decide
     skipped: bool = False  # its module is not named like attention: evidence is noted only
     evidence: dict = field(default_factory=dict)  # how the scores were built (provenance)
+    scores: torch.Tensor | None = None  # its input, kept only for a query/key store
 
     def is_same(self, t: object) -> bool:
         return any(t is s for s in self.same)

@@ -157,8 +157,11 @@ class PygStrategy(Strategy):
             edges = owner.edge_index.shape[1]
             if out.shape[dim] != edges:
                 return out  # not normalising over this layer's edges
-            session.record(owner, to_graph_layout(out, dim), kind="graph", source="pyg",
-                           edge_index=owner.edge_index)
+            weights, axes = to_graph_layout(out, dim, session.call_batch)
+            m = session.record(owner, weights, kind="graph", source="pyg",
+                               edge_index=owner.edge_index)
+            if m is not None:  # sent to a store only when the model call ends
+                m.axes = axes
             return out
 
         return wrapper

@@ -41,8 +41,11 @@ def record_declared(session: CaptureSession, frame: Frame, value: Any, source: s
     if frame.edge_index is not None:
         axis = _edge_axis(frame.module, value, frame.edge_index.shape[1])
         if axis is not None:
-            session.record(frame, to_graph_layout(value, axis), kind="graph", source=source,
-                           edge_index=frame.edge_index)
+            weights, axes = to_graph_layout(value, axis, session.call_batch)
+            m = session.record(frame, weights, kind="graph", source=source,
+                               edge_index=frame.edge_index)
+            if m is not None:
+                m.axes = axes
             return
     dense = session.fit(frame, value, f"declared weights ({source})")
     if dense is not None:

@@ -46,6 +46,12 @@ from attnscope.capturing.strategies._products import (
     same_scores,
     softmax_dim,
 )
+from attnscope.capturing.strategies._softmax_qk import (
+    attach_qk,
+    effective_bias,
+    form_qk,
+    product_operands,
+)
 
 # where torch exposes each function (aliases.py says why not the function itself)
 _SOFTMAXES = aliases.sites("softmax", F, torch, torch.Tensor, torch.special)
@@ -89,13 +95,15 @@ class SoftmaxStrategy(Strategy):
             pending = Pending(out, key_dim, owner, same=[out], skipped=not wanted,
                               evidence=tracker.evidence(scores, owner))
             from_product = isinstance(scores, torch.Tensor) and any(
-                same_scores(shape, scores.shape) for shape, _ in owner.products)
+                same_scores(entry[0], scores.shape) for entry in owner.products)
             if pending.skipped:  # not attention by name: say so if it looks like it
                 if from_product:
                     self._note_skipped(session, pending, "over a query-key product")
                 else:
                     owner.pending = [*(owner.pending or [])[-3:], pending]
                 return out
+            if form_qk(session):  # the scores, to find their query and key (_softmax_qk)
+                pending.scores = scores
             # Longformer's band has a documented layout (see layout.band_to_dense)
             band = isinstance(getattr(owner.module, "one_sided_attn_window_size", None), int)
             # one weight per key (additive/LSTM attention) in a module named attention,
@@ -126,8 +134,9 @@ class SoftmaxStrategy(Strategy):
             for pending in self._waiting(session):
                 self._on_product(session, pending, equation, ops)
             if len(tensors) == 2 and not any(is_weight(t) for t in tensors):
+                qk = product_operands(func, equation, ops) if form_qk(session) else None
                 owner.products = [*owner.products[-_KEEP_PRODUCTS:],
-                                  (out.shape, weakref.ref(out))]
+                                  (out.shape, weakref.ref(out), qk)]
             return out
 
         def on_mul(func, args, kwargs):
@@ -175,7 +184,7 @@ class SoftmaxStrategy(Strategy):
             if one_d:
                 evidence = any(keys in o.shape for o in others)
             else:
-                products = [ref() for _, ref in pending.owner.products]
+                products = [entry[1]() for entry in pending.owner.products]
                 evidence = (equation != "*" and t.shape[-1] == keys
                             and key_dim == probs.ndim - 1
                             and contracts_last(equation, index, t.ndim)
@@ -216,6 +225,9 @@ class SoftmaxStrategy(Strategy):
         plain = to_dense_layout(t, -1)
         if dense.shape == plain.shape and dense.data_ptr() == plain.data_ptr():
             pending.record = m
+            if m is not None and pending.scores is not None and pending.key_dim == probs.ndim - 1:
+                attach_qk(session, m, owner, pending.scores)
+        pending.scores = None
         return pending.recorded
 
     def _frame_end(self, session: CaptureSession, frame: Frame) -> None:
@@ -258,3 +270,5 @@ class SoftmaxStrategy(Strategy):
         eff, _, _ = session.select(to_dense_layout(used.detach(), pending.key_dim), m.module,
                                    graph=False)
         m.effective = session.detach_copy(session.selection.finish(eff, 1), (used,))
+        if m.qk is not None and m.reduced is None:  # a relative bias: q/k form for it too
+            m.effective_bias = effective_bias(session, pending, eff, m)

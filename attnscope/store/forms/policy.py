@@ -7,9 +7,9 @@ would not match the recorded map (``m.qk_note``).
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
+from attnscope import notes
 from attnscope.maps import AttentionMap
 from attnscope.store.forms import SegmentForm
 
@@ -35,7 +35,7 @@ def note_form(info: dict[str, Any], policy: str, form: SegmentForm, m: Attention
         info["note"] = f"{info['note']} | {note}" if info.get("note") else note
     if name not in warned:
         warned.add(name)
-        warnings.warn(f"attnscope: {name!r}: {note}", stacklevel=5)
+        notes.note(f"{name!r}: {note}")  # one line, no source path
 
 
 def merge_notes(modules: dict[str, Any], later: dict[str, dict[str, Any]]) -> bool:

@@ -31,7 +31,7 @@ import zarr
 
 from attnscope.kernels import QkInputs, qk_probabilities
 from attnscope.maps import AttentionMap
-from attnscope.store import codec, shards
+from attnscope.store import codec, relative_bias, shards
 from attnscope.store.errors import StoreError
 from attnscope.store.forms import WriteContext, register_form
 from attnscope.store.forms.dense import _entry_map
@@ -146,6 +146,7 @@ def read_heads(path: Path, rows: Any, heads: Any, queries: Any = None) -> np.nda
         return np.zeros((len(rows), len(heads), *shape[2:]), dtype=np.float32)
     try:
         out = qk_probabilities(load(path, rows, heads), rows=queries).numpy()
+        out = relative_bias.add(path, _attrs(path), out, heads, queries)  # @effective
         want = (len(rows), len(heads), len(queries) if queries is not None else shape[2],
                 shape[3])
     except StoreError:  # a chunk that fails its checksum, from shards.read_heads
@@ -177,12 +178,18 @@ class QkForm:
         """Only a map's own weights (not its ``@effective`` matrix) with inputs attached;
         a map carrying inputs alone (no probabilities) always."""
         inputs = getattr(m, "qk", None)
-        return (inputs is not None and weights is m.weights and m.edge_index is None
-                and (policy != "probs" or weights.is_meta))
+        if inputs is None or m.edge_index is not None:
+            return False
+        if weights is m.effective:  # probabilities plus a relative bias (relative_bias.py)
+            return getattr(m, "effective_bias", None) is not None and policy != "probs"
+        return weights is m.weights and (policy != "probs" or weights.is_meta)
 
     def write(self, path: Path, m: AttentionMap, weights: torch.Tensor,
               ctx: WriteContext) -> tuple[int, list[int]]:
-        return write_segment(path, m.qk, ctx.attrs, ctx.durable), list(m.qk.shape)
+        n = write_segment(path, m.qk, ctx.attrs, ctx.durable)
+        if weights is m.effective:
+            n += relative_bias.write(path, m.effective_bias)
+        return n, list(m.qk.shape)
 
     def detect(self, path: Path) -> bool:
         return (path / "q" / "zarr.json").exists()
