@@ -41,13 +41,14 @@ class AttentionCallback(Callback):
         dir: output folder; default ``<trainer.log_dir>/attention``.
         export: write ``attention_<step>.npy``, ``attention_all_epochs.npz`` and
             ``attention_all_epochs.csv`` at the end of fit and test.
-        log_images: add a heatmap (bar plot for 1-D attention) per epoch to the logger
-            when it takes figures (TensorBoard).
+        log_images: add a heatmap (bar plot for 1-D attention) per epoch to every logger
+            of the trainer: TensorBoard and MLflow take the figure, Weights & Biases an
+            image, a CSV (or any file-based) logger gets a PNG in its log folder.
         durable: fsync every captured batch (survives power loss; a killed process
             keeps its committed batches either way). Off by default: it costs ~1 s per
             batch with dozens of entries.
         log_metrics: log per-head metrics of every captured step as logger scalars
-            (``attention/<module>/head<h>/<metric>``, TensorBoard curves across epochs);
+            (``attention/<module>/head<h>/<metric>``) in every logger of the trainer;
             ``True`` for normalised entropy, peak, distance and first-key mass, or a list
             of names from ``attnscope.analysis.METRICS``.
         capture_options: any other ``attnscope.capture`` keyword (``returns=`` ...).
@@ -214,9 +215,9 @@ class AttentionCallback(Callback):
             if trainer.is_global_zero:
                 merge_parts(self.store_path(trainer), self._step, trainer.world_size)
             trainer.strategy.barrier("attnscope-merged")
-        if self.log_images and trainer.is_global_zero and trainer.logger is not None:
+        if self.log_images and trainer.is_global_zero and trainer.loggers:
             self.log_figure(trainer, self._step)
-        if self.log_metrics and trainer.is_global_zero and trainer.logger is not None:
+        if self.log_metrics and trainer.is_global_zero and trainer.loggers:
             self.log_attention_metrics(trainer, self._step)
 
     def _has_store(self, trainer: Any) -> bool:
@@ -240,10 +241,8 @@ class AttentionCallback(Callback):
 
     def log_figure(self, trainer: Any, step: str) -> None:
         """Heatmap (bar plot for 1-D attention) of the first captured sample, head mean,
-        into loggers that take matplotlib figures (TensorBoard)."""
-        experiment = getattr(trainer.logger, "experiment", None)
-        if not hasattr(experiment, "add_figure"):
-            return
+        into every logger of the trainer (see :func:`log_figure_to`)."""
+        from attnscope.integrations.loggers import log_figure_to
         from attnscope.maps import is_one_d
         from attnscope.plot import plot_bars, plot_heatmap
         from attnscope.store import open_store
@@ -252,19 +251,22 @@ class AttentionCallback(Callback):
         module = store.modules[0]
         one_d = is_one_d(store.read(module, step=step, samples=[0]).shape)
         draw = plot_bars if one_d else plot_heatmap
+        what = "test sample 0" if step == TEST_STEP else f"validation sample 0, {step}"
         figure = draw(store, module=module, step=step, sample=0, head=0 if one_d else "mean",
-                      title=f"{module} - {step}")
-        experiment.add_figure(f"attention/{module}", figure, global_step=trainer.global_step)
-
+                      title=f"{module} \u00b7 {what}")
+        for logger in trainer.loggers:
+            log_figure_to(logger, f"attention/{module}", figure, step, trainer.global_step)
 
     def log_attention_metrics(self, trainer: Any, step: str) -> None:
-        """Per-head metrics of ``step`` (mean over its samples) as logger scalars."""
+        """Per-head metrics of ``step`` (mean over its samples) as scalars, into every
+        logger of the trainer."""
         from attnscope.analysis.stats import LOGGED, step_scalars
 
         names = LOGGED if self.log_metrics is True else tuple(self.log_metrics)
         scalars = step_scalars(self.store_path(trainer), step, names,
                                prefix="attention" if step != TEST_STEP else "attention_test")
-        trainer.logger.log_metrics(scalars, step=trainer.global_step)
+        for logger in trainer.loggers:
+            logger.log_metrics(scalars, step=trainer.global_step)
 
 
 def merge_parts(store_path: Path, step: str, world_size: int) -> None:
