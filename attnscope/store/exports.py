@@ -114,10 +114,13 @@ def _csv_files(store: Store, path: Path, modules: list[str], steps: list[str], s
 
 def write_npy(store: Store, module: str, step: str, path: str | Path, *, samples: Any = None,
               heads: Any = None, squeeze: bool = True, chunk_bytes: int = CHUNK_BYTES,
-              each: Callable[[np.ndarray], None] | None = None) -> tuple[int, ...]:
+              each: Callable[[np.ndarray], None] | None = None, dtype: str = "float32"
+              ) -> tuple[int, ...]:
     """Stream the selected samples of one entry into a ``.npy`` file: memory stays near
     ``chunk_bytes`` however many samples. ``each`` sees every block ``(sample, head,
-    query, key)`` as read (e.g. to average on the way); returns the file's shape."""
+    query, key)`` as read (e.g. to average on the way); ``dtype`` is the file's (the
+    store's own keeps what was captured); returns the file's shape."""
+    out_type = np.dtype(dtype).newbyteorder("<")
     rows = positions(samples, store.num_samples(module, step), "sample")
     first = store.read(module, step, [int(rows[0])] if len(rows) else [], heads)
     shape = (len(rows), *first.shape[1:])
@@ -128,10 +131,10 @@ def write_npy(store: Store, module: str, step: str, path: str | Path, *, samples
     # with SIGBUS), under a temporary name renamed when complete
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.lib.format.write_array_header_1_0(
-            f, {"descr": "<f4", "fortran_order": False, "shape": out_shape})
+            f, {"descr": out_type.str, "fortran_order": False, "shape": out_shape})
         for start in range(0, len(rows), per):
             block = store.read(module, step, [int(r) for r in rows[start:start + per]], heads)
-            f.write(np.ascontiguousarray(block, dtype="<f4").tobytes())
+            f.write(np.ascontiguousarray(block, dtype=out_type).tobytes())
             if each is not None:
                 each(block)
     return out_shape
