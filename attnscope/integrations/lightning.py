@@ -51,6 +51,8 @@ class AttentionCallback(Callback):
             (``attention/<module>/head<h>/<metric>``) in every logger of the trainer;
             ``True`` for normalised entropy, peak, distance and first-key mass, or a list
             of names from ``attnscope.analysis.METRICS``.
+        per_epoch, test: capture validation epochs / the test set.
+        formats: which exports ``export`` writes (``npy``, ``npz``, ``csv``).
         capture_options: any other ``attnscope.capture`` keyword (``returns=`` ...).
 
     Batches that are not captured run with no hook at all. DDP: each rank writes its own
@@ -70,9 +72,14 @@ class AttentionCallback(Callback):
         log_images: bool = True,
         durable: bool = False,
         log_metrics: bool | Sequence[str] = False,
+        per_epoch: bool = True,
+        test: bool = True,
+        formats: Sequence[str] = ("npy", "npz", "csv"),
         **capture_options: Any,
     ) -> None:
-        AttentionConfig(every_n_epochs=every_n_epochs, samples=samples, dtype=dtype)  # checks
+        AttentionConfig(every_n_epochs=every_n_epochs, samples=samples, dtype=dtype,
+                        per_epoch=per_epoch, test=test, formats=tuple(formats))  # checks
+        self.per_epoch, self.test, self.formats = per_epoch, test, tuple(formats)
         self.every_n_epochs, self.samples = every_n_epochs, samples
         self.capture_options = dict(capture_options, heads=heads, reduce=reduce, dtype=dtype,
                                     include=list(modules) if modules else None)
@@ -95,9 +102,7 @@ class AttentionCallback(Callback):
         """The callback a config asks for, or ``None`` when ``enabled`` is false."""
         if not config.enabled:
             return None
-        return cls(every_n_epochs=config.every_n_epochs, samples=config.samples,
-                   modules=config.modules, heads=config.heads, dtype=config.dtype,
-                   dir=config.dir, **kwargs)
+        return cls(**{**config.callback_options(), **kwargs})
 
     # -- where things go -------------------------------------------------------------
     def output_dir(self, trainer: Any) -> Path:
@@ -114,7 +119,8 @@ class AttentionCallback(Callback):
 
     # -- validation ------------------------------------------------------------------
     def on_validation_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-        if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
+        if (not self.per_epoch or trainer.sanity_checking
+                or (trainer.current_epoch + 1) % self.every_n_epochs):
             return
         self._begin(trainer, pl_module, epoch_step(trainer.current_epoch),
                     trainer.val_dataloaders, self.samples)
@@ -132,6 +138,8 @@ class AttentionCallback(Callback):
 
     # -- test --------------------------------------------------------------------------
     def on_test_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        if not self.test:
+            return
         self._begin(trainer, pl_module, TEST_STEP, trainer.test_dataloaders, None)
 
     def on_test_batch_start(self, trainer, pl_module, batch, batch_idx,
@@ -232,11 +240,13 @@ class AttentionCallback(Callback):
         store = open_store(self.store_path(trainer))
         out = self.output_dir(trainer)
         # the same defaults as ``attnscope export``: one set of names for both
-        written = export(store, out, "npy") + export(store, out, "npz")
-        try:
-            written += export(store, out, "csv")
-        except (ExportTooLargeError, attnscope.AttnscopeError) as err:
-            warnings.warn(f"attention CSV not written: {err}", stacklevel=2)
+        written = [p for form in self.formats if form != "csv"
+                   for p in export(store, out, form)]
+        if "csv" in self.formats:
+            try:
+                written += export(store, out, "csv")
+            except (ExportTooLargeError, attnscope.AttnscopeError) as err:
+                warnings.warn(f"attention CSV not written: {err}", stacklevel=2)
         return written
 
     def log_figure(self, trainer: Any, step: str) -> None:
