@@ -67,7 +67,13 @@ def dashboard(model: nn.Module, data: Any, out: str | os.PathLike, *, num_sample
     if epochs is not None:  # checked before anything is written
         _chosen(epochs, levels["epoch"].weights.shape[-1], [], levels["epoch"].weights[0])
     result = DashboardResult(levels, [], notes=list(found.notes))
-    names = list(class_names) if class_names else _class_names(data, model)
+    names = _checked_names(class_names, found.num_classes)  # before anything is written
+    if names is None and not class_names:
+        names = _class_names(data, model)
+        if names is not None and found.num_classes and len(names) < found.num_classes:
+            result.notes.append(f"the data names {len(names)} classes but the model has "
+                                f"{found.num_classes}: labelled by class index")
+            names = None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for i in range(len(levels["epoch"].weights)):
@@ -77,9 +83,19 @@ def dashboard(model: nn.Module, data: Any, out: str | os.PathLike, *, num_sample
     write_text(summary, json.dumps({"levels": {k: {"module": v.module, "found": v.describe()}
                                                for k, v in levels.items()},
                                     "samples": result.samples, "notes": result.notes},
-                                   indent=1) + "\n")
+                                   indent=1, ensure_ascii=False) + "\n")
     result.files.append(summary)
     return result
+
+
+def _checked_names(names: Sequence[str] | None, classes: int | None) -> list[str] | None:
+    if not names:
+        return None
+    if classes is not None and len(names) < classes:
+        raise SelectionError(f"--class-names gives {len(names)} names ({', '.join(names)}) "
+                             f"but the model predicts {classes} classes; give one name per "
+                             "class, in class-index order")
+    return list(names)
 
 
 def _class_names(data: Any, model: nn.Module) -> list[str] | None:

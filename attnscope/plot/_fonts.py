@@ -91,6 +91,15 @@ def use_fallback_fonts() -> None:
     if extra:
         first = matplotlib.rcParams["font.sans-serif"][0]
         matplotlib.rcParams["font.family"] = [first, *extra]
+        logging.getLogger("matplotlib.font_manager").addFilter(_no_weight_chatter)
+
+
+def _no_weight_chatter(record: logging.LogRecord) -> bool:
+    """Drop "Failed to find font weight bold for <fallback>": a bold title asks every
+    family of the list, and a fallback drawn in its regular weight is fine."""
+    text = record.getMessage()
+    return not (text.startswith("findfont: Failed to find font weight")
+                and any(f" for {name}," in text for name in fallback_families()))
 
 
 @contextmanager
