@@ -129,9 +129,10 @@ def train_and_capture(module: DemoModule, loaders: Loaders, out: Path, *, epochs
     those ``net.evaluate`` gathers (``None``: no labels step). ``threads``: torch threads
     while it runs (tiny models gain nothing from more, and lose much on shared cores).
     """
+    from attnscope.demos.progress import epoch_callback
     from attnscope.integrations.lightning import AttentionCallback
 
-    callbacks: list[Any] = [AttentionCallback(every_n_epochs=1, samples=samples, dir=out,
+    callbacks: list[Any] = [epoch_callback(epochs, trained), AttentionCallback(every_n_epochs=1, samples=samples, dir=out,
                                               export=export, log_images=False,
                                               **capture_options)]
     if labels is not None:

@@ -272,5 +272,7 @@ def _lead(g: Graph, select: Sequence[int] | None) -> Graph:
         raise SelectionError(f"weights have {extra} leading dims {g.weights.shape[:-2]}; "
                              f"pass select= with {extra} indices")
     g.weights = g.weights[idx]
-    g.where = "[" + ", ".join(map(str, idx)) + "]"
+    # not "name[0]": that reads like the module's call index (entry names use it)
+    g.where = (f" \u00b7 slice {idx[0]} of the leading axis" if extra == 1 else
+               f" \u00b7 slice ({', '.join(map(str, idx))}) of the leading axes")
     return g

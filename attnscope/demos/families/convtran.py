@@ -157,6 +157,7 @@ class ConvTranDemo(Demo):
     def train(self, run: Run) -> float:
         """Train, capturing (head mean, float16) every validation epoch and the test set;
         then every head of one test sample into ``store_heads``."""
+        from attnscope.demos.progress import report
         from attnscope.demos.training import DemoModule, make_loaders, train_and_capture
 
         (n_train, batch, epochs) = (20, 4, 3) if run.quick else (96, 8, 6)
@@ -169,6 +170,7 @@ class ConvTranDemo(Demo):
         loaders = make_loaders(sets, batch, run.gen, eval_batch=4)
         seconds = train_and_capture(module, loaders, run.out, epochs=epochs,
                                     trained=run.trained, samples=4, reduce="mean")
+        report("capturing all 8 heads of test sample 0 into store_heads/")
         capture_heads(module, sets[2][0][:1], run.out / "store_heads")
         return seconds
 
