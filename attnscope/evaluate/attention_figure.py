@@ -4,7 +4,8 @@ mean, titled as a mean.
 Why not the mean alone: a model that puts 0.99 on a different time step per sample
 averages to a flat ~1/keys, which reads as "attends to nothing". Each sample keeps its
 own peak here; the mean panel says how many samples it averages. Padded positions (NaN:
-a shorter batch, or a query row that saw no key) are left blank, not drawn as data.
+a shorter batch; or keys masked for every query, with their query rows in
+self-attention) are left blank, not drawn as data.
 """
 
 from __future__ import annotations
@@ -28,7 +29,12 @@ def plot_attention_panels(panels: Sequence[tuple[str, np.ndarray]], module: str,
                           dpi: float = 150) -> Figure:
     """One panel per ``(title, (head, query, key) array)``, heads averaged; bars for
     1-D attention (one row per panel), heatmaps on one colour scale otherwise."""
-    mats = [_head_mean(m) for _, m in panels]
+    hidden = [hide_padding(m) if i < len(panels) - 1 or len(panels) == 1 else (m, 0)
+              for i, (_, m) in enumerate(panels)]  # the mean mixes samples: left as is
+    mats = [_head_mean(m) for m, _ in hidden]
+    titles = [t + (f" \u00b7 {n} padded positions blank" if n else "")
+              for (t, _), (_, n) in zip(panels, hidden)]
+    panels = [(t, m) for t, (_, m) in zip(titles, panels)]
     how = f" \u00b7 mean of {heads} heads" if heads > 1 else ""
     if one_d:
         keys = mats[0].shape[-1]
@@ -64,6 +70,23 @@ def plot_attention_panels(panels: Sequence[tuple[str, np.ndarray]], module: str,
         fig.colorbar(im, ax=list(axes), shrink=0.85, label="attention weight")
     fig.suptitle(f"{module or '<root>'}{how}", fontsize=10)
     return save_figure(fig, path, dpi)
+
+
+def hide_padding(m: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(head, query, key)`` with padded positions blanked: a key no query of any head
+    may see (every weight exactly 0: masked) is padding, and in self-attention its
+    query row is padding too, computed from pad tokens, not data. Returns the number of
+    padded positions."""
+    heads, q, k = m.shape
+    seen = np.isfinite(m) & (m != 0)
+    pad = ~seen.any(axis=(0, 1))  # (key,)
+    if not pad.any() or pad.all():
+        return m, 0
+    m = m.copy()
+    m[:, :, pad] = np.nan
+    if q == k:
+        m[:, pad, :] = np.nan
+    return m, int(pad.sum())
 
 
 def _head_mean(m: np.ndarray) -> np.ndarray:

@@ -138,6 +138,19 @@ def test_default_figure_keeps_each_samples_peak_and_titles_the_mean():
     assert fig.axes[3].get_title().startswith("MEAN over all 3")
 
 
+def test_masked_padding_blanks_its_key_columns_and_query_rows():
+    """Two pad tokens at the end: their keys are masked (exact zeros) in every row and
+    their query rows are computed from padding; both are blank, the rest is data."""
+    w = np.random.default_rng(1).dirichlet(np.ones(4), size=(2, 6)).astype(np.float32)
+    m = np.concatenate([w, np.zeros((2, 6, 2), np.float32)], axis=-1)  # (head, 6, 6)
+    fig = plot_attention(AttentionSummary("enc.self_attn", "self", m, (1, 2, 6, 6),
+                                          "test sample 0"))
+    shown = fig.axes[0].images[0].get_array()
+    assert shown.mask[4:].all() and shown.mask[:, 4:].all() and not shown.mask[:4, :4].any()
+    np.testing.assert_allclose(shown[:4, :4], w.mean(0)[:4, :4], atol=1e-6)
+    assert "2 padded positions blank" in fig.axes[0].get_title()
+
+
 def test_padded_positions_are_blank_not_data():
     m = np.full((1, 4, 4), 0.25, dtype=np.float32)
     m[0, 3, :] = np.nan  # a padded query row
