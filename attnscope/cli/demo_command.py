@@ -68,8 +68,7 @@ def demo(
 def _run_with_progress(family: object, target: Path, seed: int, quick: bool) -> object:
     """``family.run`` with what it is doing on screen: a bar over the epochs, and one
     line per stage and finished epoch (also when stdout is not a terminal)."""
-    from rich.progress import (BarColumn, Progress, SpinnerColumn, TextColumn,
-                               TimeElapsedColumn)
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from attnscope.demos.progress import Event, reporting
 

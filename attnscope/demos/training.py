@@ -132,7 +132,8 @@ def train_and_capture(module: DemoModule, loaders: Loaders, out: Path, *, epochs
     from attnscope.demos.progress import epoch_callback
     from attnscope.integrations.lightning import AttentionCallback
 
-    callbacks: list[Any] = [epoch_callback(epochs, trained), AttentionCallback(every_n_epochs=1, samples=samples, dir=out,
+    callbacks: list[Any] = [epoch_callback(epochs, trained),
+                            AttentionCallback(every_n_epochs=1, samples=samples, dir=out,
                                               export=export, log_images=False,
                                               **capture_options)]
     if labels is not None:

@@ -21,8 +21,12 @@ from attnscope.errors import NoAttentionFoundError
 from attnscope.evaluate.attention import export_attention, pick_module, plot_attention
 from attnscope.evaluate.batches import EvaluationError, run_batch
 from attnscope.evaluate.metrics import classification_metrics, regression_metrics
-from attnscope.evaluate.predictions import (Predictions, build_predictions, finite_predictions,
-                                            write_predictions)
+from attnscope.evaluate.predictions import (
+    Predictions,
+    build_predictions,
+    finite_predictions,
+    write_predictions,
+)
 from attnscope.evaluate.report import class_names, file_name, write_figures, write_json
 
 STEP = "test"

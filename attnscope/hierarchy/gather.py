@@ -13,8 +13,7 @@ import torch
 from torch import nn
 
 from attnscope.errors import DataError, NoAttentionFoundError, SelectionError
-from attnscope.hierarchy.levels import (LEVELS, Level, capture_globs, check_names,
-                                        find_levels)
+from attnscope.hierarchy.levels import LEVELS, Level, capture_globs, check_names, find_levels
 
 
 @dataclass

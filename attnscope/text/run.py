@@ -121,7 +121,8 @@ def translate(model: Any, inputs: Sequence[Source], out: str | Path, *, tokenize
                                       layer, dpi))
         if echo is not None:
             _echo(results[-1], echo)
-    write_text(out / "summary.json", json.dumps([r.to_dict() for r in results], indent=1, ensure_ascii=False))
+    write_text(out / "summary.json",
+               json.dumps([r.to_dict() for r in results], indent=1, ensure_ascii=False))
     if show:
         note = figures.show([f for r in results for f in r.files if f.suffix == ".png"])
         if note and echo is not None:
@@ -156,7 +157,8 @@ def _write_example(i: int, item: Source, ex: Decoded, model: Any, folder: Path, 
                                         ex.source, layer=layers["encoder_self"])
     result = TextResult(i, text, ex.source, ex.target, layers, findings, files, ex.search,
                         notes)
-    write_text(folder / "diagnostics.json", json.dumps(result.to_dict(), indent=1, ensure_ascii=False))
+    write_text(folder / "diagnostics.json",
+               json.dumps(result.to_dict(), indent=1, ensure_ascii=False))
     lines = [f"input:  {text}", f"source tokens: {' '.join(ex.source)}"]
     if ex.target:
         lines.append(f"output ({ex.search}): {' '.join(ex.target)}")

@@ -9,8 +9,7 @@ import matplotlib
 import numpy as np
 import pytest
 
-from attnscope.plot import new_figure
-from attnscope.plot import _fonts
+from attnscope.plot import _fonts, new_figure
 
 NO_FONT_HAS_IT = "\U000f0041"  # supplementary private use: always drawn as the box
 
