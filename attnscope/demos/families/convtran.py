@@ -162,7 +162,7 @@ class ConvTranDemo(Demo):
         from attnscope.demos.progress import report
         from attnscope.demos.training import DemoModule, make_loaders, train_and_capture
 
-        (n_train, batch, epochs) = (20, 4, 3) if run.quick else (96, 8, 6)
+        (n_train, batch, epochs) = (20, 4, 3) if run.quick else (64, 8, 5)
         sets = [make_data(n, run.gen) for n in (n_train, 4, 8)]
         run.state.update(val=sets[1], test=sets[2])
         # the score projections learn 5x faster: the focus then forms within a few
