@@ -68,8 +68,10 @@ def export(store: Store, out: str | Path, fmt: str, *, modules: list[str] | None
             for s in steps:
                 if store.segments(m, s):
                     path = target / f"attention_{s}.npy"
+                    # the step's own dtype: float16 captures are not widened to float32
                     write_npy(store, m, s, path, samples=samples, heads=heads,
-                              squeeze=squeeze and not graph)
+                              squeeze=squeeze and not graph,
+                              dtype=store.meta["steps"].get(s, {}).get("dtype", "float32"))
                     written.append(path)
         else:
             arrays = {s: _squeeze(store.read(m, s, samples, heads), squeeze and not graph)
