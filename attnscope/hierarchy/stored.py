@@ -28,7 +28,10 @@ def store_levels(store: Any, step: str, globs: dict[str, str | None] | None = No
     if not found:
         raise SelectionError(f"step {step!r} holds no dense attention to build a dashboard "
                              "from")
-    return find_levels(store, batch, dict(globs or {}), found=found, step=step)
+    try:
+        return find_levels(store, batch, dict(globs or {}), found=found, step=step)
+    except SelectionError as err:  # ``attnscope plot`` names the epoch level --module
+        raise SelectionError(str(err).replace("--epoch-module", "--module")) from None
 
 
 def plot_stored_dashboard(store: Any, step: str, sample: int = 0, *,

@@ -45,3 +45,17 @@ def test_plot_kind_dashboard_draws_every_level(tmp_path, capsys):
     # epoch matrix, channel strip and temporal rows: the lower half is drawn, not blank
     lower = img[img.shape[0] // 2:, :, :3]
     assert (lower.std(axis=(0, 1)) > 0.05).all()
+
+
+def test_a_store_without_a_hierarchy_is_one_line(tmp_path, capsys):
+    from torch import nn
+
+    mha = nn.MultiheadAttention(8, 2, batch_first=True).eval()
+    x = torch.randn(2, 5, 8)
+    with torch.no_grad(), attnscope.capture(mha, store=tmp_path / "s", step="test"):
+        mha(x, x[:, :3], x[:, :3])  # 5 queries, 3 keys: no square map across epochs
+    code = main(["plot", str(tmp_path / "s"), "--kind", "dashboard", "--out",
+                 str(tmp_path / "f")])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and "found no attention across epochs" in err and "--module" in err
+    assert "--epoch-module" not in err and "Traceback" not in err
