@@ -107,6 +107,9 @@ class Demo(abc.ABC):
                                 details=details)
             report("drawing figures")
             result.files = self.figures(run, store)
+            names = [Path(f).name for f in result.files]
+            report(f"drew {len(names)} figure{'s' if len(names) != 1 else ''}: "
+                   + ", ".join(names[:4]) + (" ..." if len(names) > 4 else ""))
         report("writing view.html (interactive viewer) and summary.md")
         write_summary(out, result, expected=self.summary_expected(run), task=self.task(run),
                       trained=trained, notes=self.notes(run), trains=self.trains)

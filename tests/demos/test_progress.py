@@ -28,5 +28,6 @@ def test_events_reach_the_receiver_in_order(tmp_path):
     texts = [e.text for e in events]
     assert texts[0].startswith("building the data")
     assert texts[-1].startswith("writing view.html")
+    assert any(t.startswith("drew 4 figures: attention_test_sample0.png") for t in texts)
     assert any("untrained: validation" in t for t in texts)
     assert not [t for t in texts if t.startswith("training epoch")]  # nothing trained
