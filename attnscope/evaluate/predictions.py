@@ -135,7 +135,7 @@ def write_predictions(pred: Predictions, path: str | os.PathLike) -> None:
     """``predictions.csv``: regression ``sample_idx,prediction,target,error,abs_error``
     (plus an ``output`` column for multi-output models); classification
     ``sample_idx,prediction,target,correct,prob_0,...`` (``correct`` is 1 or 0)."""
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         if pred.task == "classification":
             assert pred.probabilities is not None

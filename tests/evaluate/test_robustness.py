@@ -54,3 +54,19 @@ def test_attention_npy_keeps_the_capture_dtype(capsys, tmp_path):
     code = main(["evaluate", "--model", REGRESSOR, "--data", REGRESSION_DATA, "--out",
                  str(tmp_path / "bad"), "--dtype", "bfloat16"])
     assert code == 2 and "bfloat16" in capsys.readouterr().err
+
+
+def test_json_outputs_are_utf8_not_escapes(tmp_path):
+    import attnscope
+
+    evaluate(fixtures.make_regressor(), fixtures.make_regression_data(), tmp_path,
+             batch_size=20, dpi=30, attention_plot=False, info={"model": "한국어 모델"})
+    assert "한국어 모델" in (tmp_path / "results.json").read_text(encoding="utf-8")
+    net, x = fixtures.make_regressor(), fixtures.regression_tensors(4)[0]
+    writer = attnscope.open_writer(tmp_path / "s", step="test",
+                                   labels={"tokens": ["안녕", "세계"]})
+    with torch.no_grad(), attnscope.capture(net, store=writer):
+        net(x)
+    writer.close()
+    assert "안녕" in (tmp_path / "s" / "attnscope.json").read_text(encoding="utf-8")
+    assert attnscope.open_store(tmp_path / "s").labels("test")["tokens"] == ["안녕", "세계"]
