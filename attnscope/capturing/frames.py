@@ -15,8 +15,12 @@ _SOFTMAX_WRAPPERS = (nn.Softmax, nn.Softmin, nn.Softmax2d, nn.LogSoftmax)
 _WRAPPERS = (nn.Softmax, nn.Softmin, nn.Softmax2d, nn.LogSoftmax, nn.Identity,
              nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
 _ATTENTION_NAME = re.compile(r"attn|atten|attend|mha|mhsa|multi_?head", re.IGNORECASE)
+# "cross_channel" / "CrossEpoch" attention is self-attention across channels or epochs:
+# a level of a hierarchical model, not attention from one sequence to another
 _CROSS_NAME = re.compile(
-    r"cross|encoder_attn|enc_dec|encdec|src_attn|multihead_attn|context_attn|inter_attn",
+    r"cross(?![-_ ]?(channel|chan|epoch|time|temporal|variate|series|patch|lead|sensor|node"
+    r"|frame|window|scale|stage|layer|head))"
+    r"|encoder_attn|enc_dec|encdec|src_attn|multihead_attn|context_attn|inter_attn",
     re.IGNORECASE,
 )
 _SELF_NAME = re.compile(r"self", re.IGNORECASE)

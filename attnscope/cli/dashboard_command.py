@@ -36,6 +36,9 @@ def dashboard(
     temporal_module: str = typer.Option(None, "--temporal-module",
                                         help="glob of the module attending over time"),
     epoch_seconds: float = typer.Option(30.0, "--epoch-seconds", help="length of one epoch"),
+    temporal_style: str = typer.Option(
+        "auto", "--temporal-style", help="heatmap (query x key per epoch and channel) | bars "
+        "(what each time step receives) | auto (heatmap when there are several queries)"),
     batch_size: int = typer.Option(16, "--batch-size", min=1),
     dpi: int = typer.Option(150, "--dpi", min=20, max=1200),
 ) -> None:
@@ -45,6 +48,8 @@ def dashboard(
     from attnscope.errors import AttnscopeError
     from attnscope.hierarchy import dashboard as run_dashboard
 
+    if temporal_style not in ("auto", "heatmap", "bars"):
+        raise fail(f"--temporal-style {temporal_style!r}: use heatmap, bars or auto")
     names = _split(channel_names)
     try:
         chosen = None if epochs is None else [int(e) for e in epochs.split(",") if e.strip()]
@@ -56,7 +61,8 @@ def dashboard(
             net, load_data(data), out, num_samples=num_samples, channel_names=names,
             class_names=_split(class_names), epochs=chosen, epoch_module=epoch_module,
             channel_module=channel_module, temporal_module=temporal_module,
-            epoch_seconds=epoch_seconds, batch_size=batch_size, dpi=dpi)
+            epoch_seconds=epoch_seconds, batch_size=batch_size, dpi=dpi,
+            temporal_style=temporal_style)
     except AttnscopeError as err:
         raise fail(str(err), err) from None
     for line in result.explain():

@@ -30,7 +30,10 @@ def evaluate(
     attention_module: str | None = typer.Option(
         None, "--attention-module", help="captured module to export [default: the last]"),
     attention_sample: int | None = typer.Option(
-        None, "--attention-sample", help="draw this test sample instead of the mean"),
+        None, "--attention-sample",
+        help="draw only this test sample [default: the first 4 samples and the test-set mean]"),
+    dtype: str = typer.Option("float16", "--dtype",
+                              help="float16 | float32: attention as captured and in the .npy"),
     attention: bool = typer.Option(True, "--attention/--no-attention",
                                    help="capture attention at all"),
     attention_plot: bool = typer.Option(True, "--attention-plot/--no-attention-plot",
@@ -63,7 +66,7 @@ def evaluate(
                 save_predictions=save_predictions, attention=attention,
                 attention_plot=attention_plot, include=include or None,
                 attention_module=attention_module, attention_sample=attention_sample,
-                dpi=dpi, progress=advance, prefix=prefix,
+                dpi=dpi, progress=advance, prefix=prefix, dtype=dtype,
                 info={"model": str(model), "checkpoint": str(checkpoint) if checkpoint
                       else None, "data": data})
     except AttnscopeError as err:

@@ -74,7 +74,13 @@ def _figures(store: Any, kind: str, module: str | None, step: str | None, sample
     opts = {"cmap": cmap, "dpi": dpi, **(scale or {})}
     if kind == "overview":
         return [(_slug("overview", step, f"s{sample}"),
-                 plot.plot_overview(store, step=step, sample=sample, cmap=cmap, dpi=dpi))]
+                 plot.plot_overview(store, step=step, sample=sample, **opts))]
+    if kind == "dashboard":  # every level, assembled from the store's entries
+        from attnscope.hierarchy import plot_stored_dashboard
+
+        step = step or _only_step(store, None)
+        fig, _ = plot_stored_dashboard(store, step, sample, globs={"epoch": module}, **opts)
+        return [(_slug("dashboard", step, f"s{sample}"), fig)]
     name = sources.pick_name(list(store.modules), module)
     if kind == "evolution":
         stat = plot.plot_head_stats(store, name, samples=[sample])
@@ -112,17 +118,6 @@ def _figures(store: Any, kind: str, module: str | None, step: str | None, sample
     if kind == "bars":
         return [(stem + f"_h{head}_bars",
                  plot.plot_bars(store, **sel, head=head, dpi=dpi))]
-    if kind == "dashboard":  # from a store: the inter-epoch entry, labelled by "classes"
-        dense = sources.read_dense(store, name, step, sample, "all")
-        w = dense.weights  # (head, epoch, epoch)
-        classes = dense.labels.get("classes")  # per-sample true->pred when stored so
-        pairs = [str(c).split("->") for c in classes] if isinstance(classes, list) and \
-            len(classes) == w.shape[-1] else None
-        fig = plot.plot_dashboard(w, true=[p[0] for p in pairs] if pairs else None,
-                                  pred=[p[-1] for p in pairs] if pairs else None,
-                                  title=f"{name} \u00b7 {step} \u00b7 sample {sample}",
-                                  cmap=cmap, dpi=dpi)
-        return [(stem + "_dashboard", fig)]
     raise fail(f"unknown --kind {kind!r}; choose one of: {', '.join(KINDS)}")
 
 
@@ -139,13 +134,16 @@ def _key_labels(store: Any, step: str, sample: int, module: str) -> list[str] | 
     return read_dense(store, module, step, sample, [0]).axis_labels().key
 
 
-def _only_step(store: Any, module: str) -> str:
+def _only_step(store: Any, module: str | None) -> str:
+    """The one step ``module`` (or, with None, the store) has data for."""
     from attnscope.errors import SelectionError
 
-    have = [s for s in store.steps if store.segments(module, s)]
+    names = [module] if module is not None else list(store.modules)
+    have = [s for s in store.steps if any(store.segments(m, s) for m in names)]
     if len(have) == 1:
         return have[0]
-    raise SelectionError(f"{module!r} is stored for several steps, pick one with --step: "
+    what = repr(module) if module is not None else "the store"
+    raise SelectionError(f"{what} is stored for several steps, pick one with --step: "
                          + ", ".join(have[:12]))
 
 

@@ -25,18 +25,25 @@ def info(path: Path = typer.Argument(..., help="store directory")) -> None:
     try:
         store = open_store(path)
         table = Table(title=f"{path}  (model: {store.model or '?'})")
-        for col in ("module", "kind", "step", "samples", "shape (head, query, key)", "on disk"):
+        for col in ("module", "kind", "step", "samples", "shape per sample", "on disk"):
             table.add_column(col)
+        fewest = {step: min((store.num_samples(m, step) for m in store.modules
+                             if store.segments(m, step)), default=0) for step in store.steps}
         for module in store.modules:
-            kind = store.module_info(module)["kind"]
+            info = store.module_info(module)
+            axes = "(edge, head)" if info["graph"] else "(head, query, key)"
             for step in store.steps:
                 segs = store.segments(module, step)
                 if not segs:
                     continue
                 shapes = sorted({tuple(s.shape[1:]) for s in segs})
                 shape = " | ".join("x".join(map(str, s)) for s in shapes[:3])
-                table.add_row(module, kind, step, str(store.num_samples(module, step)),
-                              shape + (" ..." if len(shapes) > 3 else ""),
+                rows, n = store.num_samples(module, step), fewest[step]
+                # epochs or channels folded into the batch axis are rows, not samples
+                count = f"{rows} rows ({n} x {rows // n} folded)" if n and rows != n and \
+                    rows % n == 0 else str(rows)
+                table.add_row(module, info["kind"], step, count,
+                              shape + (" ..." if len(shapes) > 3 else "") + f" {axes}",
                               human(store.nbytes(module, step)))
         notes = [(step, n) for step in store.steps for n in store.notes(step)]
     except AttnscopeError as e:

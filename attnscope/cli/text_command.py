@@ -41,7 +41,7 @@ def translate(
 ) -> None:
     """Decode sentences while capturing attention: cross / causal self / encoder maps per
     layer with token labels, every head, and warnings (diffuse, copying, positional)."""
-    from attnscope.cli._console import console, fail
+    from attnscope.cli._console import console, err_console, fail
     from attnscope.cli.loading import load_data, load_model, load_tokenizer
     from attnscope.errors import AttnscopeError
     from attnscope.text import translate as run
@@ -59,7 +59,12 @@ def translate(
             inputs += read_lines(file)
         if data is not None:
             pad = getattr(net, "pad_id", getattr(tok, "pad_token_id", None))
-            inputs += dataset_inputs(load_data(data), num_examples, pad)
+            found = dataset_inputs(load_data(data), num_examples, pad)
+            if len(found) < num_examples:
+                err_console.print(f"note: --num-examples {num_examples}, but the data set has "
+                                  f"{len(found)}: translating {len(found)}", markup=False,
+                                  highlight=False, soft_wrap=True)
+            inputs += found
         run(net, inputs, out, tokenizer=tok, layer=layer, beam=beam, max_length=max_length,
             include=include or None, exclude=exclude or None, dpi=dpi, show=show,
             echo=lambda line: console.print(line, markup=False, highlight=False,

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from attnscope.demos.progress import report
 from attnscope.demos.registry import DemoResult
 from attnscope.demos.report import write_summary
 
@@ -63,6 +64,7 @@ class Demo(abc.ABC):
     metric_name: str = ""
     threshold: float = 0.0
     requires: tuple[str, ...] = ("lightning",)  # optional packages a run imports
+    trains: bool = True  # False: pretrained weights, nothing is trained (text)
 
     @abc.abstractmethod
     def train(self, run: Run) -> float:
@@ -96,14 +98,21 @@ class Demo(abc.ABC):
         out.mkdir(parents=True, exist_ok=True)
         with process_state():
             run = Run(out, seed, quick, trained, seed_all(seed), dict(options))
+            report("building the data and the model" + ("" if trained else " (untrained)"))
             seconds = self.train(run)
             store = open_store(out / "store")
+            report("scoring the known pattern on the captured test attention")
             metric, details = self.score(run, store)
             result = DemoResult(self.name, self.metric_name, metric, self.threshold, seconds,
                                 details=details)
+            report("drawing figures")
             result.files = self.figures(run, store)
+            names = [Path(f).name for f in result.files]
+            report(f"drew {len(names)} figure{'s' if len(names) != 1 else ''}: "
+                   + ", ".join(names[:4]) + (" ..." if len(names) > 4 else ""))
+        report("writing view.html (interactive viewer) and summary.md")
         write_summary(out, result, expected=self.summary_expected(run), task=self.task(run),
-                      trained=trained, notes=self.notes(run))
+                      trained=trained, notes=self.notes(run), trains=self.trains)
         result.files.append(out / "summary.md")
         return result
 

@@ -64,23 +64,31 @@ def write_view(out: Path, max_mb: float = 40.0) -> Path | None:
 
 
 def write_summary(out: Path, result: DemoResult, *, expected: str, task: str,
-                  trained: bool, notes: Sequence[str] = ()) -> Path:
+                  trained: bool, notes: Sequence[str] = (), trains: bool = True) -> Path:
     """``out/summary.md``: what was expected, what the metric shows, how long training took."""
     verdict = "shown" if result.passed else "NOT shown"
+    if not trains:
+        model = "pretrained weights, no training" if trained else \
+            "randomly initialised control (same architecture)"
+    else:
+        model = "trained" if trained else "untrained control (same seed, no training)"
     lines = [
         f"# attnscope demo: {result.family}",
         "",
         f"- task: {task}",
         f"- expected attention: {expected}",
-        f"- model: {'trained' if trained else 'untrained control (same seed, no training)'}",
+        f"- model: {model}",
         f"- {result.metric_name}: **{result.metric:.4f}** "
         f"(threshold {result.threshold:.4f}) -> pattern {verdict}",
-        f"- training time: {result.train_seconds:.1f} s",
     ]
+    if trains and trained:
+        lines.append(f"- training time: {result.train_seconds:.1f} s")
     lines += [f"- {k}: {v:.4g}" for k, v in result.details.items()]
     lines += [f"- {n}" for n in notes]
     view = write_view(out)
-    files = [*result.files, *([view] if view else [])]
+    if view is not None:
+        result.files.append(view)
+    files = list(result.files)
     if files:
         lines += ["", "## Files", ""] + [f"- `{Path(f).name}`" for f in files]
     path = out / "summary.md"

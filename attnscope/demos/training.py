@@ -9,9 +9,11 @@ stays fast. Left out on purpose: anything family-specific (data, models, metrics
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -129,22 +131,25 @@ def train_and_capture(module: DemoModule, loaders: Loaders, out: Path, *, epochs
     those ``net.evaluate`` gathers (``None``: no labels step). ``threads``: torch threads
     while it runs (tiny models gain nothing from more, and lose much on shared cores).
     """
+    from attnscope.demos.progress import epoch_callback
     from attnscope.integrations.lightning import AttentionCallback
 
-    callbacks: list[Any] = [AttentionCallback(every_n_epochs=1, samples=samples, dir=out,
+    callbacks: list[Any] = [epoch_callback(epochs, trained),
+                            AttentionCallback(every_n_epochs=1, samples=samples, dir=out,
                                               export=export, log_images=False,
                                               **capture_options)]
     if labels is not None:
         callbacks.append(StepLabels(out / "store", labels))
     train, val, test = loaders
-    trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, callbacks=callbacks,
-                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, default_root_dir=out, deterministic=True,
-                         num_sanity_val_steps=0)
+    with quiet_lightning():
+        trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1,
+                             callbacks=callbacks, logger=False, enable_checkpointing=False,
+                             enable_progress_bar=False, enable_model_summary=False,
+                             default_root_dir=out, deterministic=True, num_sanity_val_steps=0)
     if threads is not None:
         torch.set_num_threads(threads)  # restored by the demo's process_state scope
     seconds = 0.0
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), quiet_lightning():
         # advice about dataloader workers and logging is noise on a small CPU demo
         warnings.filterwarnings("ignore", message=".*(num_workers|does not have many "
                                 "workers|number of training batches|self.log|"
@@ -157,6 +162,23 @@ def train_and_capture(module: DemoModule, loaders: Loaders, out: Path, *, epochs
             trainer.validate(module, val, verbose=False)
         trainer.test(module, test, verbose=False)
     return seconds
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Lightning's info lines ("GPU available: False", tips, "max_epochs reached") off
+    while a demo trains; set here, after Lightning's import set its own levels."""
+    from attnscope.demos.demo import QUIET_LOGGERS
+
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 def make_loaders(sets: list[tuple[torch.Tensor, ...]], train_batch: int,

@@ -1,6 +1,6 @@
 """The test-set attention of one module: streamed from the store into
-``attention_test.npy`` and reduced to one matrix (the mean over the test set, or one
-sample) for the figure.
+``attention_test.npy`` (in the dtype it was captured in) and reduced for the figure: the
+first few samples and the mean over the test set, or one chosen sample.
 
 Memory stays bounded however large the test set: the store's exporter reads samples in
 chunks of about ``chunk_bytes`` into a memory-mapped ``.npy``, and the mean is summed
@@ -11,7 +11,7 @@ different lengths are NaN-padded to the longest by the store, and the mean skips
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,6 +20,8 @@ from attnscope.entries import base_name, is_effective
 from attnscope.evaluate.batches import EvaluationError
 from attnscope.maps import is_one_d
 from attnscope.store.exports import CHUNK_BYTES
+
+SAMPLES_SHOWN = 4  # test samples drawn before their mean
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -34,7 +36,10 @@ class AttentionSummary:
         matrix: ``(head, query, key)``: the mean over samples, or one sample.
         shape: shape of the ``.npy``: ``(sample, key)`` for 1-D attention, else
             ``(sample, head, query, key)``.
-        what: ``"mean over N test samples"`` or ``"test sample i"``.
+        what: ``"test samples 0-3 and the mean over all N"`` or ``"test sample i"``.
+        panels: what the figure draws, ``(title, (head, query, key))``: the first few
+            test samples and then their mean over the whole test set, or one sample.
+        dtype: the dtype of the ``.npy`` (the store's: what was captured).
     """
 
     module: str
@@ -42,6 +47,8 @@ class AttentionSummary:
     matrix: np.ndarray
     shape: tuple[int, ...]
     what: str
+    panels: list[tuple[str, np.ndarray]] = field(default_factory=list)
+    dtype: str = "float32"
 
     @property
     def one_d(self) -> bool:
@@ -50,7 +57,7 @@ class AttentionSummary:
 
     def describe(self) -> dict[str, Any]:
         return {"module": self.module, "kind": self.kind, "shape": list(self.shape),
-                "figure": self.what}
+                "dtype": self.dtype, "figure": self.what}
 
 
 def pick_module(store: Any, step: str, wanted: str | None = None) -> str:
@@ -87,33 +94,39 @@ def export_attention(store: Any, module: str, step: str, path: str | os.PathLike
         sums[0] += np.where(valid, block, 0.0).sum(axis=0)
         sums[1] += valid.sum(axis=0)
 
-    shape = write_npy(store, module, step, path, chunk_bytes=chunk_bytes, each=accumulate)
+    if sample is not None and not -n <= sample < n:
+        raise EvaluationError(f"attention sample {sample} out of range: the test set "
+                              f"has {n} samples")
+    dtype = str(store.meta["steps"].get(step, {}).get("dtype", "float32"))
+    shape = write_npy(store, module, step, path, chunk_bytes=chunk_bytes, each=accumulate,
+                      dtype=dtype)
     total, count = sums
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
     if sample is None:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            matrix = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-        what = f"mean over {n} test samples"
+        shown = list(range(min(SAMPLES_SHOWN, n)))
+        panels = [(f"test sample {i}", store.read(module, step, samples=[i])[0])
+                  for i in shown]
+        if n > 1:
+            panels.append((f"MEAN over all {n} test samples (not a sample)", mean))
+        what = (f"test samples {shown[0]}-{shown[-1]} and the mean over all {n}" if n > 1
+                else "test sample 0")
+        matrix = mean
     else:
-        if not -n <= sample < n:
-            raise EvaluationError(f"attention sample {sample} out of range: the test set "
-                                  f"has {n} samples")
         matrix = store.read(module, step, samples=[sample])[0]
         what = f"test sample {sample % n}"
+        panels = [(what, matrix)]
     kind = str(store.module_info(module).get("kind", "self"))
-    return AttentionSummary(module, kind, matrix.astype(np.float32), shape, what)
+    return AttentionSummary(module, kind, matrix.astype(np.float32), shape, what,
+                            [(t, m.astype(np.float32)) for t, m in panels], dtype)
 
 
 def plot_attention(summary: AttentionSummary, path: str | os.PathLike | None = None,
                    dpi: float = 150) -> Figure:
-    """Bar plot for 1-D attention (mean of heads when several), heatmap of the head mean
-    for matrices; the title names the module and says mean or sample."""
-    from attnscope.plot import plot_bars, plot_heatmap
+    """The first few test samples and their mean over the test set (titled as a mean),
+    or the one chosen sample: bars for 1-D attention, head-mean heatmaps otherwise."""
+    from attnscope.evaluate.attention_figure import plot_attention_panels
 
-    heads = summary.matrix.shape[0]
-    parts = [summary.what] + ([f"mean of {heads} heads"] if heads > 1 else [])
-    title = (summary.module or "<root>") + "\n" + " \u00b7 ".join(parts)
-    head = "mean" if heads > 1 else 0
-    if summary.one_d:
-        return plot_bars(summary.matrix, head=head, title=title, dpi=dpi, path=path,
-                         time_axis="key (time step)")
-    return plot_heatmap(summary.matrix, head=head, title=title, dpi=dpi, path=path)
+    panels = summary.panels or [(summary.what, summary.matrix)]
+    return plot_attention_panels(panels, summary.module, summary.one_d,
+                                 summary.matrix.shape[0], path, dpi)

@@ -135,7 +135,7 @@ def write_predictions(pred: Predictions, path: str | os.PathLike) -> None:
     """``predictions.csv``: regression ``sample_idx,prediction,target,error,abs_error``
     (plus an ``output`` column for multi-output models); classification
     ``sample_idx,prediction,target,correct,prob_0,...`` (``correct`` is 1 or 0)."""
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         if pred.task == "classification":
             assert pred.probabilities is not None
@@ -163,3 +163,16 @@ def _num(x: float) -> str:
 
 def _range(t: torch.Tensor) -> str:
     return f"{float(t.min()):g}..{float(t.max()):g}" if t.numel() else "none"
+
+
+def finite_predictions(pred: Predictions, notes: list[str]) -> Predictions:
+    """``pred`` without the samples whose prediction is NaN/inf (a note says how many),
+    so figures draw the rest instead of failing on a NaN range."""
+    values = pred.prediction if pred.probabilities is None else pred.probabilities
+    ok = np.isfinite(values.reshape(len(pred), -1)).all(axis=1)
+    if ok.all():
+        return pred
+    notes.append(f"{int((~ok).sum())} of {len(pred)} predictions are NaN/inf: left out of "
+                 "the figures (kept in the CSV; metrics over them are null)")
+    return Predictions(pred.task, pred.prediction[ok], pred.target[ok],
+                       None if pred.probabilities is None else pred.probabilities[ok])

@@ -49,7 +49,7 @@ def write_figures(pred: Predictions, metrics: dict[str, Any], out: Path, dpi: fl
 
 def write_json(path: Path, doc: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_finite(doc), indent=2, allow_nan=False)
+    text = json.dumps(_finite(doc), indent=2, allow_nan=False, ensure_ascii=False)
     # one line per innermost list of numbers (confusion-matrix rows, shapes)
     text = re.sub(r"\[([-\d.eE,\s]+|null)\]",
                   lambda m: "[" + ", ".join(m.group(1).split()).replace(",,", ",") + "]", text)

@@ -21,7 +21,12 @@ from attnscope.errors import NoAttentionFoundError
 from attnscope.evaluate.attention import export_attention, pick_module, plot_attention
 from attnscope.evaluate.batches import EvaluationError, run_batch
 from attnscope.evaluate.metrics import classification_metrics, regression_metrics
-from attnscope.evaluate.predictions import Predictions, build_predictions, write_predictions
+from attnscope.evaluate.predictions import (
+    Predictions,
+    build_predictions,
+    finite_predictions,
+    write_predictions,
+)
 from attnscope.evaluate.report import class_names, file_name, write_figures, write_json
 
 STEP = "test"
@@ -47,8 +52,8 @@ def evaluate(model: nn.Module, data: Any, out: str | os.PathLike, *, task: str |
              attention_plot: bool = True, include: Sequence[str] | None = None,
              attention_module: str | None = None, attention_sample: int | None = None,
              dpi: float = 150, progress: Progress | None = None,
-             info: dict[str, Any] | None = None, prefix: str | None = None
-             ) -> EvaluationResult:
+             info: dict[str, Any] | None = None, prefix: str | None = None,
+             dtype: str = "float16") -> EvaluationResult:
     """Evaluate ``model`` on the test set ``data`` and write the results into ``out``.
 
     Example:
@@ -64,7 +69,10 @@ def evaluate(model: nn.Module, data: Any, out: str | os.PathLike, *, task: str |
         attention_plot: draw ``attention_test.png``.
         include: module globs passed to :func:`attnscope.capture`.
         attention_module: which captured module to export (default: the last one).
-        attention_sample: draw this test sample instead of the test-set mean.
+        attention_sample: draw only this test sample (default: the first few samples and
+            their mean over the test set, titled as a mean).
+        dtype: how attention is captured and stored (``"float16"`` or ``"float32"``);
+            ``attention_test.npy`` keeps it (float16 values are not widened to float32).
         progress: called with ``(samples done, total or None)`` after every batch.
         info: extra fields for the JSON (e.g. the model and data specs).
         prefix: name files ``<prefix>_...``: ``<prefix>_scatter.png``,
@@ -89,7 +97,7 @@ def evaluate(model: nn.Module, data: Any, out: str | os.PathLike, *, task: str |
         if attention:
             store = out / file_name("attention_store", "attention", prefix)
             outputs, targets, found = _run_capturing(model, loader, total, store, include,
-                                                     notes, progress)
+                                                     notes, progress, dtype)
         else:
             (outputs, targets), found = _run(model, loader, total, progress), False
     finally:
@@ -100,7 +108,8 @@ def evaluate(model: nn.Module, data: Any, out: str | os.PathLike, *, task: str |
     if save_predictions:
         result.files["predictions"] = out / file_name("predictions", "predictions.csv", prefix)
         write_predictions(pred, result.files["predictions"])
-    result.files.update(write_figures(pred, result.metrics, out, dpi,
+    drawn = finite_predictions(pred, notes)
+    result.files.update(write_figures(drawn, result.metrics, out, dpi,
                                       class_names(data, model, pred.num_classes), prefix))
     if found:
         _write_attention(result, out, attention_module, attention_sample, attention_plot, dpi,
@@ -128,16 +137,33 @@ def _run(model: nn.Module, loader: Any, total: int | None, progress: Progress | 
     if not outputs:
         raise EvaluationError("the test set is empty")
     try:
-        return torch.cat(outputs), torch.cat(targets)
+        output, target = torch.cat(outputs), torch.cat(targets)
     except RuntimeError:
         shapes = sorted({tuple(o.shape[1:]) for o in outputs})
         raise EvaluationError(f"model outputs differ in shape between batches {shapes}; "
                               "evaluate needs one fixed output shape per sample") from None
+    if output.is_floating_point() and not torch.isfinite(output).any():
+        raise EvaluationError(f"the model's outputs are NaN/inf for all {len(output)} test "
+                              f"samples{_broken_parameters(model)}: nothing to score or draw; "
+                              "load an earlier checkpoint (or retrain with a lower learning "
+                              "rate / gradient clipping)")
+    return output, target
+
+
+def _broken_parameters(model: nn.Module) -> str:
+    """``" (its weights hold NaN/inf: a.weight, b.bias)"`` when they do."""
+    bad = [name for name, p in model.named_parameters()
+           if p.is_floating_point() and not torch.isfinite(p).all()]
+    if not bad:
+        return ""
+    shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+    return f" (its weights hold NaN/inf: {shown})"
 
 
 def _run_capturing(model: nn.Module, loader: Any, total: int | None, store: Path,
                    include: Sequence[str] | None, notes: list[str],
-                   progress: Progress | None) -> tuple[torch.Tensor, torch.Tensor, bool]:
+                   progress: Progress | None, dtype: str = "float16"
+                   ) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """``_run`` inside a capture that streams into ``store`` (step ``test``, replaced on
     a re-run); a model without attention leaves a note and no store behind."""
     from attnscope import capture
@@ -145,10 +171,11 @@ def _run_capturing(model: nn.Module, loader: Any, total: int | None, store: Path
 
     existed = store.exists()
     writer = open_writer(store, step=STEP, model=model, expected_samples=total,
-                         if_exists="overwrite", durable=False)
+                         if_exists="overwrite", durable=False, dtype=dtype)
     captured, found = None, True
     try:
-        with capture(model, include=list(include) if include else None, store=writer):
+        with capture(model, include=list(include) if include else None, store=writer,
+                     dtype=dtype):
             captured = _run(model, loader, total, progress)
     except NoAttentionFoundError as err:  # raised on exit, after the whole test set ran
         notes.append(f"no attention figure: {err}")

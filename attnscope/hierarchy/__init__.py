@@ -11,5 +11,7 @@ from __future__ import annotations
 from attnscope.hierarchy.gather import Hierarchy, collect
 from attnscope.hierarchy.levels import Level, find_levels
 from attnscope.hierarchy.pages import DashboardResult, dashboard
+from attnscope.hierarchy.stored import plot_stored_dashboard, store_levels
 
-__all__ = ["DashboardResult", "Hierarchy", "Level", "collect", "dashboard", "find_levels"]
+__all__ = ["DashboardResult", "Hierarchy", "Level", "collect", "dashboard", "find_levels",
+           "plot_stored_dashboard", "store_levels"]

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from attnscope.errors import SelectionError
-from attnscope.hierarchy.levels import Level, capture_globs, check_names, find_levels
+from attnscope.errors import DataError, NoAttentionFoundError, SelectionError
+from attnscope.hierarchy.levels import LEVELS, Level, capture_globs, check_names, find_levels
 
 
 @dataclass
@@ -31,6 +31,7 @@ class Hierarchy:
     pred: np.ndarray | None
     signal: np.ndarray | None
     notes: list[str] = field(default_factory=list)
+    num_classes: int | None = None
 
     @property
     def num_channels(self) -> int | None:
@@ -54,19 +55,78 @@ def collect(model: nn.Module, data: Any, *, num_samples: int = 4,
     ``data``: a Dataset or DataLoader of ``(x, y)``, or an ``(x, y)`` tuple of tensors.
     The model's train/eval mode is restored afterwards.
     """
-    from attnscope.capturing import capture
-    from attnscope.data import find_prediction, make_loader, split_batch
-
     if num_samples < 1:
         raise SelectionError(f"--num-samples must be at least 1, not {num_samples}")
     if isinstance(data, tuple) and data and all(isinstance(t, torch.Tensor) for t in data):
         data = torch.utils.data.TensorDataset(*data)  # ``(x, y)`` as a factory returns it
     globs = {"epoch": epoch_module, "channel": channel_module, "temporal": temporal_module}
-    inputs, targets, preds, first = [], [], [], 0
+    named = any(globs.values())
+    try:
+        run = _run(model, data, num_samples, batch_size, capture_globs(globs))
+    except NoAttentionFoundError:
+        if named:
+            raise
+        run = None  # every level in modules not named attention: the wide look below
+    notes: list[str] = []
+    levels: dict[str, Level] = {}
+    if run is not None:
+        rec, inputs, targets, preds, first = run
+        shape = _shape(inputs)
+        try:
+            levels = find_levels(rec, first, globs, *_grid(shape))
+        except SelectionError:
+            if named:
+                raise
+    if not named and not {"epoch", "channel", "temporal"} <= set(levels):
+        # a level whose module name does not say attention (a "LeadWeighting" softmax) is
+        # not captured by default: look at every softmax, keep the levels already found
+        rec, inputs, targets, preds, first = _run(model, data, num_samples, batch_size, ["*"])
+        shape = _shape(inputs)
+        fixed = {lv: _exact(found.module) for lv, found in levels.items()}
+        wide = find_levels(rec, first, fixed, *_grid(shape))
+        for lv, found in wide.items():
+            if lv in levels:
+                found.chosen_by = levels[lv].chosen_by
+            else:
+                found.chosen_by += "; found by looking at every softmax (its name does not " \
+                                   "say attention)"
+        levels = {lv: wide[lv] for lv in LEVELS if lv in wide}
+    got = sum(len(t) for t in targets)
+    if got < num_samples:
+        notes.append(f"--num-samples {num_samples}, but the data has {got} sample"
+                     f"{'s' if got != 1 else ''}: {got} dashboard{'s' if got != 1 else ''}")
+    x = torch.cat(inputs).float() if all(isinstance(i, torch.Tensor) for i in inputs) else None
+    n_epochs = levels["epoch"].weights.shape[-1]
+    output = torch.cat(preds)
+    true, pred = _labels(torch.cat(targets), output, n_epochs, notes)
+    found = Hierarchy(levels, true, pred, None, notes)
+    if true is not None:
+        found.num_classes = max(int(output.shape[-1]) if output.ndim == 3 else 0,
+                                int(true.max()) + 1, int(pred.max()) + 1)
+    check_names(channel_names, found.num_channels)
+    if x is not None and len(shape) == 3 and shape[:2] == (n_epochs, found.num_channels):
+        found.signal = x.numpy()
+    elif x is not None:
+        notes.append(f"input shape {shape} is not (epoch, channel, time): figures show "
+                     "attention without the signal")
+    return found
+
+
+def _run(model: nn.Module, data: Any, num_samples: int, batch_size: int,
+         include: list[str] | None) -> tuple[Any, list, list, list, int]:
+    """The first ``num_samples`` through the model under capture: the recording, inputs,
+    targets, outputs and the first call's batch size. Train/eval mode is restored."""
+    from attnscope.capturing import capture
+    from attnscope.data import find_prediction, make_loader, split_batch
+
+    inputs: list = []
+    targets: list = []
+    preds: list = []
+    first = 0
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), capture(model, include=capture_globs(globs)) as rec:
+        with torch.no_grad(), capture(model, include=include) as rec:
             for batch in make_loader(data, batch_size):
                 args, kwargs, target = split_batch(batch)
                 keep = num_samples - sum(len(t) for t in targets)
@@ -79,23 +139,28 @@ def collect(model: nn.Module, data: Any, *, num_samples: int = 4,
                 first = first or len(targets[0])
                 if sum(len(t) for t in targets) >= num_samples:
                     break
+    except NoAttentionFoundError:
+        if not targets:  # nothing ran: the data, not the model, is the problem
+            raise DataError("the data set is empty: no sample to draw a dashboard of") from None
+        raise
     finally:
         model.train(was_training)
-    x = torch.cat(inputs).float() if all(isinstance(i, torch.Tensor) for i in inputs) else None
-    shape = tuple(x.shape[1:]) if x is not None else ()
-    levels = find_levels(rec, first, globs, shape[0] if len(shape) == 3 else None,
-                         shape[1] if len(shape) == 3 else None)
-    n_epochs = levels["epoch"].weights.shape[-1]
-    notes: list[str] = []
-    true, pred = _labels(torch.cat(targets), torch.cat(preds), n_epochs, notes)
-    found = Hierarchy(levels, true, pred, None, notes)
-    check_names(channel_names, found.num_channels)
-    if x is not None and len(shape) == 3 and shape[:2] == (n_epochs, found.num_channels):
-        found.signal = x.numpy()
-    elif x is not None:
-        notes.append(f"input shape {shape} is not (epoch, channel, time): figures show "
-                     "attention without the signal")
-    return found
+    return rec, inputs, targets, preds, first
+
+
+def _shape(inputs: list) -> tuple[int, ...]:
+    ok = inputs and all(isinstance(i, torch.Tensor) for i in inputs)
+    return tuple(inputs[0].shape[1:]) if ok else ()
+
+
+def _grid(shape: tuple[int, ...]) -> tuple[int | None, int | None]:
+    """Epochs and channels when the input is ``(batch, epoch, channel, time)``."""
+    return (shape[0], shape[1]) if len(shape) == 3 else (None, None)
+
+
+def _exact(name: str) -> str:
+    """A glob matching only ``name`` (brackets escaped)."""
+    return "".join(f"[{c}]" if c in "[]*?" else c for c in name)
 
 
 def _labels(target: torch.Tensor, output: torch.Tensor, n: int, notes: list[str]

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import Any
 
 import numpy as np
 
@@ -102,13 +103,15 @@ def _by_glob(found: dict[str, _Found], level: str, glob: str) -> _Found:
     return hits[-1]  # several layers: the last (deepest) one
 
 
-def find_levels(rec: Recording, batch: int, globs: dict[str, str | None],
-                num_epochs: int | None = None, num_channels: int | None = None
+def find_levels(rec: Any, batch: int, globs: dict[str, str | None],
+                num_epochs: int | None = None, num_channels: int | None = None, *,
+                found: dict[str, _Found] | None = None, step: str | None = None
                 ) -> dict[str, Level]:
     """Assign modules to levels (globs first, then by their call structure) and group
     their maps. ``batch``: samples in the first model call; ``num_epochs`` /
-    ``num_channels``: from the input when it is ``(batch, epoch, channel, time)``."""
-    found = _survey(rec, batch)
+    ``num_channels``: from the input when it is ``(batch, epoch, channel, time)``.
+    ``rec`` may be a store, with ``found`` from :func:`survey_store` and its ``step``."""
+    found = _survey(rec, batch) if found is None else found
     picked: dict[str, tuple[_Found, str]] = {}
     for level in LEVELS:
         if globs.get(level):
@@ -143,13 +146,41 @@ def find_levels(rec: Recording, batch: int, globs: dict[str, str | None],
                                   "one per (epoch, channel)")
     if channels is None and "temporal" in picked:
         channels = items(picked["temporal"][0]) // epochs
-    return {level: _group(rec, f, level, how, epochs, channels)
-            for level, (f, how) in picked.items()}
+    return {level: _group(rec, f, level, how, epochs, channels, step)
+            for level, (f, how) in sorted(picked.items(), key=lambda kv: LEVELS.index(kv[0]))}
 
 
-def _group(rec: Recording, f: _Found, level: str, how: str, epochs: int,
-           channels: int | None) -> Level:
-    w = stitch(rec, f.module, along="call", steps="call").float().numpy()
+def survey_store(store: Any, step: str) -> tuple[dict[str, _Found], int]:
+    """What :func:`_survey` finds in a recording, from a store's ``step``: calls are the
+    entries ``name``, ``name[1]`` ...; samples are the step's ``sample_ids`` (or the
+    fewest rows any module has), folded rows the rest."""
+    from attnscope.entries import base_name, is_effective
+
+    calls: dict[str, list[str]] = {}
+    for entry in store.modules:
+        if is_effective(entry) or not store.segments(entry, step):
+            continue
+        if store.module_info(entry).get("graph"):
+            continue
+        calls.setdefault(base_name(entry), []).append(entry)
+    rows = {name: store.num_samples(entries[0], step) for name, entries in calls.items()}
+    ids = store.labels(step).get("sample_ids")
+    batch = len(ids) if isinstance(ids, list) and ids else min(rows.values(), default=0)
+    found = {}
+    for name, entries in calls.items():
+        if not batch or rows[name] % batch:
+            continue
+        q, k = (int(v) for v in store.read(entries[0], step, samples=[0]).shape[-2:])
+        found[name] = _Found(name, len(entries), rows[name] // batch, q, k)
+    return found, batch
+
+
+def _group(rec: Any, f: _Found, level: str, how: str, epochs: int,
+           channels: int | None, step: str | None = None) -> Level:
+    if isinstance(rec, Recording):
+        w = stitch(rec, f.module, along="call", steps="call").float().numpy()
+    else:  # a store: one entry per call
+        w = np.asarray(stitch(rec, f.module, along="call", step=step), dtype=np.float32)
     # (rows, calls, head, query, key); rows = samples x folded, sample-major
     rows, calls = w.shape[:2]
     n = rows // f.folded

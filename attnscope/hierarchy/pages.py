@@ -43,7 +43,8 @@ def dashboard(model: nn.Module, data: Any, out: str | os.PathLike, *, num_sample
               class_names: Sequence[str] | None = None, epochs: Sequence[int] | None = None,
               epoch_module: str | None = None, channel_module: str | None = None,
               temporal_module: str | None = None, epoch_seconds: float = 30.0,
-              batch_size: int = 16, dpi: float = 150) -> DashboardResult:
+              batch_size: int = 16, dpi: float = 150, temporal_style: str = "auto"
+              ) -> DashboardResult:
     """Dashboards of the first ``num_samples`` samples of ``data`` into ``out``.
 
     Example:
@@ -59,7 +60,13 @@ def dashboard(model: nn.Module, data: Any, out: str | os.PathLike, *, num_sample
         epoch_module, channel_module, temporal_module: globs naming each level; levels
             left out are found from the call structure.
         epoch_seconds: length of one epoch, for the time axis.
+        temporal_style: ``"heatmap"`` (query x key per epoch and channel), ``"bars"``
+            (what each time step receives) or ``"auto"`` (heatmap when the temporal
+            attention has several queries); the signal gets its own axis either way.
     """
+    from attnscope.plot.hierarchy import pick_style
+
+    pick_style(temporal_style, 2)  # a bad style is refused before the model runs
     found = collect(model, data, num_samples=num_samples, epoch_module=epoch_module,
                     channel_module=channel_module, temporal_module=temporal_module,
                     channel_names=channel_names, batch_size=batch_size)
@@ -67,19 +74,36 @@ def dashboard(model: nn.Module, data: Any, out: str | os.PathLike, *, num_sample
     if epochs is not None:  # checked before anything is written
         _chosen(epochs, levels["epoch"].weights.shape[-1], [], levels["epoch"].weights[0])
     result = DashboardResult(levels, [], notes=list(found.notes))
-    names = list(class_names) if class_names else _class_names(data, model)
+    names = _checked_names(class_names, found.num_classes)  # before anything is written
+    if names is None and not class_names:
+        names = _class_names(data, model)
+        if names is not None and found.num_classes and len(names) < found.num_classes:
+            result.notes.append(f"the data names {len(names)} classes but the model has "
+                                f"{found.num_classes}: labelled by class index")
+            names = None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for i in range(len(levels["epoch"].weights)):
         result.samples.append(_sample(result, out, i, found.true, found.pred, names,
-                                      channel_names, epochs, found.signal, epoch_seconds, dpi))
+                                      channel_names, epochs, found.signal, epoch_seconds, dpi,
+                                      temporal_style))
     summary = out / "dashboard.json"
     write_text(summary, json.dumps({"levels": {k: {"module": v.module, "found": v.describe()}
                                                for k, v in levels.items()},
                                     "samples": result.samples, "notes": result.notes},
-                                   indent=1) + "\n")
+                                   indent=1, ensure_ascii=False) + "\n")
     result.files.append(summary)
     return result
+
+
+def _checked_names(names: Sequence[str] | None, classes: int | None) -> list[str] | None:
+    if not names:
+        return None
+    if classes is not None and len(names) < classes:
+        raise SelectionError(f"--class-names gives {len(names)} names ({', '.join(names)}) "
+                             f"but the model predicts {classes} classes; give one name per "
+                             "class, in class-index order")
+    return list(names)
 
 
 def _class_names(data: Any, model: nn.Module) -> list[str] | None:
@@ -103,8 +127,8 @@ def _chosen(epochs: Sequence[int] | None, n: int, wrong: list[int], inter: np.nd
 
 
 def _sample(res: DashboardResult, out: Path, i: int, true: Any, pred: Any, names: Any,
-            channel_names: Any, epochs: Any, signal: Any, seconds: float, dpi: float
-            ) -> dict[str, Any]:
+            channel_names: Any, epochs: Any, signal: Any, seconds: float, dpi: float,
+            style: str = "auto") -> dict[str, Any]:
     from attnscope.plot import epoch_labels, plot_dashboard
     from attnscope.plot.hierarchy import plot_channels, plot_epochs, plot_temporal
 
@@ -126,7 +150,8 @@ def _sample(res: DashboardResult, out: Path, i: int, true: Any, pred: Any, names
                    pred=pred[i].tolist() if labels else None, class_names=names,
                    channel_names=channel_names, epochs=chosen, signal=sig,
                    channels=list(range(temp.weights.shape[2]))[:8] if temp else None,
-                   epoch_seconds=seconds, title=f"sample {i}: hierarchical attention",
+                   epoch_seconds=seconds, temporal_style=style,
+                   title=f"sample {i}: hierarchical attention",
                    dpi=dpi, path=files[0])
     plot_epochs(inter, labels=labels, colors=colors, dpi=dpi, path=files[1],
                 title=f"sample {i}: attention across epochs ({res.levels['epoch'].module})")
@@ -145,7 +170,7 @@ def _sample(res: DashboardResult, out: Path, i: int, true: Any, pred: Any, names
             cname = channel_names[c] if channel_names else f"channel {c}"
             files.append(out / f"temporal_attention_sample_{i}_epoch_{e}_ch_{c}.png")
             plot_temporal(temp.weights[i, e, c], signal=None if sig is None else sig[e, c],
-                          seconds=seconds, dpi=dpi, path=files[-1],
+                          seconds=seconds, style=style, dpi=dpi, path=files[-1],
                           title=f"sample {i}, epoch {e}{tag}, {cname} ({temp.module})")
     res.files += files
     doc["files"] = [f.name for f in files]

@@ -41,15 +41,18 @@ class AttentionCallback(Callback):
         dir: output folder; default ``<trainer.log_dir>/attention``.
         export: write ``attention_<step>.npy``, ``attention_all_epochs.npz`` and
             ``attention_all_epochs.csv`` at the end of fit and test.
-        log_images: add a heatmap (bar plot for 1-D attention) per epoch to the logger
-            when it takes figures (TensorBoard).
+        log_images: add a heatmap (bar plot for 1-D attention) per epoch to every logger
+            of the trainer: TensorBoard and MLflow take the figure, Weights & Biases an
+            image, a CSV (or any file-based) logger gets a PNG in its log folder.
         durable: fsync every captured batch (survives power loss; a killed process
             keeps its committed batches either way). Off by default: it costs ~1 s per
             batch with dozens of entries.
         log_metrics: log per-head metrics of every captured step as logger scalars
-            (``attention/<module>/head<h>/<metric>``, TensorBoard curves across epochs);
+            (``attention/<module>/head<h>/<metric>``) in every logger of the trainer;
             ``True`` for normalised entropy, peak, distance and first-key mass, or a list
             of names from ``attnscope.analysis.METRICS``.
+        per_epoch, test: capture validation epochs / the test set.
+        formats: which exports ``export`` writes (``npy``, ``npz``, ``csv``).
         capture_options: any other ``attnscope.capture`` keyword (``returns=`` ...).
 
     Batches that are not captured run with no hook at all. DDP: each rank writes its own
@@ -69,9 +72,14 @@ class AttentionCallback(Callback):
         log_images: bool = True,
         durable: bool = False,
         log_metrics: bool | Sequence[str] = False,
+        per_epoch: bool = True,
+        test: bool = True,
+        formats: Sequence[str] = ("npy", "npz", "csv"),
         **capture_options: Any,
     ) -> None:
-        AttentionConfig(every_n_epochs=every_n_epochs, samples=samples, dtype=dtype)  # checks
+        AttentionConfig(every_n_epochs=every_n_epochs, samples=samples, dtype=dtype,
+                        per_epoch=per_epoch, test=test, formats=tuple(formats))  # checks
+        self.per_epoch, self.test, self.formats = per_epoch, test, tuple(formats)
         self.every_n_epochs, self.samples = every_n_epochs, samples
         self.capture_options = dict(capture_options, heads=heads, reduce=reduce, dtype=dtype,
                                     include=list(modules) if modules else None)
@@ -94,9 +102,7 @@ class AttentionCallback(Callback):
         """The callback a config asks for, or ``None`` when ``enabled`` is false."""
         if not config.enabled:
             return None
-        return cls(every_n_epochs=config.every_n_epochs, samples=config.samples,
-                   modules=config.modules, heads=config.heads, dtype=config.dtype,
-                   dir=config.dir, **kwargs)
+        return cls(**{**config.callback_options(), **kwargs})
 
     # -- where things go -------------------------------------------------------------
     def output_dir(self, trainer: Any) -> Path:
@@ -113,7 +119,8 @@ class AttentionCallback(Callback):
 
     # -- validation ------------------------------------------------------------------
     def on_validation_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-        if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
+        if (not self.per_epoch or trainer.sanity_checking
+                or (trainer.current_epoch + 1) % self.every_n_epochs):
             return
         self._begin(trainer, pl_module, epoch_step(trainer.current_epoch),
                     trainer.val_dataloaders, self.samples)
@@ -131,6 +138,8 @@ class AttentionCallback(Callback):
 
     # -- test --------------------------------------------------------------------------
     def on_test_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        if not self.test:
+            return
         self._begin(trainer, pl_module, TEST_STEP, trainer.test_dataloaders, None)
 
     def on_test_batch_start(self, trainer, pl_module, batch, batch_idx,
@@ -217,9 +226,9 @@ class AttentionCallback(Callback):
                 merge_steps(self.store_path(trainer), self._step,
                             [f"{self._step}.rank{r}" for r in range(trainer.world_size)])
             trainer.strategy.barrier("attnscope-merged")
-        if self.log_images and trainer.is_global_zero and trainer.logger is not None:
+        if self.log_images and trainer.is_global_zero and trainer.loggers:
             self.log_figure(trainer, self._step)
-        if self.log_metrics and trainer.is_global_zero and trainer.logger is not None:
+        if self.log_metrics and trainer.is_global_zero and trainer.loggers:
             self.log_attention_metrics(trainer, self._step)
 
     def _has_store(self, trainer: Any) -> bool:
@@ -234,19 +243,19 @@ class AttentionCallback(Callback):
         store = open_store(self.store_path(trainer))
         out = self.output_dir(trainer)
         # the same defaults as ``attnscope export``: one set of names for both
-        written = export(store, out, "npy") + export(store, out, "npz")
-        try:
-            written += export(store, out, "csv")
-        except (ExportTooLargeError, AttnscopeError) as err:
-            warnings.warn(f"attention CSV not written: {err}", stacklevel=2)
+        written = [p for form in self.formats if form != "csv"
+                   for p in export(store, out, form)]
+        if "csv" in self.formats:
+            try:
+                written += export(store, out, "csv")
+            except (ExportTooLargeError, AttnscopeError) as err:
+                warnings.warn(f"attention CSV not written: {err}", stacklevel=2)
         return written
 
     def log_figure(self, trainer: Any, step: str) -> None:
         """Heatmap (bar plot for 1-D attention) of the first captured sample, head mean,
-        into loggers that take matplotlib figures (TensorBoard)."""
-        experiment = getattr(trainer.logger, "experiment", None)
-        if not hasattr(experiment, "add_figure"):
-            return
+        into every logger of the trainer (see :func:`log_figure_to`)."""
+        from attnscope.integrations.loggers import log_figure_to
         from attnscope.maps import is_one_d
         from attnscope.plot import plot_bars, plot_heatmap
         from attnscope.store import open_store
@@ -255,19 +264,22 @@ class AttentionCallback(Callback):
         module = store.modules[0]
         one_d = is_one_d(store.read(module, step=step, samples=[0]).shape)
         draw = plot_bars if one_d else plot_heatmap
+        what = "test sample 0" if step == TEST_STEP else f"validation sample 0, {step}"
         figure = draw(store, module=module, step=step, sample=0, head=0 if one_d else "mean",
-                      title=f"{module} - {step}")
-        experiment.add_figure(f"attention/{module}", figure, global_step=trainer.global_step)
-
+                      title=f"{module} \u00b7 {what}")
+        for logger in trainer.loggers:
+            log_figure_to(logger, f"attention/{module}", figure, step, trainer.global_step)
 
     def log_attention_metrics(self, trainer: Any, step: str) -> None:
-        """Per-head metrics of ``step`` (mean over its samples) as logger scalars."""
+        """Per-head metrics of ``step`` (mean over its samples) as scalars, into every
+        logger of the trainer."""
         from attnscope.analysis.stats import LOGGED, step_scalars
 
         names = LOGGED if self.log_metrics is True else tuple(self.log_metrics)
         scalars = step_scalars(self.store_path(trainer), step, names,
                                prefix="attention" if step != TEST_STEP else "attention_test")
-        trainer.logger.log_metrics(scalars, step=trainer.global_step)
+        for logger in trainer.loggers:
+            logger.log_metrics(scalars, step=trainer.global_step)
 
 
 def _batch_indices(loader: Any) -> list[list[int]] | None:

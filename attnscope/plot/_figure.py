@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from attnscope._files import atomic_path, ensure_dir
 from attnscope.errors import OptionError
+from attnscope.plot._fonts import glyph_check, use_fallback_fonts
 
 if TYPE_CHECKING:
     from matplotlib.colors import Colormap, Normalize
@@ -28,9 +29,12 @@ MASK_HATCH = "#b0b0b0"
 
 def new_figure(figsize: tuple[float, float], dpi: float = 150, layout: str | None = "constrained"
                ) -> Figure:
-    """A detached Agg-backed figure (no pyplot, no global state)."""
+    """A detached Agg-backed figure (no pyplot, no global state but the font fallback
+    list: labels in any script draw, see :mod:`attnscope.plot._fonts`)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
+    use_fallback_fonts()
 
     fig = Figure(figsize=figsize, dpi=dpi, layout=layout)
     FigureCanvasAgg(fig)
@@ -59,7 +63,7 @@ def save(fig: Figure, path: str | os.PathLike | None, dpi: float | None = None) 
         raise OptionError(f"cannot save {path.name!r}: use one of {', '.join(FORMATS)}")
     dpi = check_dpi(dpi or fig.dpi, tuple(fig.get_size_inches()))
     ensure_dir(path.parent)
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, glyph_check():
         fig.savefig(tmp, dpi=dpi, metadata=_metadata(path.suffix.lower()))
     return fig
 

@@ -45,7 +45,7 @@ def plot_dashboard(epoch_attention: Any, *, channel_attention: Any = None,
                    channel_names: Sequence[str] | None = None,
                    epochs: Sequence[int] | None = None, channels: Sequence[int] | None = None,
                    signal: Any = None, epoch_seconds: float = 30.0, cmap: Any = "viridis",
-                   title: str | None = None, dpi: float = 150,
+                   temporal_style: str = "auto", title: str | None = None, dpi: float = 150,
                    path: str | os.PathLike | None = None) -> Figure:
     """Hierarchical attention of one sample on one page.
 
@@ -66,8 +66,12 @@ def plot_dashboard(epoch_attention: Any, *, channel_attention: Any = None,
             predictions are labelled in red.
         epochs: epochs to detail (default: up to 3 misclassified, else the first 3).
         channels: channels to detail in the temporal rows (default: up to 4).
-        signal: ``(epoch, channel, samples)`` raw input drawn under temporal attention.
+        signal: ``(epoch, channel, samples)`` raw input, drawn on its own axis under
+            each temporal panel (same time axis).
         epoch_seconds: epoch length for the time axis.
+        temporal_style: ``"heatmap"`` (query x key per epoch and channel), ``"bars"``
+            (what each time step receives, mean over queries) or ``"auto"`` (heatmap
+            when the temporal attention has several query rows).
     """
     inter = to_numpy(epoch_attention)
     heads = inter.shape[0] if inter.ndim == 3 else 1
@@ -82,13 +86,13 @@ def plot_dashboard(epoch_attention: Any, *, channel_attention: Any = None,
     bad = [e for e in epochs if not 0 <= e < n]
     if bad:
         raise ValueError(f"epoch {bad[0]} out of range: the sample has {n} epochs")
-    temporal, tnote = (_over_keys(temporal_attention, 3, "temporal_attention")
-                       if temporal_attention is not None else (None, ""))
+    temporal, tnote, style = _temporal(temporal_attention, temporal_style)
     nchan = temporal.shape[1] if temporal is not None else 0
     channels = list(channels) if channels is not None else list(range(min(4, nchan)))
     rows = len(epochs) if temporal is not None and channels else 0
     # fixed inches per part: a temporal row never gets squashed, however many there are
-    top_h, row_h = 4.4, 1.35
+    top_h = 4.4
+    row_h = (2.2 if style == "heatmap" else 1.35) + (0.5 if signal is not None else 0)
     fig = _figure.new_figure((max(10.0, 2.9 * len(channels) + 1.2),
                               0.5 + top_h + (rows * row_h + 0.9 if rows else 0)), dpi)
     if rows:
@@ -99,7 +103,7 @@ def plot_dashboard(epoch_attention: Any, *, channel_attention: Any = None,
                  heads)
     if bottom is not None and temporal is not None:
         _temporal_rows(bottom, temporal, signal, epochs, channels, channel_names, labels,
-                       epoch_seconds, tnote)
+                       epoch_seconds, tnote, style, cmap)
     fig.suptitle(title or "hierarchical attention", fontsize=11, fontweight="bold")
     return _figure.save(fig, path, dpi)
 
@@ -151,19 +155,51 @@ def _inter_panel(sub: Any, inter: np.ndarray, labels: Any, colors: Any, epochs: 
     ax.set_title("attention across channels" + note, fontsize=9)
 
 
+def _temporal(a: Any, style: str) -> tuple[np.ndarray | None, str, str]:
+    """Temporal attention as ``(epoch, channel, time)`` (bars) or ``(epoch, channel,
+    query, key)`` (heatmap, heads averaged), the note on what was averaged, the style."""
+    from attnscope.plot.hierarchy import pick_style
+
+    if a is None:
+        return None, "", "bars"
+    a = to_numpy(a)
+    queries = a.shape[-2] if a.ndim >= 4 else 1
+    style = pick_style(style, queries)
+    if style == "bars":
+        row, note = _over_keys(a, 3, "temporal_attention")
+        return row, note, style
+    note = ""
+    if a.ndim == 5:  # (epoch, channel, head, query, key)
+        note = f"\n(mean of {a.shape[2]} heads)" if a.shape[2] > 1 else ""
+        with np.errstate(invalid="ignore"):
+            a = np.nanmean(a, axis=2)
+    if a.ndim != 4:
+        raise ValueError(f"temporal_attention has shape {a.shape}; see plot_dashboard")
+    return a, note, style
+
+
 def _temporal_rows(sub: Any, temporal: np.ndarray, signal: Any, epochs: list[int],
                    channels: list[int], channel_names: Any, labels: Any, seconds: float,
-                   note: str) -> None:
-    axes = sub.subplots(len(epochs), len(channels), squeeze=False, sharex=True)
-    from attnscope.plot.hierarchy import draw_temporal
+                   note: str, style: str = "bars", cmap: Any = "viridis") -> None:
+    from attnscope.plot.hierarchy import draw_signal, draw_temporal, draw_temporal_matrix
 
     sig = to_numpy(signal) if signal is not None else None
+    per = 2 if sig is not None else 1  # an attention axis, then the signal's own axis
+    ratios = ([3.2 if style == "heatmap" else 2.2, 1.0] if sig is not None else [1.0])
+    axes = sub.subplots(len(epochs) * per, len(channels), squeeze=False, sharex=True,
+                        height_ratios=ratios * len(epochs))
     top = float(np.nanmax(temporal[epochs][:, channels]))
+    im = None
     for r, e in enumerate(epochs):
         for c, ch in enumerate(channels):
-            ax = axes[r, c]
-            draw_temporal(ax, temporal[e, ch], None if sig is None else sig[e, ch], seconds,
-                          top)
+            ax = axes[r * per, c]
+            if style == "heatmap":
+                im = draw_temporal_matrix(ax, temporal[e, ch], seconds, top, cmap)
+            else:
+                draw_temporal(ax, temporal[e, ch], None, seconds, top)
+            if sig is not None:
+                draw_signal(axes[r * per + 1, c], sig[e, ch], seconds)
+                axes[r * per + 1, c].set_ylabel("")
             ax.tick_params(labelsize=6)
             name = channel_names[ch] if channel_names is not None else f"channel {ch}"
             if r == 0:
@@ -171,6 +207,10 @@ def _temporal_rows(sub: Any, temporal: np.ndarray, signal: Any, epochs: list[int
             if c == 0:
                 ax.set_ylabel(f"epoch {e}" + (f"\n{labels[e]}" if labels else ""), fontsize=8)
             if r == len(epochs) - 1:
-                ax.set_xlabel("time in epoch (s)", fontsize=8)
-    sub.suptitle("attention over time within each epoch" + note.replace("\n", " ") +
-                 (" \u00b7 grey: input signal" if sig is not None else ""), fontsize=10)
+                axes[-1, c].set_xlabel("time in epoch (s)", fontsize=8)
+    if im is not None:
+        sub.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6, label="attention weight")
+    what = ("query x key within each epoch and channel" if style == "heatmap"
+            else "attention over time within each epoch")
+    sub.suptitle(what + note.replace("\n", " ") +
+                 (" \u00b7 below each: input signal" if sig is not None else ""), fontsize=10)

@@ -28,6 +28,30 @@ def _steps(source: Any, module: str, steps: Sequence[str] | None, limit: int) ->
     return [have[i] for i in pick]
 
 
+def _pick_steps(source: Any, module: str | None, steps: Sequence[str] | None, limit: int
+                ) -> tuple[list[str], str]:
+    """The steps to draw and a note saying what the default left out: a split such as
+    ``test`` is not a training step, and more than ``limit`` steps are thinned."""
+    if steps is not None:
+        return list(steps), ""
+    from attnscope.store.schema import epoch_of
+
+    have = _steps(source, module, None, 10**9)
+    trained = [s for s in have if epoch_of(s) is not None]
+    notes = []
+    if trained and len(trained) < len(have):
+        apart = [s for s in have if epoch_of(s) is None]
+        notes.append(f"{', '.join(apart)} not shown (not a training epoch; pass steps= to "
+                     "add it)")
+        have = trained
+    if len(have) > limit:
+        picked = _steps(have, module, None, limit)
+        notes.append(f"{len(picked)} of {len(have)} epochs shown, evenly spaced "
+                     "(max_steps= or steps= for others)")
+        have = picked
+    return have, "; ".join(notes)
+
+
 def _read(source: Any, module: str | None, step: str, sample: int, heads: Any) -> Any:
     if is_store(source):
         return read_dense(source, module, step, sample, heads)
@@ -50,10 +74,11 @@ def plot_evolution(source: Any, module: str | None = None, *,
 
     Args:
         source: a store with steps such as ``epoch_000``, or ``{step: map or array}``.
-        steps: which steps (default: up to ``max_steps`` evenly spaced, first and last
-            included).
+        steps: which steps (default: the training epochs, up to ``max_steps`` evenly
+            spaced, first and last included; what is left out, a ``test`` split or
+            thinned epochs, is said under the title).
     """
-    names = _steps(source, module, steps, max_steps)
+    names, left_out = _pick_steps(source, module, steps, max_steps)
     sel = "mean" if head == "mean" else [head]
     dense = [_read(source, module, s, sample, sel) for s in names]
     mats = [head_matrix(d, head)[0] for d in dense]
@@ -77,7 +102,8 @@ def plot_evolution(source: Any, module: str | None = None, *,
     what = head_matrix(dense[0], head)[1]
     note = _matrix.block_note(ready[0].block, (q, k), reduce)
     line = " \u00b7 ".join(x for x in (dense[0].module or module, f"sample {sample}", what) if x)
-    fig.suptitle((title or line) + (f"\n{note}" if note else ""), fontsize=10)
+    notes = "\n".join(n for n in (note, left_out) if n)
+    fig.suptitle((title or line) + (f"\n{notes}" if notes else ""), fontsize=10)
     return _figure.save(fig, path, dpi)
 
 

@@ -85,8 +85,10 @@ def export(store: Store, out: str | Path, fmt: str, *, modules: list[str] | None
             for s in steps:
                 if store.segments(m, s):
                     path = target / f"attention_{s}.npy"
+                    # the step's own dtype: float16 captures are not widened to float32
                     write_npy(store, m, s, path, samples=samples, heads=heads,
-                              squeeze=squeeze and not graph, select=select if graph else None)
+                              squeeze=squeeze and not graph, select=select if graph else None,
+                              dtype=store.meta["steps"].get(s, {}).get("dtype", "float32"))
                     written.append(path)
         else:
             arrays = {s: _squeeze(store.read(m, s, samples, heads, select if graph else None),
@@ -136,10 +138,13 @@ def _csv_files(store: Store, path: Path, modules: list[str], steps: list[str], s
 def write_npy(store: Store, module: str, step: str, path: str | Path, *, samples: Any = None,
               heads: Any = None, squeeze: bool = True, chunk_bytes: int = CHUNK_BYTES,
               each: Callable[[np.ndarray], None] | None = None,
-              select: Mapping[str, Any] | None = None) -> tuple[int, ...]:
+              select: Mapping[str, Any] | None = None, dtype: str = "float32"
+              ) -> tuple[int, ...]:
     """Stream the selected samples of one entry into a ``.npy`` file: memory stays near
     ``chunk_bytes`` however many samples. ``each`` sees every block ``(sample, head,
-    query, key)`` as read (e.g. to average on the way); returns the file's shape."""
+    query, key)`` as read (e.g. to average on the way); ``dtype`` is the file's (the
+    store's own keeps what was captured); returns the file's shape."""
+    out_type = np.dtype(dtype).newbyteorder("<")
     rows = positions(samples, store.num_samples(module, step), "sample")
     first = store.read(module, step, [int(rows[0])] if len(rows) else [], heads, select)
     shape = (len(rows), *first.shape[1:])
@@ -150,11 +155,11 @@ def write_npy(store: Store, module: str, step: str, path: str | Path, *, samples
     # with SIGBUS), under a temporary name renamed when complete
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.lib.format.write_array_header_1_0(
-            f, {"descr": "<f4", "fortran_order": False, "shape": out_shape})
+            f, {"descr": out_type.str, "fortran_order": False, "shape": out_shape})
         for start in range(0, len(rows), per):
             block = store.read(module, step, [int(r) for r in rows[start:start + per]], heads,
                                select)
-            f.write(np.ascontiguousarray(block, dtype="<f4").tobytes())
+            f.write(np.ascontiguousarray(block, dtype=out_type).tobytes())
             if each is not None:
                 each(block)
     return out_shape

@@ -117,7 +117,7 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=1)
+            json.dump(obj, f, indent=1, ensure_ascii=False)  # labels as written (UTF-8)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

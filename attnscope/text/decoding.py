@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from attnscope.errors import AttnscopeError
+from attnscope.errors import AttnscopeError, NoAttentionFoundError
 from attnscope.maps import AttentionMap
 from attnscope.stitching import stitch
 from attnscope.text.protocol import TextModelError, is_seq2seq
@@ -61,14 +61,18 @@ def decode_example(model: Any, source_ids: Sequence[int], *, max_length: int | N
     if seq2seq and beam > 1:
         tgt = beam_search(model, model.encode(src), beam, limit)
         out.search = f"beam {beam}"
-    with capture(model, include=include, exclude=exclude) as rec:
-        memory = model.encode(src)
-        split = len(rec.maps)
-        if seq2seq:
-            if tgt is None:
-                tgt = greedy(model, memory, limit, on_step=_keep_last_rows(rec.maps))
-            else:
-                model.decode(tgt[:, :-1], memory)  # the chosen hypothesis, once
+    try:
+        with capture(model, include=include, exclude=exclude) as rec:
+            memory = model.encode(src)
+            split = len(rec.maps)
+            if seq2seq:
+                if tgt is None:
+                    tgt = greedy(model, memory, limit, on_step=_keep_last_rows(rec.maps))
+                else:
+                    model.decode(tgt[:, :-1], memory)  # the chosen hypothesis, once
+    except NoAttentionFoundError as err:
+        # the engine's message speaks of forward calls; here encode/decode did run
+        raise NoAttentionFoundError(_nothing_found(model, seq2seq)) from err
     encoder, decoder = rec.maps[:split], rec.maps[split:]
     out.encoder_self, out.modules["encoder_self"] = _encoder_maps(encoder, len(ids))
     if seq2seq:
@@ -79,6 +83,19 @@ def decode_example(model: Any, source_ids: Sequence[int], *, max_length: int | N
         out.decoder_inputs = list(model.target_tokens(tgt[0, :-1].tolist()))
         _sort_decoder(out, decoder, len(ids), len(gen))
     return out
+
+
+def _nothing_found(model: Any, seq2seq: bool) -> str:
+    ran = "encode and decode ran" if seq2seq else "encode ran"
+    kinds = list(dict.fromkeys(type(m).__name__ for _, m in getattr(
+        model, "named_modules", lambda: iter(()))() if m is not model))
+    inside = f" (its modules: {', '.join(kinds[:6])}{' ...' if len(kinds) > 6 else ''})" \
+        if kinds else ""
+    return (f"{type(model).__name__}.{ran}, but computed no attention attnscope "
+            f"recognises{inside}: scaled_dot_product_attention, nn.MultiheadAttention, or "
+            "a softmax over a query-key product in a module named like attention; "
+            "attention written by hand in another module: pass include=['<module name>'] "
+            "(--include on the command line)")
 
 
 def greedy(model: Any, memory: Any, limit: int,

@@ -32,24 +32,12 @@ def seq2seq_figures(ex: Decoded, layers: dict[str, int], out: Path, title: str,
     ``self_attention_layer{N}.png`` (decoder, causal) and, when the encoder was captured,
     ``encoder_self_attention_layer{N}.png``; ``layers`` gives each family's layer
     index (``cross``, ``decoder_self``, ``encoder_self``), which names the files."""
-    from attnscope.plot import plot_cross, plot_heads, plot_heatmap
+    from attnscope.plot import plot_heatmap
 
     files = []
-    layer = layers["cross"]
-    cross = _np(ex.cross[layer])  # (head, target, source)
-    heads = cross.shape[0]
-    path = out / f"cross_attention_layer{layer}.png"
-    plot_cross(cross, head="mean", source_labels=ex.source, target_labels=ex.target,
-               query_axis="generated token (query)", key_axis="source token (key)",
-               mask=None, dpi=dpi, path=path,
-               title=f"{title}\ndecoder layer {layer} cross attention, mean of {heads} heads")
-    files.append(path)
-    path = out / f"cross_attention_multihead_layer{layer}.png"
-    plot_heads(cross, query_labels=ex.target, key_labels=ex.source, mask=None, dpi=dpi,
-               path=path, title=f"{title}\ndecoder layer {layer} cross attention, "
-               f"{heads} heads and their mean")
-    files.append(path)
-    if ex.decoder_self:
+    if "cross" in layers:
+        files += _cross_figures(ex, layers["cross"], out, title, dpi)
+    if ex.decoder_self and "decoder_self" in layers:
         n = layers["decoder_self"]
         w = _np(ex.decoder_self[n])  # (head, target, target), NaN in the causal future
         future = causal_mask(w.shape[1])
@@ -61,10 +49,27 @@ def seq2seq_figures(ex: Decoded, layers: dict[str, int], out: Path, title: str,
                      title=f"{title}\ndecoder layer {n} causal self attention, "
                      f"mean of {w.shape[0]} heads")
         files.append(path)
-    if ex.encoder_self:
+    if ex.encoder_self and "encoder_self" in layers:
         files += encoder_figures(ex, layers["encoder_self"], out, title, prefix="encoder_",
                                  dpi=dpi, multihead=False)
     return files
+
+
+def _cross_figures(ex: Decoded, layer: int, out: Path, title: str, dpi: float) -> list[Path]:
+    from attnscope.plot import plot_cross, plot_heads
+
+    cross = _np(ex.cross[layer])  # (head, target, source)
+    heads = cross.shape[0]
+    path = out / f"cross_attention_layer{layer}.png"
+    plot_cross(cross, head="mean", source_labels=ex.source, target_labels=ex.target,
+               query_axis="generated token (query)", key_axis="source token (key)",
+               mask=None, dpi=dpi, path=path,
+               title=f"{title}\ndecoder layer {layer} cross attention, mean of {heads} heads")
+    multi = out / f"cross_attention_multihead_layer{layer}.png"
+    plot_heads(cross, query_labels=ex.target, key_labels=ex.source, mask=None, dpi=dpi,
+               path=multi, title=f"{title}\ndecoder layer {layer} cross attention, "
+               f"{heads} heads and their mean")
+    return [path, multi]
 
 
 def encoder_figures(ex: Decoded, layer: int, out: Path, title: str, prefix: str = "",

@@ -36,12 +36,32 @@ class TextResult:
     findings: list[diagnostics.Finding]
     files: list[Path] = field(default_factory=list)
     search: str = "greedy"
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "text": self.text, "source_tokens": self.source,
                 "output_tokens": self.output, "search": self.search, "layers": self.layers,
                 "diagnostics": [f.to_dict() for f in self.findings],
-                "files": [p.name for p in self.files]}
+                "files": [p.name for p in self.files], "notes": self.notes}
+
+
+FAMILIES = {"cross": "decoder cross-attention", "decoder_self": "decoder self-attention",
+            "encoder_self": "encoder self-attention"}
+
+
+def pick_layers(layer: int, counts: dict[str, int]) -> tuple[dict[str, int], list[str]]:
+    """``layer`` in each attention family that has it (an encoder of 2 layers and a
+    decoder of 3: ``--layer 2`` is the decoder's third), and a note per family that
+    has not; refused only when no family has it."""
+    counts = {f: n for f, n in counts.items() if n}
+    picked = {f: layer % n for f, n in counts.items() if -n <= layer < n}
+    if counts and not picked:
+        have = ", ".join(f"{FAMILIES.get(f, f)} {n}" for f, n in counts.items())
+        raise SelectionError(f"layer {layer} is out of range for every attention family "
+                             f"(layers: {have}); negative layers count from the end")
+    notes = [f"{FAMILIES.get(f, f)} has {n} layers: no layer {layer} to draw"
+             for f, n in counts.items() if f not in picked]
+    return picked, notes
 
 
 def resolve_layer(layer: int, n: int, what: str) -> int:
@@ -101,7 +121,8 @@ def translate(model: Any, inputs: Sequence[Source], out: str | Path, *, tokenize
                                       layer, dpi))
         if echo is not None:
             _echo(results[-1], echo)
-    write_text(out / "summary.json", json.dumps([r.to_dict() for r in results], indent=1))
+    write_text(out / "summary.json",
+               json.dumps([r.to_dict() for r in results], indent=1, ensure_ascii=False))
     if show:
         note = figures.show([f for r in results for f in r.files if f.suffix == ".png"])
         if note and echo is not None:
@@ -116,32 +137,33 @@ def _write_example(i: int, item: Source, ex: Decoded, model: Any, folder: Path, 
     title = f"example {i}: \u201c{short}\u201d"
     folder.mkdir(parents=True, exist_ok=True)
     layers: dict[str, int] = {}
+    notes: list[str] = []
     if is_seq2seq(model):
-        layers["cross"] = resolve_layer(layer, len(ex.cross), "cross-attention")
-        if ex.decoder_self:
-            layers["decoder_self"] = resolve_layer(layer, len(ex.decoder_self),
-                                                   "decoder self-attention")
-        if ex.encoder_self:
-            layers["encoder_self"] = resolve_layer(layer, len(ex.encoder_self),
-                                                   "encoder self-attention")
+        layers, notes = pick_layers(layer, {"cross": len(ex.cross),
+                                            "decoder_self": len(ex.decoder_self),
+                                            "encoder_self": len(ex.encoder_self)})
         files = figures.seq2seq_figures(ex, layers, folder, title, dpi)
-        dec = ex.decoder_self[layers["decoder_self"]] if ex.decoder_self else None
+        dec = ex.decoder_self[layers["decoder_self"]] if "decoder_self" in layers else None
+        cross = ex.cross[layers["cross"]] if "cross" in layers else None
         findings = diagnostics.diagnose(
-            ex.cross[layers["cross"]].nanmean(0).numpy(),
+            None if cross is None else cross.nanmean(0).numpy(),
             None if dec is None else dec.nanmean(0).numpy(), None, ex.source,
-            ex.decoder_inputs, ex.target, layers["cross"])
+            ex.decoder_inputs, ex.target, layers.get("cross", layers.get("decoder_self")))
     else:
         layers["encoder_self"] = resolve_layer(layer, len(ex.encoder_self), "self-attention")
         files = figures.encoder_figures(ex, layers["encoder_self"], folder, title, dpi=dpi)
         findings = diagnostics.diagnose(None, None,
                                         ex.encoder_self[layers["encoder_self"]].mean(0).numpy(),
                                         ex.source, layer=layers["encoder_self"])
-    result = TextResult(i, text, ex.source, ex.target, layers, findings, files, ex.search)
-    write_text(folder / "diagnostics.json", json.dumps(result.to_dict(), indent=1))
+    result = TextResult(i, text, ex.source, ex.target, layers, findings, files, ex.search,
+                        notes)
+    write_text(folder / "diagnostics.json",
+               json.dumps(result.to_dict(), indent=1, ensure_ascii=False))
     lines = [f"input:  {text}", f"source tokens: {' '.join(ex.source)}"]
     if ex.target:
         lines.append(f"output ({ex.search}): {' '.join(ex.target)}")
     lines += [("WARNING " if f.flagged else "ok      ") + f.message for f in findings]
+    lines += [f"note    {n}" for n in notes]
     write_text(folder / "diagnostics.txt", "\n".join(lines) + "\n")
     result.files = [*files, folder / "diagnostics.json", folder / "diagnostics.txt"]
     return result
@@ -153,4 +175,6 @@ def _echo(r: TextResult, echo: Callable[[str], None]) -> None:
         echo(f"  output ({r.search}): {' '.join(r.output)}")
     for f in r.findings:
         echo(("  WARNING " if f.flagged else "  ok ") + f.message)
+    for n in r.notes:
+        echo(f"  note: {n}")
     echo(f"  -> {r.files[0].parent}")

@@ -20,6 +20,13 @@ def test_store_has_every_epoch_and_the_test_set(demo_run):
     assert store.read("model.attention", step="epoch_000").shape[0] == 32
 
 
+def test_the_evolution_shows_attention_forming(demo_run):
+    """The first epoch is still near uniform and the last on the mark: the evolution
+    figure has something to show (a few training steps per epoch)."""
+    _, result = demo_run("lstm")
+    assert result.details["first epoch metric"] < 0.5 <= result.details["last epoch metric"]
+
+
 def test_exports_exist(demo_run):
     out, _ = demo_run("lstm")
     assert (out / "attention_all_epochs.npz").exists() and (out / "attention_test.npy").exists()

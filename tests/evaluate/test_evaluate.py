@@ -148,4 +148,5 @@ def test_export_streams_in_chunks(regression_run, tmp_path):
     summary = export_attention(store, "attention", "test", tmp_path / "a.npy", chunk_bytes=1)
     full = np.load(out / "attention_test.npy")
     assert np.array_equal(np.load(tmp_path / "a.npy"), full)
-    assert summary.matrix[0, 0] == pytest.approx(full.mean(axis=0), abs=1e-6)
+    assert full.dtype == np.float16  # the store's dtype: what was captured
+    assert summary.matrix[0, 0] == pytest.approx(full.astype(np.float64).mean(axis=0), abs=1e-6)

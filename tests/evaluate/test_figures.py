@@ -106,7 +106,8 @@ def test_attention_bars_for_one_weight_per_key():
                                           "mean over 5 test samples"))
     ax = fig.axes[0]
     assert [p.get_height() for p in ax.patches] == pytest.approx([0.1, 0.2, 0.7])
-    assert "mean over 5 test samples" in ax.get_title() and "attention" in ax.get_title()
+    assert "mean over 5 test samples" in ax.get_title()
+    assert "attention" in fig._suptitle.get_text()
 
 
 def test_attention_heatmap_of_the_head_mean():
@@ -115,7 +116,47 @@ def test_attention_heatmap_of_the_head_mean():
                                           "test sample 3"))
     ax = fig.axes[0]
     assert np.allclose(ax.images[0].get_array(), m.mean(axis=0), atol=1e-6)
-    assert "test sample 3" in ax.get_title() and "mean of 2 heads" in ax.get_title()
+    assert "test sample 3" in ax.get_title()
+    assert "mean of 2 heads" in fig._suptitle.get_text()
+
+
+def test_default_figure_keeps_each_samples_peak_and_titles_the_mean():
+    """Samples that each put 0.97 on a different step: every sample panel shows its
+    peak, and the flat mean is titled as the mean over the test set."""
+    rows = np.full((3, 1, 1, 6), 0.006, dtype=np.float32)
+    for i, peak in enumerate((1, 3, 5)):
+        rows[i, 0, 0, peak] = 0.97
+    mean = rows.mean(axis=0)
+    panels = [(f"test sample {i}", rows[i]) for i in range(3)]
+    panels.append(("MEAN over all 3 test samples (not a sample)", mean))
+    fig = plot_attention(AttentionSummary("net.pool", "self", mean, (3, 6),
+                                          "test samples 0-2 and the mean over all 3",
+                                          panels))
+    bars = [[p.get_height() for p in ax.patches] for ax in fig.axes]
+    assert [int(np.argmax(b)) for b in bars[:3]] == [1, 3, 5]
+    assert max(bars[3]) < 0.4
+    assert fig.axes[3].get_title().startswith("MEAN over all 3")
+
+
+def test_masked_padding_blanks_its_key_columns_and_query_rows():
+    """Two pad tokens at the end: their keys are masked (exact zeros) in every row and
+    their query rows are computed from padding; both are blank, the rest is data."""
+    w = np.random.default_rng(1).dirichlet(np.ones(4), size=(2, 6)).astype(np.float32)
+    m = np.concatenate([w, np.zeros((2, 6, 2), np.float32)], axis=-1)  # (head, 6, 6)
+    fig = plot_attention(AttentionSummary("enc.self_attn", "self", m, (1, 2, 6, 6),
+                                          "test sample 0"))
+    shown = fig.axes[0].images[0].get_array()
+    assert shown.mask[4:].all() and shown.mask[:, 4:].all() and not shown.mask[:4, :4].any()
+    np.testing.assert_allclose(shown[:4, :4], w.mean(0)[:4, :4], atol=1e-6)
+    assert "2 padded positions blank" in fig.axes[0].get_title()
+
+
+def test_padded_positions_are_blank_not_data():
+    m = np.full((1, 4, 4), 0.25, dtype=np.float32)
+    m[0, 3, :] = np.nan  # a padded query row
+    fig = plot_attention(AttentionSummary("dec.attn", "self", m, (1, 1, 4, 4), "test sample 0"))
+    shown = fig.axes[0].images[0].get_array()
+    assert shown.mask[3].all() and not shown.mask[:3].any()
 
 
 def test_long_timelines_add_a_zoom_panel():

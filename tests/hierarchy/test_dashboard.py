@@ -94,15 +94,36 @@ def test_cli_files_labels_and_default_epochs(tmp_path, capsys):
 
 
 def test_cli_chosen_epochs_and_structure_only(tmp_path, capsys):
-    # no glob: the channel weighting is not named attention, so it is not captured
+    # no glob: the channel weighting is not named attention; it is found all the same,
+    # by a second look at every softmax, and the line says so
     code = main(["dashboard", *MODEL, "--num-samples", "1", "--epochs", "1,3",
                  "--out", str(tmp_path), "--dpi", "40"])
-    printed = capsys.readouterr().out
-    assert code == 0 and "not found: channel level" in printed
+    printed = " ".join(capsys.readouterr().out.split())
+    assert code == 0 and "not found" not in printed
+    assert ("channel level: 'encoder.lead_weighting' (5 maps per sample, one per epoch; "
+            "found by looking at every softmax") in printed
     names = {p.name for p in tmp_path.iterdir()}
     assert {n for n in names if n.startswith("temporal")} == {
         f"temporal_attention_sample_0_epoch_{e}_ch_{c}.png" for e in (1, 3) for c in (0, 1)}
-    assert not any(n.startswith("channel") for n in names)
+    assert {n for n in names if n.startswith("channel")} == {
+        f"channel_attention_sample_0_epoch_{e}.png" for e in (1, 3)}
+    model = make_stager()
+    x, _ = make_nights()
+    _, channel, _, _ = reference(model, x[:1])
+    found = collect(model, make_nights(), num_samples=1)
+    np.testing.assert_allclose(found.levels["channel"].weights[:, :, 0, 0], channel, atol=1e-5)
+
+
+def empty_nights():
+    return torch.zeros(0, EPOCHS, CHANNELS, 40), torch.zeros(0, EPOCHS, dtype=torch.long)
+
+
+def test_more_samples_than_the_data_has_is_said(tmp_path, capsys):
+    code = main(["dashboard", *MODEL, "--num-samples", "9", "--out", str(tmp_path),
+                 "--dpi", "30", "--epochs", "0"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 0 and "--num-samples 9, but the data has 5 samples: 5 dashboards" in err
+    assert len(json.loads((tmp_path / "dashboard.json").read_text())["samples"]) == 5
 
 
 @pytest.mark.parametrize("args, says", [
@@ -110,9 +131,15 @@ def test_cli_chosen_epochs_and_structure_only(tmp_path, capsys):
     (["--channel-names", "A", "B", "C"], "3 names but the model has 2 channels"),
     (["--epochs", "9"], "out of range"),
     (["--epochs", "x"], "comma-separated"),
+    (["--class-names", "W", "N2"],
+     "--class-names gives 2 names (W, N2) but the model predicts 3 classes"),
+    (["--data", "tests.hierarchy.test_dashboard:empty_nights"],
+     "the data set is empty: no sample to draw a dashboard of"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, args, says):
-    assert main(["dashboard", *MODEL, "--num-samples", "1", "--out", str(tmp_path),
+    out = tmp_path / "out"
+    assert main(["dashboard", *MODEL, "--num-samples", "1", "--out", str(out),
                  *args]) == 2
     err = capsys.readouterr().err
-    assert says in err and err.strip().count("\n") == 0 and "Traceback" not in err
+    assert says in " ".join(err.split()) and err.strip().count("\n") == 0
+    assert "Traceback" not in err and not out.exists()  # nothing half-written

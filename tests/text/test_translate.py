@@ -99,10 +99,14 @@ def test_cli_file_layer_and_data(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["-m", "tests.text.models:make_model", "-i", SENTENCE, "--layer", "2"],
-     "layer 2 is out of range: the model has 2 cross-attention layers"),
+    (["-m", "tests.text.models:make_model", "-i", SENTENCE, "--layer", "3"],
+     "layer 3 is out of range for every attention family (layers: decoder cross-attention "
+     "2, decoder self-attention 2, encoder self-attention 3)"),
     (["-m", "tests.text.models:make_no_attention", "-i", SENTENCE],
-     "no attention was captured"),
+     "NoAttention.encode and decode ran, but computed no attention attnscope recognises "
+     "(its modules: Embedding, GRU, Linear)"),
+    (["-m", "tests.text.models:make_model", "--data", "tests.text.test_translate:no_data"],
+     "the data set is empty"),
     (["-m", "tests.text.models:make_model"], "give sentences with --input"),
     (["-m", "tests.text.models:make_model", "--file", "missing.txt"], "does not exist"),
     (["-m", "torch.nn:Identity", "-i", "x"], "Identity lacks bos_id, eos_id, encode, decode"),
@@ -114,6 +118,35 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, argv, message):
     err = capsys.readouterr().err
     assert message in " ".join(err.split()) and "Traceback" not in err
     assert not (tmp_path / "o" / "summary.json").exists()
+
+
+def no_data() -> list:
+    return []
+
+
+def test_layer_is_per_attention_family(tmp_path, capsys):
+    """Encoder 3 layers, decoder 2: ``--layer 2`` is the encoder's third, and the decoder
+    families say they have no layer 2 instead of refusing the whole run."""
+    code = main(["translate", "-m", "tests.text.models:make_model", "-i", "der hund 한국어",
+                 "--layer", "2", "--max-length", "3", "--dpi", "40", "-o", str(tmp_path)])
+    out = " ".join(capsys.readouterr().out.split())
+    assert code == 0
+    files = {p.name for p in (tmp_path / "example_000").iterdir()}
+    assert "encoder_self_attention_layer2.png" in files
+    assert not [f for f in files if f.startswith(("cross_", "self_"))]
+    assert "note: decoder cross-attention has 2 layers: no layer 2 to draw" in out
+    raw = (tmp_path / "summary.json").read_text(encoding="utf-8")
+    assert "der hund 한국어" in raw  # UTF-8, not \ud55c escapes
+    assert json.loads(raw)[0]["layers"] == {"encoder_self": 2}
+
+
+def test_more_examples_than_the_data_has_is_said(tmp_path, capsys):
+    code = main(["translate", "-m", "tests.text.models:make_model", "--data",
+                 "tests.text.models:make_data", "--num-examples", "5", "--max-length", "3",
+                 "--dpi", "40", "-o", str(tmp_path)])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 0 and "--num-examples 5, but the data set has 3: translating 3" in err
+    assert len(json.loads((tmp_path / "summary.json").read_text())) == 3
 
 
 @pytest.mark.parametrize("kind", ["marian", "bart", "t5"])

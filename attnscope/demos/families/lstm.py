@@ -103,7 +103,9 @@ class LSTMDemo(Demo):
         """Train, capturing 32 validation samples every epoch and the test set."""
         from attnscope.demos.training import DemoModule, make_loaders, train_and_capture
 
-        n_train, epochs = (1024, 8) if run.quick else (4096, 15)
+        # few steps per epoch, so the attention visibly forms across the epochs (with 4096
+        # samples an epoch it was complete after the first, and the evolution figure flat)
+        n_train, epochs = (1024, 8) if run.quick else (1024, 12)
         sets = [make_data(n, run.gen) for n in (n_train, 256, 128)]
         run.state.update(val=sets[1], test=sets[2])
         model = LSTMAttentionRegressor(attention=self.attention(run))

