@@ -103,10 +103,11 @@ def pack_thumbs(packer: Packer, mats: list[np.ndarray]) -> dict[str, Any]:
 
 
 def pack_graph(packer: Packer, weights: np.ndarray, edge_index: np.ndarray) -> dict[str, Any]:
-    """Graph maps: ``weights`` ``(edge, head)`` (mean last if several), ``edge_index`` int32."""
+    """Graph maps: ``weights`` ``(..., edge, head)`` (mean last if several; one blob per
+    head holds every leading position, row-major), ``edge_index`` int32."""
     heads = []
-    for h in range(weights.shape[1]):
-        w = weights[:, h]
+    for h in range(weights.shape[-1]):
+        w = weights[..., h]
         finite = w[np.isfinite(w)]
         heads.append({"vmax": float(finite.max()) if finite.size else 0.0,
                       "vmin": float(finite.min()) if finite.size else 0.0,

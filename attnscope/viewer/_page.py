@@ -32,6 +32,16 @@ def static(name: str) -> str:
     return resources.files("attnscope.viewer").joinpath("static", name).read_text("utf-8")
 
 
+# the page's script, split by job; core first, boot (which starts a view) last
+SCRIPTS = ("core.js", "colour.js", "layout.js", "overview.js", "matrix.js", "lines.js",
+           "text.js", "graph.js", "boot.js")
+
+
+@functools.cache
+def script() -> str:
+    return "\n".join(static(name) for name in SCRIPTS)
+
+
 def script_json(obj: Any) -> str:
     """JSON safe to place inside a ``<script>`` element."""
     text = json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
@@ -70,7 +80,7 @@ class HTMLView:
                 f'<div class="attnscope-view" id="{uid}"></div>\n'
                 f'<script type="application/json" id="{uid}-meta">{script_json(self.meta)}'
                 f'</script>\n{blob.format(uid, 0, self.data[0])}'
-                f'<script>{static("viewer.js")}\nattnscopeView("{uid}");</script>\n'
+                f'<script>{script()}\nattnscopeView("{uid}");</script>\n'
                 f'{blob.format(uid, 1, self.data[1])}')
 
     def page(self) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 
 from attnscope.errors import SelectionError
 from attnscope.plot._matrix import MaskSpec, find_mask
-from attnscope.plot._source import HeadSpec, head_positions, read_dense, read_graph, to_numpy
+from attnscope.plot._source import HeadSpec, graph_sample, head_positions, read_dense, to_numpy
 from attnscope.plot.overview import short_names
 from attnscope.viewer import _pack, _select
 from attnscope.viewer._page import HTMLView
@@ -105,16 +105,20 @@ def render_html(source: Any, *, modules: str | Sequence[str | int] | None = None
     for e in entries:
         step = e.step
         if e.graph:
-            g = read_graph(source, e.module, step, e.sample)
-            w = g.weights  # (edge, head)
-            w = w[:, head_positions(heads, w.shape[1])]
-            names = [str(h) for h in head_positions(heads, g.weights.shape[1])]
-            if w.shape[1] > 1:
-                w = np.concatenate([w, np.nanmean(w, axis=1, keepdims=True)], axis=1)
+            g = graph_sample(source, e.module, step, e.sample)
+            w = g.weights  # (..., edge, head): every leading axis kept, chosen on the page
+            picked = head_positions(heads, w.shape[-1])
+            w, names = w[..., picked], [str(h) for h in picked]
+            if w.shape[-1] > 1:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    w = np.concatenate([w, np.nanmean(w, axis=-1, keepdims=True)], axis=-1)
                 names.append("mean")
             item = _pack.pack_graph(packer, w.astype(np.float32), g.edge_index)
-            item.update(module=e.module, step=step, sample=e.sample, kind="graph",
-                        heads=names, graph=True)
+            item.update(module=e.module, step=step, sample=e.sample, kind="graph", heads=names,
+                        graph=True, num_heads=int(g.weights.shape[-1]),
+                        lead=[{"name": n, "size": int(s)} for n, s in
+                              zip(_lead_names(source, e.module, w.ndim - 2), w.shape[:-2])])
             out.append(item)
             continue
         d = read_dense(source, e.module, step, e.sample, heads)
@@ -136,6 +140,7 @@ def render_html(source: Any, *, modules: str | Sequence[str | int] | None = None
         kl = kl if kl is not None else _labels(d.labels, KEY_KEYS, k, d.sample)
         item = {"module": e.module, "step": step, "sample": e.sample, "graph": False,
                 "kind": d.kind or ("self" if q == k else "cross"), "heads": names,
+                "num_heads": int(d.num_heads or len(d.heads)),
                 "rows": q, "cols": k, "ql": labels.ref(ql), "kl": labels.ref(kl),
                 "maps": [_pack.pack_matrix(packer, m, e is first and i == len(mats) - 1)
                          for i, m in enumerate(mats)],
@@ -170,6 +175,22 @@ def _first_view(entries: list[_select.Entry]) -> _select.Entry | None:
                  (steps[-1], module, sample)), None)
 
 
+def _lead_names(source: Any, module: str, n: int) -> list[str]:
+    """Names of a graph map's leading axes between sample and ``(edge, head)``: from the
+    store's module info or the map's ``dims`` where they are recorded, else ``dim<i>``."""
+    names: list[str] = []
+    if hasattr(source, "module_info"):
+        names = list(source.module_info(module).get("axes") or [])
+    elif hasattr(source, "maps"):
+        m = next((m for m in source.maps if m.entry == module), None)
+        dims = getattr(m, "dims", None) if m is not None else None
+        names = list(dims[1:-2]) if dims and m.weights.dim() > 2 else []
+    names = [str(x) for x in names[:n]]
+    return names + [f"dim{i + 1}" for i in range(len(names), n)]
+
+
 def _title(source: Any) -> str:
+    """The store's folder name, never the machine's absolute path."""
     root = getattr(source, "root", None)
-    return f"attnscope \u00b7 {root}" if root is not None else "attnscope"
+    return f"attnscope \u00b7 {os.path.basename(os.fspath(root).rstrip(os.sep))}" \
+        if root is not None else "attnscope"
