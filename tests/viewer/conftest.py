@@ -91,6 +91,19 @@ class Page:
         px = size / max(cols, rows or cols)
         return box["x"] + 1 + col * px, box["y"] + 1 + row * px
 
+    def text(self, selector: str, until=lambda t: True, timeout: float = 15) -> str:
+        """The visible text of ``selector`` once ``until(text)`` holds (polled, as the page
+        updates hover text and notes a moment after it redraws)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            loc = self.page.locator(selector)
+            t = loc.inner_text() if loc.count() and loc.first.is_visible() else ""
+            if t and until(t):
+                return t
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{selector}: {t!r} never matched")
+            self.page.wait_for_timeout(20)
+
     def other_requests(self) -> list[str]:
         return [u for u in self.requests if u != self.uri]
 

@@ -99,7 +99,7 @@
       });
       V.shown = {e: e, model: rows, cs: cs};
       const rg0 = V.range(e, V.headIndex(e));
-      V.setLegend(rg0.lo, rg0.hi, "line", {what: rg0.what + " (each panel on its own)", note: "model view: strongest key of every " +
+      V.setLegend(rg0.lo, rg0.hi, "line", {what: rg0.what, note: "model view: strongest key of every " +
         "query, one panel per module \u00d7 head (maps up to " + A.LINES_MAX + " tokens); click a panel to open it"});
     };
     const y0c = (r, cs) => r * cs + cs / 2;
