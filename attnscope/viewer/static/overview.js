@@ -54,9 +54,11 @@
     V.root.addEventListener("keydown", ev => {
       const tag = ev.target.tagName;
       if (tag === "SELECT" || tag === "INPUT" || tag === "BUTTON") return;
-      const e = V.cur(); if (!e) return;
       const dh = {ArrowLeft: -1, ArrowRight: 1}[ev.key] || 0, dm = {ArrowUp: -1, ArrowDown: 1}[ev.key] || 0;
       if (!dh && !dm) return;
+      const thumbFocused = ev.target.classList.contains("as-thumb");
+      if (thumbFocused) { st.module = +ev.target.dataset.module; st.head = ev.target.dataset.head; }
+      const e = V.cur(); if (!e) return;
       ev.preventDefault();
       if (dh) {
         const i = V.headIndex(e), j = Math.max(0, Math.min(e.heads.length - 1, i + dh));
@@ -68,7 +70,6 @@
         if (m < 0 || m >= V.modules.length) return;
         st.module = m; st.head = name; V.view = null;
       }
-      const thumbFocused = ev.target.classList.contains("as-thumb");
       V.sync(dh !== 0).then(() => { if (thumbFocused) { const t = V.markOverview(); if (t) t.focus(); } });
     });
   };
