@@ -22,6 +22,10 @@ from attnscope._files import write_text
 _ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
             "\u2029": "\\u2029"}
 
+# shown where the page's script cannot run (an untrusted notebook); the script replaces it
+NO_SCRIPT = ("This attention view needs JavaScript: in Jupyter, trust the notebook (File \u2192 "
+             "Trust Notebook) and run the cell again, or open the saved HTML file.")
+
 # The saved page may not load anything: no network, no frames, no plugins.
 CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
        "img-src data: blob:; connect-src data: blob:")
@@ -77,7 +81,8 @@ class HTMLView:
         uid = self.id
         blob = '<script type="application/octet-stream" id="{}-data{}">{}</script>\n'
         return (f'<style>{static("viewer.css")}</style>\n'
-                f'<div class="attnscope-view" id="{uid}"></div>\n'
+                f'<div class="attnscope-view" id="{uid}"><div class="as-nojs">{NO_SCRIPT}</div>'
+                '</div>\n'
                 f'<script type="application/json" id="{uid}-meta">{script_json(self.meta)}'
                 f'</script>\n{blob.format(uid, 0, self.data[0])}'
                 f'<script>{script()}\nattnscopeView("{uid}");</script>\n'

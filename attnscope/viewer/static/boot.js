@@ -3,6 +3,7 @@
 "use strict";
 window.attnscopeView = function (uid) {
   const A = window.attnscope, root = document.getElementById(uid);
+  root.replaceChildren();  // the note for pages whose scripts cannot run
   const meta = JSON.parse(document.getElementById(uid + "-meta").textContent);
   const uniq = xs => xs.filter((x, i) => xs.indexOf(x) === i);
   const V = {root: root, meta: meta, entries: meta.entries, labels: meta.labels, steps: meta.steps,
