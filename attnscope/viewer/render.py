@@ -18,7 +18,7 @@ from attnscope.errors import SelectionError
 from attnscope.plot._matrix import MaskSpec, find_mask
 from attnscope.plot._source import HeadSpec, graph_sample, head_positions, read_dense, to_numpy
 from attnscope.plot.overview import short_names
-from attnscope.viewer import _pack, _select
+from attnscope.viewer import _pack, _qk, _select
 from attnscope.viewer._page import HTMLView
 
 QUERY_KEYS = ("target_tokens", "query_tokens", "tokens", "time_steps", "channels", "classes")
@@ -145,6 +145,10 @@ def render_html(source: Any, *, modules: str | Sequence[str | int] | None = None
                 "maps": [_pack.pack_matrix(packer, m, e is first and i == len(mats) - 1)
                          for i, m in enumerate(mats)],
                 "thumb": _pack.pack_thumbs(packer, mats)}
+        qk = _qk.qk_arrays(source, e.module, step, e.sample, d.heads, (q, k))
+        if qk is not None:  # the query/key view: products q_i * k_j behind each score
+            item["qk"] = {"dim": int(qk["q"][0].shape[-1]), "scale": qk["scale"],
+                          **{s: [packer.add(_pack.f16_planes(x)) for x in qk[s]] for s in "qk"}}
         out.append(item)
     for axis, n in (("q", given_q), ("k", given_k)):
         if not used[axis]:

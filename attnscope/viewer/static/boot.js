@@ -28,7 +28,7 @@ window.attnscopeView = function (uid) {
   };
   A.data(V, uid); A.layout(V); A.colour(V); A.overview(V);
   A.matrix(V); A.lines(V); A.text(V); A.graph(V);
-  if (A.qk) A.qk(V);
+  A.qk(V);
   const c = V.controls;
   V.say = msg => { A.el("div", "as-msg", V.note, msg); };
 
@@ -90,6 +90,7 @@ window.attnscopeView = function (uid) {
     if (!e) { V.ctx.clearRect(0, 0, V.W, V.H); V.status.textContent = "no map for this module in this step"; return; }
     const mode = pickMode(e);
     root.dataset.mode = mode;
+    V.qkControls(e, mode === "qk");
     if (V.size(mode) || !V.view) V.view = fit(e);
     if (!["lines", "heads", "graph", "text", "qk"].includes(mode)) V.side.replaceChildren();
     V.canvas.style.visibility = mode === "text" ? "hidden" : "";
