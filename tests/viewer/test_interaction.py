@@ -100,10 +100,15 @@ def test_colour_scales_are_stated_and_diffuse_heads_stay_dark(open_page, tmp_pat
     assert "per model" in legend and "grey: masked" in legend
     top = float(legend.split("\u2026")[1].split("\u00b7")[0])
     assert top == pytest.approx(f16(w.max()), abs=1e-3)  # the max of both heads
-    dark = p.pixels()[..., :3].astype(float).mean()
+    thumb = """() => { const c = document.querySelector(".as-thumb[data-head='0']");
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let s = 0; for (let i = 0; i < d.length; i += 4) s += d[i] + d[i + 1] + d[i + 2];
+        return s / (3 * d.length / 4); }"""
+    dark, dark_thumb = p.pixels()[..., :3].astype(float).mean(), p.page.evaluate(thumb)
     p.after(lambda: p.page.select_option(".as-range", "head"))
     assert "per head" in p.page.inner_text(".as-legend")
     assert p.pixels()[..., :3].astype(float).mean() > dark + 40  # the same head looks sharp
+    assert p.page.evaluate(thumb) > dark_thumb + 40  # and so does its thumbnail
     p.after(lambda: p.page.select_option(".as-range", "fixed"))
     assert "0.0000 \u2026 1.0000" in p.page.inner_text(".as-legend")
     assert "fixed 0\u20261" in p.page.inner_text(".as-legend")

@@ -141,8 +141,8 @@ window.attnscopeView = function (uid) {
   on(c.stepB, "change", () => { st.stepB = +c.stepB.value; V.sync(true); });
   on(c.view, "change", () => { st.view = c.view.value; V.sync(true); });
   on(c.reduce, "change", () => { st.reduce = c.reduce.value; V.sync(true); });
-  on(c.range, "change", () => { st.range = c.range.value; V.sync(true); });
-  on(c.scale, "change", () => { st.scale = c.scale.value; V.sync(true); });
+  on(c.range, "change", () => { st.range = c.range.value; redraw(); });
+  on(c.scale, "change", () => { st.scale = c.scale.value; redraw(); });
   on(c.topk, "change", () => V.sync(true));
   on(c.fit, "click", () => { V.view = null; V.sync(false); });
   let drag = null, pending = false, resizing = false;

@@ -28,8 +28,12 @@
           c.dataset.module = mi; c.dataset.head = name;
           c.title = (e.module || "map") + " \u00b7 " + V.headName(e, name);
           c.setAttribute("aria-label", c.title);
+          // thumbnails share the matrix's colour scale (so diffuse heads look diffuse here too)
           const img = new ImageData(c.width, c.height), px = new Uint32Array(img.data.buffer);
-          for (let k = 0; k < n; k++) { const v = u[h * n + k]; px[k] = v === 255 ? A.MASKED : A.CMAPS.seq[v]; }
+          const rg = V.range(e, h), idx = V.colourIndex(rg.lo, rg.hi, "seq"), lut = new Uint32Array(255);
+          const top = e.thumb.tops ? e.thumb.tops[h] : rg.hi;
+          for (let v = 0; v < 255; v++) lut[v] = A.CMAPS.seq[idx(v / 254 * top)];
+          for (let k = 0; k < n; k++) { const v = u[h * n + k]; px[k] = v === 255 ? A.MASKED : lut[v]; }
           c.getContext("2d").putImageData(img, 0, 0);
           const open = () => { st.module = mi; st.head = name; V.sync(true); };
           c.addEventListener("click", open);
