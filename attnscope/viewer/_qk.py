@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from attnscope.maps import Recording
-from attnscope.plot._source import is_store
 
 MAX_TOKENS = 1024
 
@@ -58,10 +57,10 @@ def qk_arrays(source: Any, module: str, step: str | None, sample: int,
     selected heads (grouped-query keys resolved per head), or None where not stored."""
     if max(shape) > MAX_TOKENS:
         return None
-    if is_store(source):
-        inp = _store_inputs(source, module, step, sample, heads)
-    elif isinstance(source, Recording):
+    if isinstance(source, Recording):
         inp = _recording_inputs(source, module, sample, heads)
+    elif callable(getattr(source, "checked", None)):  # a store (its committed segments)
+        inp = _store_inputs(source, module, step, sample, heads)
     else:
         return None
     if inp is None or inp.reduced or inp.query.shape[1] != len(heads):

@@ -16,9 +16,9 @@ import numpy as np
 
 from attnscope.errors import SelectionError
 from attnscope.plot._matrix import MaskSpec, find_mask
-from attnscope.plot._source import HeadSpec, graph_sample, head_positions, read_dense, to_numpy
+from attnscope.plot._source import HeadSpec, read_dense, to_numpy
 from attnscope.plot.overview import short_names
-from attnscope.viewer import _pack, _qk, _select
+from attnscope.viewer import _graph, _pack, _qk, _select
 from attnscope.viewer._page import HTMLView
 
 QUERY_KEYS = ("target_tokens", "query_tokens", "tokens", "time_steps", "channels", "classes")
@@ -104,22 +104,8 @@ def render_html(source: Any, *, modules: str | Sequence[str | int] | None = None
     first = _first_view(entries)
     for e in entries:
         step = e.step
-        if e.graph:
-            g = graph_sample(source, e.module, step, e.sample)
-            w = g.weights  # (..., edge, head): every leading axis kept, chosen on the page
-            picked = head_positions(heads, w.shape[-1])
-            w, names = w[..., picked], [str(h) for h in picked]
-            if w.shape[-1] > 1:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    w = np.concatenate([w, np.nanmean(w, axis=-1, keepdims=True)], axis=-1)
-                names.append("mean")
-            item = _pack.pack_graph(packer, w.astype(np.float32), g.edge_index)
-            item.update(module=e.module, step=step, sample=e.sample, kind="graph", heads=names,
-                        graph=True, num_heads=int(g.weights.shape[-1]),
-                        lead=[{"name": n, "size": int(s)} for n, s in
-                              zip(_lead_names(source, e.module, w.ndim - 2), w.shape[:-2])])
-            out.append(item)
+        if e.graph:  # every leading axis kept: the page has a selector for each
+            out.append(_graph.graph_item(packer, source, e, heads))
             continue
         d = read_dense(source, e.module, step, e.sample, heads)
         mats = list(d.weights)  # (head, query, key) -> per-head (query, key)
@@ -177,20 +163,6 @@ def _first_view(entries: list[_select.Entry]) -> _select.Entry | None:
     module, sample = entries[0].module, entries[0].sample
     return next((e for e in entries if (e.step, e.module, e.sample) ==
                  (steps[-1], module, sample)), None)
-
-
-def _lead_names(source: Any, module: str, n: int) -> list[str]:
-    """Names of a graph map's leading axes between sample and ``(edge, head)``: from the
-    store's module info or the map's ``dims`` where they are recorded, else ``dim<i>``."""
-    names: list[str] = []
-    if hasattr(source, "module_info"):
-        names = list(source.module_info(module).get("axes") or [])
-    elif hasattr(source, "maps"):
-        m = next((m for m in source.maps if m.entry == module), None)
-        dims = getattr(m, "dims", None) if m is not None else None
-        names = list(dims[1:-2]) if dims and m.weights.dim() > 2 else []
-    names = [str(x) for x in names[:n]]
-    return names + [f"dim{i + 1}" for i in range(len(names), n)]
 
 
 def _title(source: Any) -> str:

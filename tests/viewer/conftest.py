@@ -84,7 +84,8 @@ class Page:
         w, h, data = data
         return np.frombuffer(base64.b64decode(data), dtype=np.uint8).reshape(h, w, 4)
 
-    def cell(self, col: float, row: float, cols: int, rows: int | None = None) -> tuple[float, float]:
+    def cell(self, col: float, row: float, cols: int,
+             rows: int | None = None) -> tuple[float, float]:
         """Page coordinates of (col, row) in cell units of a fitted ``rows x cols`` map."""
         box = self.page.locator(".as-canvas").bounding_box()
         size = int(self.page.evaluate("() => document.querySelector('.as-canvas').width"))

@@ -8,7 +8,6 @@ import re
 import numpy as np
 import pytest
 
-from attnscope.plot import block_reduce
 from attnscope.viewer import render_html
 from tests.viewer.conftest import softmax_maps, write_steps
 
@@ -37,7 +36,8 @@ def page_file(store, tmp_path_factory):
     return render_html(store[0]).save(tmp_path_factory.mktemp("html") / "view.html")
 
 
-def test_hover_text_follows_head_and_keyboard_changes_without_a_mouse_move(open_page, page_file, store):
+def test_hover_text_follows_head_and_keyboard_changes_without_a_mouse_move(open_page, page_file,
+                                                                          store):
     w = store[1]["epoch_001"][0]  # (head, query, key); the last step shows first
     p = open_page(page_file)
     p.after(lambda: p.page.select_option(".as-head", "1"))
@@ -77,7 +77,8 @@ def test_coarse_level_hover_shows_the_block_the_pixel_shows(open_page, tmp_path)
     p = open_page(render_html(m).save(tmp_path / "long.html"))
     p.page.mouse.move(*p.cell(700.5, 300.5, 2048))
     tip = p.text(".as-tip")
-    a, b, c, d = (int(v) for v in re.search(r"queries (\d+)\u2013(\d+) \u00d7 keys (\d+)\u2013(\d+)", tip).groups())
+    block_of = r"queries (\d+)\u2013(\d+) \u00d7 keys (\d+)\u2013(\d+)"
+    a, b, c, d = (int(v) for v in re.search(block_of, tip).groups())
     assert "block mean" in tip and "4\u00d74 cells" in tip and (b - a, d - c) == (3, 3)
     block = m[0, 0, a:b + 1, c:d + 1]
     assert value(tip) == pytest.approx(f16(block.mean()), rel=2e-3)
@@ -166,7 +167,8 @@ def test_matrix_fills_the_window_and_labels_fit(open_page, tmp_path, store):
 
 def test_head_view_token_columns_and_overview_names_are_whole(open_page, tmp_path):
     toks = ["a_rather_long_token_" + str(i) for i in range(40)]
-    w = {f"model.encoder.layer.{i}.attention.self": softmax_maps(i, (1, 12, 40, 40)) for i in range(12)}
+    w = {f"model.encoder.layer.{i}.attention.self": softmax_maps(i, (1, 12, 40, 40))
+         for i in range(12)}
     p = open_page(render_html(w, tokens=toks).save(tmp_path / "wide.html"))
     p.page.set_viewport_size({"width": 1400, "height": 900})
     p.after(lambda: p.page.select_option(".as-view", "lines"))

@@ -78,7 +78,8 @@ def test_trusted_notebook_outputs_draw_offline(browser, outputs):
     for i in range(2):
         page.wait_for_selector(f".attnscope-view >> nth={i}", state="attached")
         views.nth(i).locator("canvas.as-canvas").wait_for()
-    page.wait_for_function("() => document.querySelectorAll(\".attnscope-view[data-ready='1']\").length === 2",
+    ready = ".attnscope-view[data-ready='1']"
+    page.wait_for_function(f"() => document.querySelectorAll(\"{ready}\").length === 2",
                            timeout=15000)
     drawn = page.evaluate("""() => Array.from(document.querySelectorAll('.as-canvas')).map(c => {
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;

@@ -11,7 +11,7 @@ import torch
 
 from attnscope.maps import AttentionMap, Recording
 from attnscope.viewer import render_html
-from attnscope.viewer.render import _lead_names
+from attnscope.viewer._graph import lead_names
 from tests.viewer.conftest import softmax_maps, write_steps
 
 TOKENS = ["Привет", "мир", "猫", "sat", "on", "a", "mat", "."]
@@ -84,11 +84,11 @@ def test_leading_axis_names_come_from_the_store_or_the_map():
         def module_info(self, module):
             return {"axes": ["time"]}
 
-    assert _lead_names(Info(), "gat", 2) == ["time", "dim2"]
+    assert lead_names(Info(), "gat", 2) == ["time", "dim2"]
     rec = Recording()
     rec.maps.append(AttentionMap("gat", "graph", torch.rand(2, 3, 6, 1),
                                  edge_index=torch.zeros(2, 6, dtype=torch.long)))
-    names = _lead_names(rec, "gat", 1)
+    names = lead_names(rec, "gat", 1)
     assert names == [getattr(rec.maps[0], "dims", (None, "dim1"))[1]]
 
 
@@ -150,7 +150,8 @@ def test_keyboard_moves_between_heads_and_layers(open_page, page_file):
     assert p.page.input_value(".as-head") == "1"
     p.after(lambda: p.page.keyboard.press("ArrowDown"))
     assert (p.page.input_value(".as-module"), p.page.input_value(".as-head")) == ("1", "1")
-    focused = p.page.evaluate("() => [document.activeElement.dataset.module, document.activeElement.dataset.head]")
+    focused = p.page.evaluate("() => [document.activeElement.dataset.module, "
+                              "document.activeElement.dataset.head]")
     assert focused == ["1", "1"]
     p.page.focus(".as-thumb[data-module='2'][data-head='3']")
     p.after(lambda: p.page.keyboard.press("Enter"))
