@@ -177,7 +177,10 @@ window.attnscopeView = function (uid) {
   on(window, "resize", () => {
     if (resizing) return;
     resizing = true;
-    requestAnimationFrame(() => { resizing = false; if (V.size(root.dataset.mode)) { V.view = null; drawMain(); } });
+    requestAnimationFrame(() => {
+      resizing = false; V.resized();
+      if (V.size(root.dataset.mode)) { V.view = null; drawMain(); }
+    });
   });
   redraw().catch(err => { V.status.textContent = "could not draw: " + err; });
 };

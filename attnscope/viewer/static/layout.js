@@ -53,8 +53,12 @@
     V.W = V.H = 0;
 
     // the canvas: a square that fills the free width and the window's height
+    let measured = null;  // layout is read only when the mode's margin or the window changed
+    V.resized = () => { measured = null; };
     V.size = function (mode) {
       const right = {lines: 150, heads: 150, graph: 240}[mode] || 16;
+      if (measured === right) return false;
+      measured = right;
       const free = root.clientWidth - V.overview.offsetWidth - 16 - 120 - right;
       const tall = window.innerHeight - 96 - 150;
       const s = Math.max(240, Math.min(1400, Math.floor(Math.min(free, tall))));

@@ -41,6 +41,7 @@
         });
       }
       V.markOverview();
+      V.resized();  // the overview's width decides the matrix's
     };
     V.markOverview = function () {
       const box = V.overview, e = V.cur();
