@@ -142,6 +142,8 @@ def test_refusals_are_said_on_the_page(open_page, page_file, tmp_path):
     big.after(lambda: big.page.select_option(".as-view", "lines"))
     assert "up to 96 tokens" in big.text(".as-note") and "100 \u00d7 100" in big.text(".as-note")
     assert big.page.get_attribute(".attnscope-view", "data-mode") == "matrix"
+    big.page.mouse.move(*big.cell(7.5, 3.5, 100))  # no labels: each index once
+    assert big.text(".as-tip").startswith("query 3 \u2192 key 7: ")
     assert p.errors == [] and big.errors == []
 
 
