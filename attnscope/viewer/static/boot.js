@@ -11,7 +11,7 @@ window.attnscopeView = function (uid) {
   V.modules = uniq(meta.entries.map(e => e.module));
   V.samples = uniq(meta.entries.map(e => e.sample));
   const st = V.st = {step: V.steps.length - 1, module: 0, sample: 0, head: null, view: "matrix",
-    diff: false, stepB: 0, reduce: "mean", scale: "linear", range: meta.range || "model",
+    diff: false, stepB: 0, reduce: "mean", scale: "linear", range: "model",
     topk: meta.entries[0].graph ? 20 : 3, lead: [], focus: null};
   V.find = (s, m, p) => V.entries.find(e => e.step === V.steps[s] && e.module === V.modules[m] && e.sample === V.samples[p]);
   V.cur = () => V.find(st.step, st.module, st.sample);
