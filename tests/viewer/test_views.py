@@ -157,3 +157,20 @@ def test_keyboard_moves_between_heads_and_layers(open_page, page_file):
     p.after(lambda: p.page.keyboard.press("Enter"))
     assert (p.page.input_value(".as-module"), p.page.input_value(".as-head")) == ("2", "3")
     assert p.errors == []
+
+
+def test_every_view_draws_a_cross_attention_map(open_page, tmp_path):
+    w = softmax_maps(4, (1, 3, 6, 9))  # 6 target queries x 9 source keys
+    q, k = ["<s>", "ein", "Haus", "ist", "alt", "</s>"], [f"src{i}" for i in range(9)]
+    p = open_page(render_html(w, query_tokens=q, key_tokens=k).save(tmp_path / "cross.html"))
+    views = p.page.locator(".as-view option").evaluate_all("os => os.map(o => o.value)")
+    assert views == ["matrix", "lines", "heads", "model", "text"]  # no q/k stored: no qk view
+    for view in views[1:]:
+        p.after(lambda v=view: p.page.select_option(".as-view", v))
+        assert p.page.get_attribute(".attnscope-view", "data-mode") == view
+        assert p.page.input_value(".as-view") == view
+        if view != "text":
+            assert (p.pixels()[..., :3].sum(-1) < 700).mean() > 0.002, view
+    assert p.page.locator(".as-text .as-queries .as-word").all_text_contents() == q
+    assert p.page.locator(".as-text .as-keys .as-word").all_text_contents() == k
+    assert p.errors == [] and p.other_requests() == []
