@@ -74,3 +74,21 @@ def test_query_key_view_in_the_browser(open_page, qk_store, tmp_path):
     assert s == pytest.approx(scores[4], abs=5e-3) and w == pytest.approx(weights[4], abs=1e-3)
     assert "query 2 \u201cc\u201d" in p.page.locator(".as-rlab").first.inner_text()
     assert p.errors == []
+
+
+def test_recording_kept_in_memory_carries_the_same_queries_and_keys(tmp_path):
+    torch.manual_seed(1)
+    model = nn.Sequential(Sdpa())
+    with torch.no_grad(), attnscope.capture(model, store=tmp_path / "a", step="s", form="qk",
+                                            keep=True) as rec:
+        model(torch.randn(2, 5, 16))  # batch 2: sample 1 is the second row
+    store = attnscope.open_store(tmp_path / "a")
+    name = store.modules[0]
+    from_rec = qk_arrays(rec, name, None, 1, [0, 1], (5, 5))
+    from_store = qk_arrays(store, name, "s", 1, [0, 1], (5, 5))
+    assert from_rec is not None and from_store is not None
+    for part in "qk":
+        for a, b in zip(from_rec[part], from_store[part], strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-6)
+    view = render_html(rec, samples=[0, 1])
+    assert [e["qk"]["dim"] for e in view.meta["entries"]] == [8, 8]
