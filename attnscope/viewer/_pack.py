@@ -90,23 +90,27 @@ def pack_matrix(packer: Packer, m: np.ndarray, hot: bool = False) -> dict[str, A
 
 
 def pack_thumbs(packer: Packer, mats: list[np.ndarray]) -> dict[str, Any]:
-    """Overview thumbnails of every head, uint8 scaled to each head's maximum; 255 = masked."""
+    """Overview thumbnails of every head, uint8 scaled to each head's maximum (``tops``,
+    so the page maps them through the chosen colour scale); 255 = masked."""
     small = [block_reduce(m, THUMB, THUMB, "mean")[0] for m in mats]
-    out = []
+    out, tops = [], []
     for s in small:
         finite = np.isfinite(s)
         top = float(s[finite].max()) if finite.any() else 0.0
         q = np.where(finite, np.round(254 * np.clip(s, 0, None) / (top or 1.0)), 255)
         out.append(q.astype(np.uint8))
+        tops.append(top)
     raw = np.stack(out).tobytes()
-    return {"blob": packer.add(raw, hot=True), "rows": small[0].shape[0], "cols": small[0].shape[1]}
+    return {"blob": packer.add(raw, hot=True), "rows": small[0].shape[0],
+            "cols": small[0].shape[1], "tops": tops}
 
 
 def pack_graph(packer: Packer, weights: np.ndarray, edge_index: np.ndarray) -> dict[str, Any]:
-    """Graph maps: ``weights`` ``(edge, head)`` (mean last if several), ``edge_index`` int32."""
+    """Graph maps: ``weights`` ``(..., edge, head)`` (mean last if several; one blob per
+    head holds every leading position, row-major), ``edge_index`` int32."""
     heads = []
-    for h in range(weights.shape[1]):
-        w = weights[:, h]
+    for h in range(weights.shape[-1]):
+        w = weights[..., h]
         finite = w[np.isfinite(w)]
         heads.append({"vmax": float(finite.max()) if finite.size else 0.0,
                       "vmin": float(finite.min()) if finite.size else 0.0,

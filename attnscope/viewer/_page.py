@@ -22,6 +22,10 @@ from attnscope._files import write_text
 _ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
             "\u2029": "\\u2029"}
 
+# shown where the page's script cannot run (an untrusted notebook); the script replaces it
+NO_SCRIPT = ("This attention view needs JavaScript: in Jupyter, trust the notebook (File \u2192 "
+             "Trust Notebook) and run the cell again, or open the saved HTML file.")
+
 # The saved page may not load anything: no network, no frames, no plugins.
 CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
        "img-src data: blob:; connect-src data: blob:")
@@ -30,6 +34,16 @@ CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline
 @functools.cache
 def static(name: str) -> str:
     return resources.files("attnscope.viewer").joinpath("static", name).read_text("utf-8")
+
+
+# the page's script, split by job; core first, boot (which starts a view) last
+SCRIPTS = ("core.js", "colour.js", "layout.js", "overview.js", "matrix.js", "lines.js",
+           "text.js", "graph.js", "qk.js", "boot.js")
+
+
+@functools.cache
+def script() -> str:
+    return "\n".join(static(name) for name in SCRIPTS)
 
 
 def script_json(obj: Any) -> str:
@@ -67,10 +81,11 @@ class HTMLView:
         uid = self.id
         blob = '<script type="application/octet-stream" id="{}-data{}">{}</script>\n'
         return (f'<style>{static("viewer.css")}</style>\n'
-                f'<div class="attnscope-view" id="{uid}"></div>\n'
+                f'<div class="attnscope-view" id="{uid}"><div class="as-nojs">{NO_SCRIPT}</div>'
+                '</div>\n'
                 f'<script type="application/json" id="{uid}-meta">{script_json(self.meta)}'
                 f'</script>\n{blob.format(uid, 0, self.data[0])}'
-                f'<script>{static("viewer.js")}\nattnscopeView("{uid}");</script>\n'
+                f'<script>{script()}\nattnscopeView("{uid}");</script>\n'
                 f'{blob.format(uid, 1, self.data[1])}')
 
     def page(self) -> str:

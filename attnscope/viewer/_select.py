@@ -35,13 +35,13 @@ class Entry:
     sample: int
     graph: bool
     num_heads: int
-    shape: tuple[int, ...]  # dense: (query, key); graph: (edge,)
+    shape: tuple[int, ...]  # dense: (query, key); graph: (..., edge)
 
     def cells(self, heads: int) -> int:
         """Embedded values: the selected heads plus the head mean."""
         extra = heads + 1 if heads > 1 else heads
         size = int(np.prod(self.shape)) * extra
-        return size + (2 * self.shape[0] if self.graph else 0)  # edge_index as int32
+        return size + (2 * self.shape[-1] if self.graph else 0)  # edge_index as int32
 
 
 def _store_entries(store: Any, names: list[str], steps: Any, samples: Sequence[int]
@@ -67,7 +67,8 @@ def _recording_entries(rec: Recording, names: list[str], samples: Sequence[int])
         rows = sources.map_rows(sources.recording_maps(rec, name)[1])
         for s in sources.positions(samples, len(rows), "sample", repr(name)):
             m, _ = rows[s]
-            shape = (m.weights.shape[-2],) if m.is_graph else tuple(m.weights.shape[2:4])
+            lead = 1 if m.weights.dim() > 2 else 0  # graph: (batch, ..., edge, head)
+            shape = tuple(m.weights.shape[lead:-1]) if m.is_graph else tuple(m.weights.shape[2:4])
             out.append(Entry(name, None, int(s), m.is_graph, m.num_heads, shape))
     return out
 

@@ -8,6 +8,7 @@ entry at a time is read and packed.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -20,12 +21,10 @@ from attnscope.plot.overview import short_names
 from attnscope.sources import (
     HeadSpec,
     as_source,
-    head_positions,
     read_dense,
-    read_graph,
     to_numpy,
 )
-from attnscope.viewer import _pack, _select
+from attnscope.viewer import _graph, _pack, _qk, _select
 from attnscope.viewer._page import HTMLView
 
 
@@ -101,18 +100,8 @@ def render_html(source: Any, *, modules: str | Sequence[str | int] | None = None
     first = _first_view(entries)
     for e in entries:
         step = e.step
-        if e.graph:
-            g = read_graph(source, e.module, step, e.sample)
-            w = g.weights  # (edge, head)
-            w = w[:, head_positions(heads, w.shape[1])]
-            names = [str(h) for h in head_positions(heads, g.weights.shape[1])]
-            if w.shape[1] > 1:
-                w = np.concatenate([w, np.nanmean(w, axis=1, keepdims=True)], axis=1)
-                names.append("mean")
-            item = _pack.pack_graph(packer, w.astype(np.float32), g.edge_index)
-            item.update(module=e.module, step=step, sample=e.sample, kind="graph",
-                        heads=names, graph=True)
-            out.append(item)
+        if e.graph:  # every leading axis kept: the page has a selector for each
+            out.append(_graph.graph_item(packer, source, e, heads))
             continue
         d = read_dense(source, e.module, step, e.sample, heads)
         mats = list(d.weights)  # (head, query, key) -> per-head (query, key)
@@ -130,10 +119,15 @@ def render_html(source: Any, *, modules: str | Sequence[str | int] | None = None
         ql, kl = found.query, found.key
         item = {"module": e.module, "step": step, "sample": e.sample, "graph": False,
                 "kind": d.kind or ("self" if q == k else "cross"), "heads": names,
+                "num_heads": int(d.num_heads or len(d.heads)),
                 "rows": q, "cols": k, "ql": labels.ref(ql), "kl": labels.ref(kl),
                 "maps": [_pack.pack_matrix(packer, m, e is first and i == len(mats) - 1)
                          for i, m in enumerate(mats)],
                 "thumb": _pack.pack_thumbs(packer, mats)}
+        qk = _qk.qk_arrays(source, e.module, step, e.sample, d.heads, (q, k))
+        if qk is not None:  # the query/key view: products q_i * k_j behind each score
+            item["qk"] = {"dim": int(qk["q"][0].shape[-1]), "scale": qk["scale"],
+                          **{s: [packer.add(_pack.f16_planes(x)) for x in qk[s]] for s in "qk"}}
         out.append(item)
     for key in given.keys() - used:
         raise SelectionError(f"{len(given[key])} labels fit no selected map ({key}=; "
@@ -164,5 +158,7 @@ def _first_view(entries: list[_select.Entry]) -> _select.Entry | None:
 
 
 def _title(source: Any) -> str:
+    """The store's folder name, never the machine's absolute path."""
     root = getattr(source, "root", None)
-    return f"attnscope \u00b7 {root}" if root is not None else "attnscope"
+    return f"attnscope \u00b7 {os.path.basename(os.fspath(root).rstrip(os.sep))}" \
+        if root is not None else "attnscope"

@@ -79,9 +79,31 @@ class Page:
             let s = '';
             for (let i = 0; i < d.length; i += 8192)
                 s += String.fromCharCode.apply(null, d.subarray(i, i + 8192));
-            return btoa(s);
+            return [c.width, c.height, btoa(s)];
         }""")
-        return np.frombuffer(base64.b64decode(data), dtype=np.uint8).reshape(640, 640, 4)
+        w, h, data = data
+        return np.frombuffer(base64.b64decode(data), dtype=np.uint8).reshape(h, w, 4)
+
+    def cell(self, col: float, row: float, cols: int,
+             rows: int | None = None) -> tuple[float, float]:
+        """Page coordinates of (col, row) in cell units of a fitted ``rows x cols`` map."""
+        box = self.page.locator(".as-canvas").bounding_box()
+        size = int(self.page.evaluate("() => document.querySelector('.as-canvas').width"))
+        px = size / max(cols, rows or cols)
+        return box["x"] + 1 + col * px, box["y"] + 1 + row * px
+
+    def text(self, selector: str, until=lambda t: True, timeout: float = 15) -> str:
+        """The visible text of ``selector`` once ``until(text)`` holds (polled, as the page
+        updates hover text and notes a moment after it redraws)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            loc = self.page.locator(selector)
+            t = loc.inner_text() if loc.count() and loc.first.is_visible() else ""
+            if t and until(t):
+                return t
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{selector}: {t!r} never matched")
+            self.page.wait_for_timeout(20)
 
     def other_requests(self) -> list[str]:
         return [u for u in self.requests if u != self.uri]

@@ -49,9 +49,7 @@ def test_hover_shows_the_stored_value(open_page, page_file, store):
     _, steps = store
     p = open_page(page_file)
     p.after(lambda: p.page.select_option(".as-head", "1"))
-    # 8 x 8 cells fill 640 px: cell (query 2, key 5) is around (5.5 * 80, 2.5 * 80)
-    box = p.page.locator(".as-canvas").bounding_box()
-    p.page.mouse.move(box["x"] + 5.5 * 80, box["y"] + 2.5 * 80)
+    p.page.mouse.move(*p.cell(5.5, 2.5, 8))  # cell (query 2, key 5)
     tip = p.page.locator(".as-tip")
     tip.wait_for(state="visible")
     text = tip.text_content()
@@ -71,8 +69,7 @@ def test_step_slider_and_difference_mode(open_page, page_file, store):
     p.after(lambda: p.page.select_option(".as-stepb", "epoch_001"))
     p.after(lambda: p.page.check(".as-diff"))
     assert "epoch_000 \u2212 epoch_001" in p.page.text_content(".as-legend")
-    box = p.page.locator(".as-canvas").bounding_box()
-    p.page.mouse.move(box["x"] + 3.5 * 80, box["y"] + 6.5 * 80)  # query 6, key 3, mean head
+    p.page.mouse.move(*p.cell(3.5, 6.5, 8))  # query 6, key 3, mean head
     p.page.locator(".as-tip").wait_for(state="visible")
     text = p.page.locator(".as-tip").text_content()
     a = np.float16(steps["epoch_000"][0].astype(np.float16).astype(np.float32).mean(0)[6, 3])
