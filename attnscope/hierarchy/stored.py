@@ -42,7 +42,8 @@ def plot_stored_dashboard(store: Any, step: str, sample: int = 0, *,
                           ) -> tuple[Figure, dict[str, Level]]:
     """Every level of one stored sample on one page, labelled ``true->pred`` when the
     step holds per-sample ``classes`` (or ``sample_epoch_labels``) labels."""
-    from attnscope.plot import plot_dashboard, read_dense
+    from attnscope.plot import plot_dashboard
+    from attnscope.sources import read_dense
 
     levels = store_levels(store, step, globs)
     epoch = levels["epoch"]
