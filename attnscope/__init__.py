@@ -26,6 +26,7 @@ from attnscope.errors import (
     OutputError,
     SelectionError,
 )
+from attnscope.generation import CausalLM, generate
 from attnscope.maps import AttentionMap, Recording
 from attnscope.stitching import stitch
 from attnscope.text import Seq2SeqModel, TextEncoder, translate
@@ -72,6 +73,7 @@ __all__ = [
     "AttentionCallback",
     "AttentionMap",
     "AttnscopeError",
+    "CausalLM",
     "DataError",
     "ModelError",
     "NoAttentionFoundError",
@@ -84,6 +86,7 @@ __all__ = [
     "TextEncoder",
     "capture",
     "capture_dataset",
+    "generate",
     "list_strategies",
     "open_store",
     "open_writer",
