@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-def _title(r: Any) -> str:
-    short = r.prompt if len(r.prompt) <= 50 else r.prompt[:47] + "..."
+def _title(r: Any, width: int = 36) -> str:
+    short = r.prompt if len(r.prompt) <= width else r.prompt[:width - 3] + "..."
     new = len(r.ids) - r.prompt_length
-    return f"prompt {r.index}: \u201c{short}\u201d + {new} generated tokens"
+    return f"prompt {r.index} \u201c{short}\u201d\n+ {new} generated tokens"
 
 
 def figures(r: Any, folder: Path, dpi: float) -> list[Path]:
@@ -29,7 +29,7 @@ def figures(r: Any, folder: Path, dpi: float) -> list[Path]:
                  dpi=dpi, path=path)
     grid = folder / f"attention_multihead_layer{r.layer}.png"
     plot_heads(m, query_labels=rows, key_labels=r.tokens, dpi=dpi, path=grid,
-               title=f"{_title(r)}\n{name} (layer {r.layer}), {heads} heads and their mean")
+               title=f"{_title(r, 24)}\n{name} (layer {r.layer}), {heads} heads + mean")
     return [path, grid]
 
 
@@ -60,5 +60,5 @@ def write_view(r: Any, path: Path) -> Path:
     from attnscope.viewer import render_html
 
     page = render_html(as_recording(r.maps), tokens=r.tokens,
-                       title=f"{_title(r)}: {r.text[:60]}")
+                       title=_title(r, 60).replace("\n", " "))
     return page.save(path)
