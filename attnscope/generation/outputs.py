@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+
 def _title(r: Any, width: int = 36) -> str:
     short = r.prompt if len(r.prompt) <= width else r.prompt[:width - 3] + "..."
     new = len(r.ids) - r.prompt_length
