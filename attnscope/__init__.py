@@ -37,6 +37,7 @@ from attnscope.stitching import stitch
 if TYPE_CHECKING:
     from attnscope.integrations.lightning import AttentionCallback  # noqa: F401
     from attnscope.store import Store, open_writer  # noqa: F401
+    from attnscope.generation import CausalLM, generate  # noqa: F401
     from attnscope.text import Seq2SeqModel, TextEncoder, translate  # noqa: F401
 
 __version__ = "0.1.0"
@@ -57,11 +58,12 @@ def render_html(source: Any, **kwargs: Any) -> Any:
 
 
 # names of the public API that live in modules imported on first use: zarr (the store
-# writer), Lightning, and the text application are not loaded by ``import attnscope``
+# writer), Lightning, and the text and generation applications are not loaded by ``import attnscope``
 _LAZY = {"open_writer": "attnscope.store",
          "AttentionCallback": "attnscope.integrations.lightning",
          "Seq2SeqModel": "attnscope.text", "TextEncoder": "attnscope.text",
-         "translate": "attnscope.text"}
+         "translate": "attnscope.text",
+         "CausalLM": "attnscope.generation", "generate": "attnscope.generation"}
 
 
 def __getattr__(name: str) -> Any:
@@ -80,6 +82,7 @@ __all__ = [
     "AttentionMap",
     "AttnscopeError",
     "AttnscopeWarning",
+    "CausalLM",
     "DataError",
     "ModelError",
     "NoAttentionFoundError",
@@ -92,6 +95,7 @@ __all__ = [
     "TextEncoder",
     "capture",
     "capture_dataset",
+    "generate",
     "list_strategies",
     "open_store",
     "open_writer",

@@ -27,7 +27,8 @@ COMMANDS = {
     "demo": ("store", "plot", "lightning"), "capture": ("store",), "store": ("store",),
     "export": ("store",), "plot": ("store", "plot"), "view": ("store",),
     "evaluate": ("store", "plot"), "dashboard": ("plot",), "stats": ("store",),
-    "translate": ("plot",), "text": ("plot",), "strategies": (),
+    "translate": ("plot",), "text": ("plot",), "generate": ("store", "plot"),
+    "strategies": (),
 }
 
 

@@ -38,6 +38,7 @@ def _register_subcommands() -> None:
     from attnscope.cli.dashboard_command import dashboard
     from attnscope.cli.demo_command import demo
     from attnscope.cli.evaluate_command import evaluate
+    from attnscope.cli.generate_command import generate
     from attnscope.cli.plot_command import plot
     from attnscope.cli.stats_command import stats
     from attnscope.cli.store_commands import export, store_app
@@ -54,6 +55,7 @@ def _register_subcommands() -> None:
     app.command("export")(export)
     app.command("stats")(stats)
     app.command("translate")(translate)
+    app.command("generate")(generate)
     app.command("text", help="Same as translate; encoder-only models draw their "
                 "self-attention.")(translate)
 

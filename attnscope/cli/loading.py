@@ -74,7 +74,7 @@ def call_factory(spec: str, what: str = "factory") -> Any:
 
 
 def load_model(spec: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
-               trust: bool = False, generate: bool = False) -> nn.Module:
+               trust: bool = False, generate: bool = False, causal: bool = False) -> nn.Module:
     """A model in eval mode, from ``pkg.module:factory`` or a Hugging Face directory,
     with ``checkpoint`` (a state_dict, Lightning or ``model_state_dict`` file) applied."""
     path = Path(spec)
@@ -82,7 +82,7 @@ def load_model(spec: str | os.PathLike, checkpoint: str | os.PathLike | None = N
         if not path.is_dir():
             raise LoadError(f"model {str(spec)!r} is neither 'pkg.module:factory' nor a "
                             "directory holding a Hugging Face model")
-        model = _load_hf(path, generate)
+        model = _load_hf(path, generate, causal)
     else:
         model = call_factory(str(spec), "factory")
         if not isinstance(model, nn.Module):
@@ -127,8 +127,9 @@ def load_tokenizer(path: str | os.PathLike) -> Any:
                         ) from err
 
 
-def _load_hf(path: Path, generate: bool = False) -> nn.Module:
-    """A local Hugging Face model: sequence classifiers get their head, others AutoModel."""
+def _load_hf(path: Path, generate: bool = False, causal: bool = False) -> nn.Module:
+    """A local Hugging Face model: sequence classifiers get their head, ``causal`` asks
+    for the language-model head of a decoder-only model, others AutoModel."""
     if not (path / "config.json").is_file():
         raise LoadError(f"directory {str(path)!r} has no config.json, so it is not a "
                         "Hugging Face model")
@@ -142,11 +143,18 @@ def _load_hf(path: Path, generate: bool = False) -> nn.Module:
     try:
         config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
         heads = [a for a in (config.architectures or []) if a.endswith("ForSequenceClassification")]
-        auto = (transformers.AutoModelForSequenceClassification if heads
+        if causal and getattr(config, "is_encoder_decoder", False):
+            raise LoadError(f"{str(path)!r} holds an encoder-decoder "
+                            f"({type(config).__name__}); generate takes decoder-only "
+                            "models, use `attnscope translate` for this one")
+        auto = (transformers.AutoModelForCausalLM if causal
+                else transformers.AutoModelForSequenceClassification if heads
                 else transformers.AutoModelForSeq2SeqLM
                 if generate and getattr(config, "is_encoder_decoder", False)
                 else transformers.AutoModel)
         return auto.from_pretrained(path, local_files_only=True)
+    except LoadError:
+        raise
     except Exception as err:
         raise LoadError(f"cannot load the Hugging Face model in {str(path)!r}: "
                         f"{one_line(err)}") from err

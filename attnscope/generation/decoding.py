@@ -1,0 +1,130 @@
+"""Decode one prompt token by token while capturing attention, then stitch every
+attention module's steps into one causal map.
+
+Every token the sequence ends with is fed to the model once (the last one too, in one
+extra step whose logits are unused), so the map has a row for every token: ``prompt +
+generated`` queries over the same keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from attnscope.capturing import capture
+from attnscope.errors import AttnscopeError
+from attnscope.generation.causal_map import StitchError, group_steps, non_causal, stitch_causal
+from attnscope.generation.protocol import GenerationError, capture_target
+from attnscope.maps import AttentionMap
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Greedy (``sample=False``) or sampling with a seed, temperature, top-k and top-p."""
+
+    sample: bool = False
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0:
+            raise GenerationError(f"temperature {self.temperature} must be > 0")
+        if self.top_k is not None and self.top_k < 1:
+            raise GenerationError(f"top_k {self.top_k} must be at least 1")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise GenerationError(f"top_p {self.top_p} must be in (0, 1]")
+
+    def pick(self, logits: torch.Tensor, gen: torch.Generator) -> int:
+        """The next token from ``(vocab,)`` logits."""
+        logits = logits.float()
+        if not self.sample:
+            return int(torch.argmax(logits))
+        logits = logits / self.temperature
+        if self.top_k is not None and self.top_k < logits.numel():
+            cut = torch.topk(logits, self.top_k).values[-1]
+            logits = logits.masked_fill(logits < cut, float("-inf"))
+        probs = torch.softmax(logits, dim=-1)
+        if self.top_p is not None and self.top_p < 1:
+            sorted_p, order = torch.sort(probs, descending=True)
+            keep = torch.cumsum(sorted_p, 0) - sorted_p < self.top_p  # always keeps the top
+            probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_p[keep])
+        return int(torch.multinomial(probs / probs.sum(), 1, generator=gen))
+
+
+@dataclass
+class Decoded:
+    """One prompt's tokens and its stitched ``(1, head, token, token)`` maps."""
+
+    ids: list[int]
+    prompt_length: int
+    maps: dict[str, AttentionMap]
+    notes: list[str] = field(default_factory=list)
+    stopped: str = "max_new_tokens"
+
+
+def decode(lm: Any, ids: Sequence[int], max_new_tokens: int, sampling: Sampling, *,
+           include: Any = None, exclude: Any = None, context: int | None = None) -> Decoded:
+    """Prefill ``ids``, generate up to ``max_new_tokens`` and capture every step."""
+    seq = [int(i) for i in ids]
+    prompt = len(seq)
+    if context is not None and prompt + max_new_tokens > context:
+        raise GenerationError(f"the prompt has {prompt} tokens and {max_new_tokens} new ones "
+                              f"were asked for, but the model's context is {context}; shorten "
+                              "the prompt or lower --max-new-tokens")
+    gen = torch.Generator().manual_seed(int(sampling.seed))
+    eos = getattr(lm, "eos_id", None)
+    stopped = "max_new_tokens"
+    bounds = [0]  # rec.maps[bounds[s]:bounds[s + 1]] came from step s
+    try:
+        with torch.inference_mode(), capture(capture_target(lm), include, exclude) as rec:
+            logits, cache = lm.step(torch.tensor([seq]), None)
+            bounds.append(len(rec.maps))
+            _check_causal(rec.maps)
+            for _ in range(max_new_tokens):
+                token = sampling.pick(logits[0, -1], gen)
+                seq.append(token)
+                logits, cache = lm.step(torch.tensor([[token]]), cache)  # its row, too
+                bounds.append(len(rec.maps))
+                if eos is not None and token == int(eos):
+                    stopped = "eos"
+                    break
+    except AttnscopeError:
+        raise
+    except Exception as err:  # the user's model failed: say on what, keep the cause
+        text = " ".join(str(err).split())[:200]
+        raise GenerationError(f"the model raised {type(err).__name__} at token "
+                              f"{len(seq)}: {text}") from err
+    notes = list(rec.notes)
+    maps: dict[str, AttentionMap] = {}
+    per_step = [rec.maps[a:b] for a, b in zip(bounds, bounds[1:])]
+    groups = group_steps(per_step)
+    for (module, call), steps in groups.items():
+        name = module if call == 0 else f"{module}[{call}]"
+        try:
+            maps[name] = stitch_causal(steps, len(seq))
+        except StitchError as err:
+            notes.append(f"{name}: not stitched: {err}")
+    stitched = {module for module, _ in groups}
+    for module in sorted({m.module for m in rec.maps if not m.is_graph} - stitched):
+        notes.append(f"{module}: did not run once per token, so it is not a causal "
+                     "self-attention of the sequence; left out")
+    if not maps:
+        raise GenerationError("no attention module ran once per token; nothing forms a "
+                              "causal map (is this a decoder-only language model?)")
+    return Decoded(seq, prompt, maps, notes, stopped)
+
+
+def _check_causal(maps: Sequence[AttentionMap]) -> None:
+    """Refuse a model whose prefill lets a token see later tokens."""
+    for m in maps:
+        if not m.is_graph and m.kind == "self":
+            worst = non_causal(m)
+            if worst > 1e-6:
+                raise GenerationError(f"{m.module} lets tokens attend to later tokens (weight "
+                                      f"{worst:.3g}): the model is not causal, so it cannot "
+                                      "generate; use `attnscope text` for encoders")
