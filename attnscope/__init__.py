@@ -35,9 +35,9 @@ from attnscope.notes import AttnscopeWarning
 from attnscope.stitching import stitch
 
 if TYPE_CHECKING:
+    from attnscope.generation import CausalLM, generate  # noqa: F401
     from attnscope.integrations.lightning import AttentionCallback  # noqa: F401
     from attnscope.store import Store, open_writer  # noqa: F401
-    from attnscope.generation import CausalLM, generate  # noqa: F401
     from attnscope.text import Seq2SeqModel, TextEncoder, translate  # noqa: F401
 
 __version__ = "0.1.0"
@@ -58,7 +58,8 @@ def render_html(source: Any, **kwargs: Any) -> Any:
 
 
 # names of the public API that live in modules imported on first use: zarr (the store
-# writer), Lightning, and the text and generation applications are not loaded by ``import attnscope``
+# writer), Lightning, and the text and generation applications are not loaded by
+# ``import attnscope``
 _LAZY = {"open_writer": "attnscope.store",
          "AttentionCallback": "attnscope.integrations.lightning",
          "Seq2SeqModel": "attnscope.text", "TextEncoder": "attnscope.text",
