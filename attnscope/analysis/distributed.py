@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from attnscope.analysis._blocks import AnalysisError, _selected, blocks
+from attnscope.analysis._blocks import AnalysisError, blocks
+from attnscope.sources import positions
 
 
 @contextlib.contextmanager
@@ -64,7 +65,8 @@ def plan(store: Any, modules: Sequence[str] | None, steps: Sequence[str] | None,
             segs = store.segments(name, step)
             if not segs:
                 continue
-            wanted = _selected(samples, sum(s.shape[0] for s in segs))
+            wanted = np.unique(positions(samples, sum(s.shape[0] for s in segs), "sample",
+                                         f"step {step!r}"))
             start = 0
             for seg in segs:
                 pos = wanted[(wanted >= start) & (wanted < start + seg.shape[0])]

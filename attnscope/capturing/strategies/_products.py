@@ -5,6 +5,7 @@ for that evidence. Helpers of the softmax strategy."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -87,3 +88,16 @@ class Pending:
             return False
         ptr = t.untyped_storage().data_ptr()
         return any(s.untyped_storage().data_ptr() == ptr for s in self.same)
+
+
+def note_skipped(session: Any, pending: Pending, evidence: str) -> None:
+    """A softmax that looks like attention in a module not named like attention:
+    not recorded (the default covers attention-named modules only), but never
+    dropped without a word."""
+    pending.done = True
+    owner = pending.owner
+    name = owner.name or type(owner.module).__name__
+    session.note(
+        f"{name} ({type(owner.module).__name__}): softmax {evidence} not recorded: "
+        f"the module's name does not say attention; if it is attention, pass "
+        f"include=[{name!r}]")

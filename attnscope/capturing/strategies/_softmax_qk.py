@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from attnscope.capturing._qk import session_form
+from attnscope.capturing.selection import to_dense_layout
 from attnscope.kernels import from_sdpa
 
 _SCALE_NAMES = ("scale", "scaling", "softmax_scale", "attn_scale", "sm_scale")
@@ -101,3 +102,16 @@ def effective_bias(session: Any, pending: Any, eff: torch.Tensor, m: Any
         return None
     with torch.no_grad():
         return toeplitz(eff.float() - probs.float())
+
+
+def keep_effective(session: Any, pending: Any, used: torch.Tensor) -> None:
+    """Keep the matrix that multiplied V when the model changed the probabilities after
+    the softmax (``AttentionMap.effective``), and its relative bias for a q/k store."""
+    m = pending.record
+    if m is None:
+        return
+    eff, _, _ = session.select(to_dense_layout(used.detach(), pending.key_dim), m.module,
+                               graph=False)
+    m.effective = session.detach_copy(session.selection.finish(eff, 1), (used,))
+    if m.qk is not None and m.reduced is None:  # a relative bias: q/k form for it too
+        m.effective_bias = effective_bias(session, pending, eff, m)

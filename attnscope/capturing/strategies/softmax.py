@@ -17,11 +17,10 @@ Candidates without evidence when their module (or its caller) returns are skippe
 a note. A softmax in a module *not* named like attention is not recorded (unless
 ``include``d), but the same evidence puts one line in ``rec.notes`` naming the module
 and the ``include=`` that records it; a softmax without evidence there (a classifier's)
-is not attention and is not mentioned. ``include``d modules record every softmax, as
-the user asked. After a recorded softmax, the first matmul of its module that multiplies
-a tensor of the same shape tells whether the probabilities were changed on the way to V
-(a relative position bias added after the softmax, say); if so, that matrix is kept as
-``AttentionMap.effective``. Dropout and dtype casts are not such a change.
+is not attention and is not mentioned. ``include``d modules record every softmax.
+After a recorded softmax, the first matmul of its module on a tensor of the same shape
+tells whether the probabilities changed on the way to V (a relative bias added after
+the softmax); if so, that matrix is kept as ``AttentionMap.effective``.
 """
 
 from __future__ import annotations
@@ -42,14 +41,15 @@ from attnscope.capturing.strategies._products import (
     batch_rows,
     contracts_last,
     is_weight,
+    note_skipped,
     operands,
     same_scores,
     softmax_dim,
 )
 from attnscope.capturing.strategies._softmax_qk import (
     attach_qk,
-    effective_bias,
     form_qk,
+    keep_effective,
     product_operands,
 )
 
@@ -98,7 +98,7 @@ class SoftmaxStrategy(Strategy):
                 same_scores(entry[0], scores.shape) for entry in owner.products)
             if pending.skipped:  # not attention by name: say so if it looks like it
                 if from_product:
-                    self._note_skipped(session, pending, "over a query-key product")
+                    note_skipped(session, pending, "over a query-key product")
                 else:
                     owner.pending = [*(owner.pending or [])[-3:], pending]
                 return out
@@ -167,7 +167,7 @@ class SoftmaxStrategy(Strategy):
                 if isinstance(t, torch.Tensor) and t.shape == probs.shape:
                     self._drop(session, pending)
                     if not pending.is_same(t):
-                        self._keep_effective(session, pending, t)
+                        keep_effective(session, pending, t)
                     return
             return
         if pending.done:
@@ -190,7 +190,7 @@ class SoftmaxStrategy(Strategy):
                             and contracts_last(equation, index, t.ndim)
                             and not any(o is p for o in others for p in products))
             if evidence and pending.skipped:
-                self._note_skipped(session, pending, "whose output multiplies values")
+                note_skipped(session, pending, "whose output multiplies values")
             elif evidence:
                 self._record(session, pending)
             return
@@ -248,27 +248,3 @@ class SoftmaxStrategy(Strategy):
                 "before it and it never multiplied values (a feature softmax, as in linear "
                 "attention?); pass include= to record it anyway")
         frame.pending = None
-
-    @staticmethod
-    def _note_skipped(session: CaptureSession, pending: Pending, evidence: str) -> None:
-        """A softmax that looks like attention in a module not named like attention:
-        not recorded (the default covers attention-named modules only), but never
-        dropped without a word."""
-        pending.done = True
-        owner = pending.owner
-        name = owner.name or type(owner.module).__name__
-        session.note(
-            f"{name} ({type(owner.module).__name__}): softmax {evidence} not recorded: "
-            f"the module's name does not say attention; if it is attention, pass "
-            f"include=[{name!r}]")
-
-    @staticmethod
-    def _keep_effective(session: CaptureSession, pending: Pending, used: torch.Tensor) -> None:
-        m = pending.record
-        if m is None:
-            return
-        eff, _, _ = session.select(to_dense_layout(used.detach(), pending.key_dim), m.module,
-                                   graph=False)
-        m.effective = session.detach_copy(session.selection.finish(eff, 1), (used,))
-        if m.qk is not None and m.reduced is None:  # a relative bias: q/k form for it too
-            m.effective_bias = effective_bias(session, pending, eff, m)
