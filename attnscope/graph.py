@@ -141,12 +141,13 @@ class DenseGraph:
                 raise SelectionError(f"index {i} out of range for a leading dim of size {n}")
         return self.weights[tuple(index)]
 
-    def incoming(self, node: int, *index: int, **named: int) -> np.ndarray:
-        """``(head, key)`` weights ``node`` gave to the nodes it listens to (NaN: no edge)."""
+    def incoming(self, target: int, /, *index: int, **named: int) -> np.ndarray:
+        """``(head, key)`` weights graph node ``target`` gave to the nodes it listens to
+        (NaN: no edge); ``index``/``named`` pick the leading dims (``node=3``)."""
         n = self.present.shape[0]
-        if not -n <= node < n:
-            raise SelectionError(f"node {node} out of range: the graph has {n} nodes")
-        return self.at(*index, **named)[:, node]
+        if not -n <= target < n:
+            raise SelectionError(f"node {target} out of range: the graph has {n} nodes")
+        return self.at(*index, **named)[:, target]
 
 
 def dense_map(source: Any, *, module: str | int | None = None, step: str | None = None,
