@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from attnscope.cli import options
+
 
 def generate(
     model: str = typer.Option(..., "--model", "-m",
@@ -26,19 +28,12 @@ def generate(
                                        help="nucleus sampling mass"),
     layer: int = typer.Option(-1, "--layer", "-l",
                               help="layer to draw; negative counts from the end"),
-    tokenizer: Path | None = typer.Option(
-        None, "--tokenizer", help="Hugging Face tokenizer directory [default: the model's]"),
-    checkpoint: Path | None = typer.Option(None, "--checkpoint", "-c",
-                                           help="state_dict / Lightning / model_state_dict file"),
-    trust_checkpoint: bool = typer.Option(
-        False, "--trust-checkpoint",
-        help="allow pickled code in the checkpoint (weights_only=False); only for files you "
-             "trust"),
-    include: list[str] | None = typer.Option(None, "--include",
-                                             help="module glob to capture (repeatable)"),
-    exclude: list[str] | None = typer.Option(None, "--exclude",
-                                             help="module glob never captured (repeatable)"),
-    dpi: int = typer.Option(150, "--dpi", min=20, max=1200, help="resolution of the PNGs"),
+    tokenizer: Path | None = options.TOKENIZER,
+    checkpoint: Path | None = options.CHECKPOINT,
+    trust_checkpoint: bool = options.TRUST,
+    include: list[str] | None = options.INCLUDE,
+    exclude: list[str] | None = options.EXCLUDE,
+    dpi: int = options.DPI,
 ) -> None:
     """Generate text while capturing attention: the prompt and every generated token in one
     causal map per layer, previous-token / induction / sink heads, view.html and a store

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from attnscope.cli import options
+
 
 def translate(
     model: str = typer.Option(..., "--model", "-m",
@@ -24,20 +26,13 @@ def translate(
     beam: int = typer.Option(1, "--beam", min=1, help="beam width (1: greedy)"),
     max_length: int | None = typer.Option(None, "--max-length", min=1,
                                           help="most generated tokens [default: 2 x source + 10]"),
-    tokenizer: Path | None = typer.Option(
-        None, "--tokenizer", help="Hugging Face tokenizer directory [default: the model's]"),
-    checkpoint: Path | None = typer.Option(None, "--checkpoint", "-c",
-                                           help="state_dict / Lightning / model_state_dict file"),
-    trust_checkpoint: bool = typer.Option(
-        False, "--trust-checkpoint",
-        help="allow pickled code in the checkpoint (weights_only=False); only for files you "
-             "trust"),
-    include: list[str] | None = typer.Option(None, "--include",
-                                             help="module glob to capture (repeatable)"),
-    exclude: list[str] | None = typer.Option(None, "--exclude",
-                                             help="module glob never captured (repeatable)"),
+    tokenizer: Path | None = options.TOKENIZER,
+    checkpoint: Path | None = options.CHECKPOINT,
+    trust_checkpoint: bool = options.TRUST,
+    include: list[str] | None = options.INCLUDE,
+    exclude: list[str] | None = options.EXCLUDE,
     show: bool = typer.Option(False, "--show", help="open the figures when done"),
-    dpi: int = typer.Option(150, "--dpi", min=20, max=1200, help="resolution of the PNGs"),
+    dpi: int = options.DPI,
 ) -> None:
     """Decode sentences while capturing attention: cross / causal self / encoder maps per
     layer with token labels, every head, and warnings (diffuse, copying, positional)."""
