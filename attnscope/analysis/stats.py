@@ -22,7 +22,8 @@ import numpy as np
 
 from attnscope._files import atomic_path
 from attnscope.analysis._blocks import BUDGET, AnalysisError, blocks, is_store
-from attnscope.analysis.diagnostics import FindingCounter, Thresholds
+from attnscope.analysis.diagnostics import EXPLAIN, FindingCounter, Thresholds
+from attnscope.analysis.findings import Finding
 from attnscope.analysis.kinds import PROBABILITY, VALUE_WEIGHTED, measure_of
 from attnscope.analysis.metrics import METRICS, graph_metrics, map_metrics
 from attnscope.analysis.report import EXTRA, StatsReport, _fmt
@@ -57,6 +58,7 @@ class _Acc:
         self.sums: dict[tuple[int, str], list[float]] = {}  # [sum, n, min, max]
         self.dist: np.ndarray | None = None
         self.dist_n = 0
+        self.no_similarity = False  # blocks held some heads only: no head distances
 
     def add(self, heads: np.ndarray, values: dict[str, np.ndarray]) -> None:
         n = next(iter(values.values())).shape[0]
@@ -168,7 +170,10 @@ def head_stats(source: Any, modules: Sequence[str] | None = None, *,
     rows = [r for (module, step), acc in accs.items() for r in acc.rows(module, step)]
     if not rows:
         raise AnalysisError("nothing to analyse: no maps matched the selection")
-    return StatsReport(rows, counter.findings(), None if csv_path is None else Path(csv_path))
+    skipped = [Finding("no_similarity", module, step, None, message=EXPLAIN["no_similarity"])
+               for (module, step), acc in accs.items() if acc.no_similarity]
+    return StatsReport(rows, counter.findings() + skipped,
+                       None if csv_path is None else Path(csv_path))
 
 
 def _value_weighted(rec: Any) -> Any:
@@ -212,6 +217,8 @@ def _add_block(b: Any, measure: str, accs: dict[tuple[str, str], _Acc],
         acc.dist = np.nan_to_num(d).sum(0) + (0 if acc.dist is None else acc.dist)
         acc.dist_n += d.shape[0]
         near = nearest_heads(d)
+    elif similarity and prob and not b.graph and not b.all_heads:
+        acc.no_similarity = True
     if writer is not None:
         _write_rows(writer, b, measure, values, near)
 
