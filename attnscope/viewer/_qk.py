@@ -21,13 +21,13 @@ MAX_TOKENS = 1024
 
 def _store_inputs(store: Any, module: str, step: str | None, sample: int,
                   heads: Sequence[int]) -> Any:
-    from attnscope.store import qk
+    from attnscope.store.forms import qk
 
     start = 0
     for seg in store.checked(module, step):
         n = seg.shape[0]
         if start <= sample < start + n:
-            if not qk.is_qk(seg.path):
+            if not qk.QK.detect(seg.path):
                 return None
             return qk.load(seg.path, [sample - start], list(heads))
         start += n
