@@ -29,14 +29,16 @@
       }
       return out;
     };
-    // for checks and benchmarks: ms to compute one TILE x TILE block of the shown map
+    // for checks and benchmarks: one TILE x TILE block of the shown map, computed as the
+    // matrix computes it: {ms, row: its first row (masked cells as null)}
     V.root.attnscopeTile = async function (r0, c0) {
       const e = V.cur(), hm = e.maps[V.headIndex(e)], T = A.TILE;
-      if (!hm.qk) return null;
+      if (!hm.levels[0].qk) return null;
       await load(hm);
-      const t = performance.now();
-      await V.qkRegion(hm, r0, Math.min(e.rows, r0 + T), c0, Math.min(e.cols, c0 + T));
-      return performance.now() - t;
+      const t = performance.now(), c1 = Math.min(e.cols, c0 + T);
+      const out = await V.qkRegion(hm, r0, Math.min(e.rows, r0 + T), c0, c1);
+      const ms = performance.now() - t;
+      return {ms: ms, row: Array.from(out.subarray(0, c1 - c0), v => v === v ? v : null)};
     };
   };
 })(window.attnscope);
