@@ -100,7 +100,8 @@ def test_zoomed_cells_equal_the_store_read(open_page, long_store, tmp_path):
             assert float(v) == pytest.approx(float(w[r, c]), abs=1e-3)
             seen += 1
     assert seen >= 3
-    tile = p.page.evaluate("() => document.querySelector('.attnscope-view').attnscopeTile(1536, 1024)")
+    tile = p.page.evaluate(
+        "() => document.querySelector('.attnscope-view').attnscopeTile(1536, 1024)")
     want = w[1536, 1024:1536]
     got = np.array([np.nan if v is None else v for v in tile["row"]], np.float32)
     np.testing.assert_allclose(got, want, atol=1e-3)  # the tile the matrix would compute
