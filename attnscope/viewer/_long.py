@@ -57,9 +57,33 @@ def qk_dim(store: Any, module: str, step: str | None, sample: int,
     if found is None or not qk.QK.detect(found[0].path):
         return 0
     a = qk.segment_meta(found[0].path)["attributes"]
-    if a.get("mask") is not None or a.get("reduced"):
+    if a.get("reduced") or (a.get("mask") is not None and not _causal_mask(qk, found, a)):
         return 0
     return int(a["q"][0][-1])
+
+
+def _causal_mask(qk: Any, found: tuple[Any, int], a: dict[str, Any]) -> bool:
+    """Whether a stored mask only hides the causal triangle (a model that passes its own
+    causal mask instead of sdpa's flag), checked block by block against the triangle."""
+    shape, _, kind, values = a["mask"]
+    if kind != "bits" or shape[2] == 1:
+        return False
+    if values is not None:  # two values: bits mark the lower one, which must hide
+        lo, hi = (float.fromhex(v) for v in values)
+        if hi != 0.0 or lo > -1e4:
+            return False
+    mask = qk.load(found[0].path, [found[1]], [0]).mask
+    if mask is None or mask.dtype != torch.bool:  # float masks: the two values, unpacked
+        mask = None if mask is None else mask == 0
+    if mask is None or mask.shape[1] != 1:  # one mask for every head
+        return False
+    m = mask[0, 0]
+    keys = torch.arange(m.shape[1])
+    for r in range(0, m.shape[0], 1024):
+        rows = torch.arange(r, min(r + 1024, m.shape[0]))[:, None]
+        if not bool((m[r:r + 1024] == (keys[None, :] <= rows)).all()):
+            return False
+    return True
 
 
 def embedded_cells(rows: int, cols: int, dim: int) -> int:

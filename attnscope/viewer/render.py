@@ -168,7 +168,8 @@ def _long_item(packer: _pack.Packer, store: Any, e: _select.Entry, heads: HeadSp
     maps, means = [], []
     for i in range(len(pos)):
         q, k = inp.query[0, i].float(), inp.key[0, inp.kv_index[i]].float()
-        hm, mean = _long.pack_head(packer, q, k, inp.scale, inp.causal, first and i == 0)
+        causal = inp.causal or inp.mask is not None  # a mask here is the causal one
+        hm, mean = _long.pack_head(packer, q, k, inp.scale, causal, first and i == 0)
         maps.append(hm)
         means.append(mean)
     ids = [info["heads"][p] for p in pos] if info.get("heads") else pos

@@ -107,3 +107,42 @@ def test_zoomed_cells_equal_the_store_read(open_page, long_store, tmp_path):
     np.testing.assert_allclose(got, want, atol=1e-3)  # the tile the matrix would compute
     assert tile["ms"] >= 0
     assert p.errors == [] and p.requests == [p.uri]
+
+
+class Masked(Causal):
+    """Passes its own mask instead of sdpa's causal flag."""
+
+    def __init__(self, mask: torch.Tensor) -> None:
+        super().__init__()
+        self.mask = mask
+
+    def forward(self, x):
+        b, n, _ = x.shape
+        q, k = self.proj(x).view(b, n, 2, self.h, self.dh).permute(2, 0, 3, 1, 4)
+        return F.scaled_dot_product_attention(q, k, k, attn_mask=self.mask)
+
+
+@pytest.mark.parametrize("how", ["bool", "additive", "padding"])
+def test_a_mask_of_the_causal_triangle_only_is_computed_too(tmp_path, how):
+    n = 1100
+    causal = torch.tril(torch.ones(n, n, dtype=torch.bool))
+    if how == "padding":
+        causal[:, -3:] = False
+    mask = causal if how != "additive" else \
+        torch.zeros(n, n).masked_fill(~causal, torch.finfo(torch.float32).min)
+    torch.manual_seed(2)
+    model = nn.Sequential(Masked(mask))
+    with torch.no_grad(), attnscope.capture(model, store=tmp_path / "m", step="s", form="qk"):
+        model(torch.randn(1, n, 32))
+    store = attnscope.open_store(tmp_path / "m")
+    view = render_html(store, heads=[0])
+    e = view.meta["entries"][0]
+    assert e.get("computed", False) is (how != "padding")  # padding: the stored cells
+    if how != "padding":  # block means over the visible (lower) cells, masked ones NaN
+        w = store.read(store.modules[0], "s", heads=[0])[0, 0]
+        w = np.where(causal.numpy(), w, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            want = np.nanmean(w.reshape(n // 4, 4, n // 4, 4), axis=(1, 3))
+        got = _blob(view, e["maps"][0]["levels"][1]["mean"][0]).reshape(n // 4, n // 4)
+        np.testing.assert_allclose(got, want, atol=1e-3)
