@@ -78,6 +78,7 @@ def test_zoomed_cells_equal_the_store_read(open_page, long_store, tmp_path):
     view = render_html(long_store, heads=[0, 1], tokens=[f"t{i}" for i in range(L)])
     p = open_page(view.save(tmp_path / "long.html"))
     assert "level 1" in p.text(".as-legend") or "zoom in" in p.page.inner_text(".attnscope-view")
+    assert "no head mean" in p.text(".as-note")  # heads=[0, 1]: the mean is not offered
     p.after(lambda: p.page.select_option(".as-head", "1"))
     box = p.page.locator(".as-canvas").bounding_box()
     x, y = box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.7

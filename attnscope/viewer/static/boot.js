@@ -91,6 +91,8 @@ window.attnscopeView = function (uid) {
     const mode = pickMode(e);
     root.dataset.mode = mode;
     V.qkControls(e, mode === "qk");
+    if (e.computed && e.heads.length > 1 && (st.head === null || st.head === "mean"))
+      V.say("this map is computed in the page from queries and keys, one head at a time (no head mean); showing head " + e.heads[0]);
     if (V.size(mode) || !V.view) V.view = fit(e);
     if (!["lines", "heads", "graph", "text", "qk"].includes(mode)) V.side.replaceChildren();
     V.canvas.style.visibility = mode === "text" ? "hidden" : "";
