@@ -9,12 +9,17 @@ attention; non-causal, so nothing is masked away):
             layer switch (a head of another layer, decoded on demand); medians
   long      one 4096 x 4096 map: open, then pan (drag) and zoom (wheel) redraw times
   largest   single maps of growing size: the largest whose first view is drawn in < 3 s
+  qk        (``--qk N``, alone) one head of an N-token causal map from a store in
+            query/key form: the page embeds queries, keys, row log-sum-exp and coarse
+            levels and computes cells when zoomed in; file size, first view, zoom-in
+            redraws, 512 x 512 tile times, and tile rows against the Python read
 
 Times in the page are ``performance.now()`` deltas, so Python overhead is not counted.
 On a shared machine wall times stretch with the load (reported); the browser's CPU time
 (all Chromium processes, from /proc via psutil) is what each action costs.
 
     python benchmarks/viewer.py [--repeats 5] [--sizes 2048 4096 6144 8192] [--out DIR]
+    python benchmarks/viewer.py --qk 32768
 """
 
 from __future__ import annotations
@@ -187,7 +192,19 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--sizes", type=int, nargs="+", default=[2048, 4096, 6144, 8192])
     ap.add_argument("--out", type=Path, default=None, help="keep the pages here")
+    ap.add_argument("--qk", type=int, default=None, metavar="N",
+                    help="only the q/k case: one head of an N-token causal map")
     args = ap.parse_args()
+    if args.qk:
+        with tempfile.TemporaryDirectory() as scratch, sync_playwright() as p:
+            tmp = args.out or Path(scratch)
+            tmp.mkdir(parents=True, exist_ok=True)
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            from viewer_qk import qk_case  # benchmarks/ is on the path of this script
+
+            print(json.dumps({f"qk_{args.qk}": qk_case(browser, tmp, args.qk)}, indent=1))
+            browser.close()
+        return
     with tempfile.TemporaryDirectory() as scratch, sync_playwright() as p:
         tmp = args.out or Path(scratch)
         tmp.mkdir(parents=True, exist_ok=True)

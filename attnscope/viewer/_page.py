@@ -38,7 +38,7 @@ def static(name: str) -> str:
 
 # the page's script, split by job; core first, boot (which starts a view) last
 SCRIPTS = ("core.js", "colour.js", "layout.js", "overview.js", "matrix.js", "lines.js",
-           "text.js", "graph.js", "qk.js", "boot.js")
+           "text.js", "graph.js", "qk.js", "long.js", "boot.js")
 
 
 @functools.cache

@@ -16,6 +16,7 @@ import numpy as np
 from attnscope import sources
 from attnscope.errors import AttnscopeError, SelectionError
 from attnscope.maps import Recording
+from attnscope.viewer import _long
 
 # base64 (4/3) over float16 cells (2 bytes), with the coarse levels and thumbnails on top
 BYTES_PER_CELL = 2 * 4 / 3 * 1.1
@@ -36,9 +37,12 @@ class Entry:
     graph: bool
     num_heads: int
     shape: tuple[int, ...]  # dense: (query, key); graph: (..., edge)
+    qk_dim: int = 0  # > 0: shown from stored queries and keys (``_long``)
 
     def cells(self, heads: int) -> int:
         """Embedded values: the selected heads plus the head mean."""
+        if self.qk_dim:  # queries, keys and coarse levels per head, no mean
+            return heads * _long.embedded_cells(*self.shape, self.qk_dim)
         extra = heads + 1 if heads > 1 else heads
         size = int(np.prod(self.shape)) * extra
         return size + (2 * self.shape[-1] if self.graph else 0)  # edge_index as int32
@@ -55,9 +59,11 @@ def _store_entries(store: Any, names: list[str], steps: Any, samples: Sequence[i
             lengths = store.lengths(name, step)
             for s in sources.positions(samples, len(lengths), "sample",
                                        f"{name!r} in step {step!r}"):
-                out.append(Entry(name, step, int(s), bool(info.get("graph")),
-                                 int(info.get("num_heads") or 1),
-                                 tuple(int(v) for v in lengths[s])))
+                shape = tuple(int(v) for v in lengths[s])
+                graph = bool(info.get("graph"))
+                out.append(Entry(name, step, int(s), graph, int(info.get("num_heads") or 1),
+                                 shape, 0 if graph else _long.qk_dim(store, name, step, s,
+                                                                     shape)))
     return out
 
 

@@ -19,12 +19,15 @@ from attnscope.errors import SelectionError
 from attnscope.plot import MaskSpec, find_mask
 from attnscope.plot.overview import short_names
 from attnscope.sources import (
+    Dense,
     HeadSpec,
     as_source,
+    head_positions,
     read_dense,
+    sample_labels,
     to_numpy,
 )
-from attnscope.viewer import _graph, _pack, _qk, _select
+from attnscope.viewer import _graph, _long, _pack, _qk, _select
 from attnscope.viewer._page import HTMLView
 
 
@@ -103,6 +106,13 @@ def render_html(source: Any, *, modules: str | Sequence[str | int] | None = None
         if e.graph:  # every leading axis kept: the page has a selector for each
             out.append(_graph.graph_item(packer, source, e, heads))
             continue
+        if e.qk_dim:  # long, in query/key form: the page computes its fine cells
+            item = _long_item(packer, source, e, heads, e is first)
+            found = item.pop("dense").axis_labels(given, sides)
+            used.update(key for key, v in given.items() if len(v) in e.shape)
+            item.update(ql=labels.ref(found.query), kl=labels.ref(found.key))
+            out.append(item)
+            continue
         d = read_dense(source, e.module, step, e.sample, heads)
         mats = list(d.weights)  # (head, query, key) -> per-head (query, key)
         names = [str(h) for h in d.heads]
@@ -146,6 +156,33 @@ def render_html(source: Any, *, modules: str | Sequence[str | int] | None = None
                             "steps": list(dict.fromkeys(e.step for e in entries)),
                             "estimate": estimate, "signal": signal}
     return HTMLView(meta, packer.texts(), title=meta["title"])
+
+
+def _long_item(packer: _pack.Packer, store: Any, e: _select.Entry, heads: HeadSpec,
+               first: bool) -> dict[str, Any]:
+    """An entry shown from its stored queries and keys (:mod:`attnscope.viewer._long`):
+    one computed map per selected head, no head mean (it would need every head's cells)."""
+    info = store.module_info(e.module, e.step)
+    pos = head_positions(heads, e.num_heads)
+    inp = _long.load_heads(store, e.module, e.step, e.sample, pos)
+    maps, means = [], []
+    for i in range(len(pos)):
+        q, k = inp.query[0, i].float(), inp.key[0, inp.kv_index[i]].float()
+        causal = inp.causal or inp.mask is not None  # a mask here is the causal one
+        hm, mean = _long.pack_head(packer, q, k, inp.scale, causal, first and i == 0)
+        maps.append(hm)
+        means.append(mean)
+    ids = [info["heads"][p] for p in pos] if info.get("heads") else pos
+    total = store.num_samples(e.module, e.step)
+    rows, cols = e.shape
+    dense = Dense(np.empty((0, rows, cols), np.float32), ids, e.module, info.get("kind"),
+                  e.step, e.sample, sample_labels(store.labels(e.step), e.sample, total),
+                  e.num_heads, recorded=True)
+    return {"module": e.module, "step": e.step, "sample": e.sample, "graph": False,
+            "kind": info.get("kind") or ("self" if rows == cols else "cross"),
+            "heads": [str(h) for h in ids], "num_heads": e.num_heads, "rows": rows,
+            "cols": cols, "maps": maps, "thumb": _pack.pack_thumbs(packer, means),
+            "computed": True, "dense": dense}
 
 
 def _first_view(entries: list[_select.Entry]) -> _select.Entry | None:

@@ -28,7 +28,7 @@ window.attnscopeView = function (uid) {
   };
   A.data(V, uid); A.layout(V); A.colour(V); A.overview(V);
   A.matrix(V); A.lines(V); A.text(V); A.graph(V);
-  A.qk(V);
+  A.qk(V); A.long(V);
   const c = V.controls;
   V.say = msg => { A.el("div", "as-msg", V.note, msg); };
 
@@ -78,7 +78,7 @@ window.attnscopeView = function (uid) {
     const next = () => {
       if (warming !== e || i >= e.maps.length) return;
       const hm = e.maps[i++], lv = V.level(hm), blobs = lv[st.reduce] || lv.mean;
-      if (blobs.length > 4) return;
+      if (!blobs || blobs.length > 4) return;  // computed cells: nothing to decode
       Promise.all(blobs.map(V.values)).then(() => setTimeout(next, 0));
     };
     V.rest.then(() => setTimeout(next, 0));
@@ -91,6 +91,8 @@ window.attnscopeView = function (uid) {
     const mode = pickMode(e);
     root.dataset.mode = mode;
     V.qkControls(e, mode === "qk");
+    if (e.computed && e.heads.length > 1 && (st.head === null || st.head === "mean"))
+      V.say("this map is computed in the page from queries and keys, one head at a time (no head mean); showing head " + e.heads[0]);
     if (V.size(mode) || !V.view) V.view = fit(e);
     if (!["lines", "heads", "graph", "text", "qk"].includes(mode)) V.side.replaceChildren();
     V.canvas.style.visibility = mode === "text" ? "hidden" : "";

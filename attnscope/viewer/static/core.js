@@ -98,6 +98,7 @@ window.attnscope = window.attnscope || {};
     };
     // rows r0..r1, cols c0..c1 of a level (block means or maxima) as one Float32Array
     V.region = async function (hm, lv, r0, r1, c0, c1, kind) {
+      if (lv.qk) return V.qkRegion(hm, r0, r1, c0, c1);  // computed from queries and keys
       const TILE = A.TILE, w = c1 - c0, h = r1 - r0, out = new Float32Array(w * h);
       const blobs = lv[kind] || lv.mean, jobs = [];
       for (let ty = Math.floor(r0 / TILE); ty * TILE < r1; ty++)

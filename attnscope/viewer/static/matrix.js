@@ -7,6 +7,8 @@
     function level(hm) {  // coarsest level whose blocks span at most ~1.5 screen pixels
       let best = hm.levels[0];
       for (const lv of hm.levels) if (Math.max(lv.fy, lv.fx) <= 1.5 * V.view.cpp && lv.fy >= best.fy) best = lv;
+      // computed cells (queries and keys) only from one cell per pixel in: else the finest embedded level
+      if (best.qk && V.view.cpp > 1 && hm.levels.length > 1) best = hm.levels[1];
       return best;  // block means are linear, so coarse levels also serve the difference
     }
     V.level = level;
@@ -41,6 +43,8 @@
       ctx.drawImage(V.off, 0, 0, c1 - c0, r1 - r0, dx, dy, dw, dh);
       const li = hm.levels.indexOf(lv);
       if (li) note = "level " + li + ": each pixel is the " + kind + " of a " + lv.fy + "\u00d7" + lv.fx + " block (block " + kind + ")";
+      if (hm.levels[0].qk) note += li ? "; zoom in to one cell per pixel for single cells, computed from queries and keys"
+        : "cells computed in the page from queries and keys: exp(q\u00b7k \u00d7 scale \u2212 row log-sum-exp)";
       V.setLegend(lo, hi, cmap, {what: what, note: note, grey: "grey: masked (causal, padding)"});
       V.shown = {e: e, hm: hm, lv: lv, kind: kind, hb: hb, lb: lb};
       V.drawLabels(e, view);
