@@ -1,7 +1,7 @@
 """Queries and keys behind a map, for the page's query/key view: the per-dimension
 products ``q_i * k_j`` that sum (times the scale) to one attention score.
 
-They come from a store in query/key form (``form="qk"``, :mod:`attnscope.store.qk`) or
+They come from a store in query/key form (``form="qk"``, :mod:`attnscope.store.forms.qk`) or
 from maps captured with their sdpa inputs (``AttentionMap.qk``); no model is needed.
 Left out: maps whose stored head is a mean (the products belong to single heads) and
 maps longer than ``MAX_TOKENS`` (the view is a drill-down into one query).
@@ -21,13 +21,13 @@ MAX_TOKENS = 1024
 
 def _store_inputs(store: Any, module: str, step: str | None, sample: int,
                   heads: Sequence[int]) -> Any:
-    from attnscope.store import qk
+    from attnscope.store.forms import qk
 
     start = 0
     for seg in store.checked(module, step):
         n = seg.shape[0]
         if start <= sample < start + n:
-            if not qk.is_qk(seg.path):
+            if seg.form.holds != "qk":  # probabilities (or a graph): no inputs kept
                 return None
             return qk.load(seg.path, [sample - start], list(heads))
         start += n

@@ -34,8 +34,6 @@ def _store(path, source: list[str], target: list[str]):
     return path
 
 
-@pytest.mark.xfail(reason="needs the label resolver of attnscope/sources (issue 22 item 1); "
-                          "passes once that branch is merged", strict=False)
 @pytest.mark.parametrize("source,target", [
     (["ein", "Haus", "ist", "gross", "</s>"], ["a", "house", "is", "big", "</s>"]),
     (["das", "ist", "ein", "sehr", "altes", "Haus", "</s>"], ["<s>", "old", "house"]),
