@@ -41,6 +41,7 @@ class StatsReport:
     rows: list[dict[str, Any]]
     findings: list[Finding] = field(default_factory=list)
     csv_path: Path | None = None
+    notes: list[str] = field(default_factory=list)  # what was left out, and why
 
     def value(self, module: str, metric: str, step: str = "", head: int | None = None
               ) -> np.ndarray | float:

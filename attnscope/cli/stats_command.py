@@ -59,6 +59,8 @@ def stats(
                                                         "worker processes"),
     scheduler: str = typer.Option(None, "--scheduler", help="run on an existing dask "
                                                             "scheduler, e.g. tcp://host:8786"),
+    budget: int = typer.Option(None, "--budget", help="values read at once (default "
+                               "4194304); head similarity needs one sample's heads together"),
 ) -> None:
     """Per-head metrics (min/max/mean, entropy, distance, sinks, head types, redundancy)
     of a store, streamed: a table, CSV files and diagnostics."""
@@ -78,6 +80,8 @@ def stats(
     if workers is not None and workers < 1:
         raise fail(f"--workers must be 1 or more, not {workers}")
     cluster = workers if workers is not None else scheduler
+    if budget is not None and budget < 1:
+        raise fail(f"--budget must be 1 or more, not {budget}")
     cols = [m.strip() for m in metrics.split(",") if m.strip()]
     bad = [m for m in cols if m not in (*METRICS, "nearest_head", "nearest_js")]
     if bad:
@@ -105,7 +109,8 @@ def stats(
 
             report = head_stats(opened, names, steps=step or None, samples=picks,
                                 csv_path=csv_path, similarity=similarity, progress=advance,
-                                cluster=cluster)
+                                cluster=cluster,
+                                **({} if budget is None else {"budget": budget}))
     except AttnscopeError as err:
         raise fail(str(err)) from None
     if by == "sample":
@@ -116,6 +121,8 @@ def stats(
     if csv_path is not None:
         summary = report.write_csv(out / "stats_per_head.csv")
         typer.echo(f"wrote {csv_path} and {summary}")
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     if diagnostics:
         from attnscope.analysis.report import summarize
 
