@@ -93,7 +93,7 @@ class StatsReport:
         """The per-head summary as CSV."""
         path = Path(path)
         cols = [*KEYS, "map", "samples", *METRICS, *EXTRA]
-        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, cols, extrasaction="ignore")
             w.writeheader()
             for r in self.rows:

@@ -148,7 +148,7 @@ def head_stats(source: Any, modules: Sequence[str] | None = None, *,
     with contextlib.ExitStack() as stack:
         if csv_path is not None:  # written aside, renamed onto csv_path when complete
             part = stack.enter_context(atomic_path(csv_path))
-            writer = csv.writer(stack.enter_context(open(part, "w", newline="")))
+            writer = csv.writer(stack.enter_context(open(part, "w", newline="", encoding="utf-8")))
             writer.writerow(["module", "step", "sample", "head", "map", *METRICS, *EXTRA])
         if cluster is not None:
             from attnscope.analysis import distributed

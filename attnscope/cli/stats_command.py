@@ -153,7 +153,7 @@ def _print_samples(path: Path, cols: list[str], limit: int) -> None:
     table = Table(title=f"attention per sample and head (first {limit} rows of {path})")
     for c in (*keys, *cols):
         table.add_column(SHORT.get(c, c), overflow="fold")
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         for i, row in enumerate(csv.DictReader(f)):
             if i >= limit:
                 break

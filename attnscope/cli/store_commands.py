@@ -42,8 +42,10 @@ def info(path: Path = typer.Argument(..., help="store directory")) -> None:
                 # epochs or channels folded into the batch axis are rows, not samples
                 count = f"{rows} rows ({n} x {rows // n} folded)" if n and rows != n and \
                     rows % n == 0 else str(rows)
+                named = [ax.name for ax in store.axes(module, step)]  # graph: time, node ...
+                where = f"({', '.join([*named, 'edge', 'head'])})" if named else axes
                 table.add_row(module, info["kind"], step, count,
-                              shape + (" ..." if len(shapes) > 3 else "") + f" {axes}",
+                              shape + (" ..." if len(shapes) > 3 else "") + f" {where}",
                               human(store.nbytes(module, step)))
         notes = [(step, n) for step in store.steps for n in store.notes(step)]
     except AttnscopeError as e:
