@@ -36,3 +36,25 @@ def test_bad_budget_is_one_line(encoder_store, capsys):
     assert main(["stats", str(path), "--no-csv", "--budget", "0"]) == 2
     err = capsys.readouterr().err
     assert "--budget" in err and len(err.strip().splitlines()) == 1
+
+
+def test_folded_rows_are_called_rows(tmp_path, capsys, monkeypatch):
+    import torch
+
+    from attnscope.maps import AttentionMap
+    from attnscope.store import open_writer
+
+    monkeypatch.setenv("COLUMNS", "250")
+    root = tmp_path / "s"
+    with open_writer(root, step="val", dtype="float32") as w:  # 4 samples, 2 epochs each
+        w.write(AttentionMap("net.épocas.attn", "self", torch.rand(8, 2, 3, 3).softmax(-1)))
+        w.write(AttentionMap("net.across", "self", torch.rand(4, 2, 2, 2).softmax(-1)))
+    assert main(["stats", str(root), "--out", str(tmp_path), "--by", "sample",
+                 "--max-rows", "40", "--no-similarity"]) == 0
+    out = capsys.readouterr().out
+    assert "note: net.épocas.attn hold 2 folded rows per sample" in out
+    assert "row i is sample i // 2, item i % 2" in out
+    assert "row 5 (sample 2, item 1)" in out and "sample/row" in out
+    assert "net.across" not in next(ln for ln in out.splitlines() if "folded rows" in ln)
+    assert {r["module"] for r in _csv(tmp_path / "stats_per_head.csv")} == {
+        "net.épocas.attn", "net.across"}
