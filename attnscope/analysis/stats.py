@@ -16,7 +16,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ from attnscope.analysis.kinds import PROBABILITY, VALUE_WEIGHTED, measure_of
 from attnscope.analysis.metrics import METRICS, graph_metrics, map_metrics
 from attnscope.analysis.report import EXTRA, StatsReport, _fmt
 from attnscope.analysis.similarity import head_distances, nearest_heads
+from attnscope.maps import Recording
 
 LOGGED = ("norm_entropy", "peak", "distance", "first")  # default scalars per epoch
 
@@ -196,7 +196,9 @@ def _value_weighted(rec: Any) -> Any:
     if not maps:
         raise AnalysisError("no value-weighted maps: capture with attnscope.capture(model, "
                             "value_weighted=True) and pass the recording")
-    return SimpleNamespace(maps=maps)
+    out = Recording()  # the source layer reads Recordings, not look-alikes
+    out.maps = maps
+    return out
 
 
 def add_block(b: Any, measures: dict[str, str], accs: dict[tuple[str, str], _Acc],
