@@ -54,9 +54,6 @@ EXPLAIN = {
                   "positional problem",
     "sink": "most attention goes to special tokens at the ends ([CLS]/[SEP]-style): the "
             "no-op sink pattern of trained transformers, usually harmless",
-    "no_similarity": "head similarity (nearest_head) not computed: the map is read one "
-                     "head at a time (too large for one block); pass fewer samples or one "
-                     "--module",
 }
 SAMPLE_LEVEL = ("nan_rows", "zero_map", "zero_rows", "padding")
 

@@ -10,8 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 DIFFUSE_KEYS = 4  # rows with fewer allowed keys are not judged diffuse
-# usual in healthy models (or a limit of the analysis): reported, not warned about
-NOTES = ("zero_rows", "sink", "no_similarity")
+NOTES = ("zero_rows", "sink")  # usual in healthy models: reported, not warned about
 
 
 @dataclass(frozen=True)

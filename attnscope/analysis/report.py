@@ -41,6 +41,7 @@ class StatsReport:
     rows: list[dict[str, Any]]
     findings: list[Finding] = field(default_factory=list)
     csv_path: Path | None = None
+    notes: list[str] = field(default_factory=list)  # what was left out, and why
 
     def value(self, module: str, metric: str, step: str = "", head: int | None = None
               ) -> np.ndarray | float:
@@ -92,7 +93,7 @@ class StatsReport:
         """The per-head summary as CSV."""
         path = Path(path)
         cols = [*KEYS, "map", "samples", *METRICS, *EXTRA]
-        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, cols, extrasaction="ignore")
             w.writeheader()
             for r in self.rows:

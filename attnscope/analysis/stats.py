@@ -22,8 +22,7 @@ import numpy as np
 
 from attnscope._files import atomic_path
 from attnscope.analysis._blocks import BUDGET, AnalysisError, blocks, is_store
-from attnscope.analysis.diagnostics import EXPLAIN, FindingCounter, Thresholds
-from attnscope.analysis.findings import Finding
+from attnscope.analysis.diagnostics import FindingCounter, Thresholds
 from attnscope.analysis.kinds import PROBABILITY, VALUE_WEIGHTED, measure_of
 from attnscope.analysis.metrics import METRICS, graph_metrics, map_metrics
 from attnscope.analysis.report import EXTRA, StatsReport, _fmt
@@ -58,7 +57,7 @@ class _Acc:
         self.sums: dict[tuple[int, str], list[float]] = {}  # [sum, n, min, max]
         self.dist: np.ndarray | None = None
         self.dist_n = 0
-        self.no_similarity = False  # blocks held some heads only: no head distances
+        self.too_large: tuple[int, int] | None = None  # (query, key) of maps too large to compare
 
     def add(self, heads: np.ndarray, values: dict[str, np.ndarray]) -> None:
         n = next(iter(values.values())).shape[0]
@@ -87,6 +86,7 @@ class _Acc:
         if other.dist is not None:
             self.dist = other.dist if self.dist is None else self.dist + other.dist
         self.dist_n += other.dist_n
+        self.too_large = self.too_large or other.too_large
 
     def rows(self, module: str, step: str) -> list[dict[str, Any]]:
         near = None
@@ -148,7 +148,7 @@ def head_stats(source: Any, modules: Sequence[str] | None = None, *,
     with contextlib.ExitStack() as stack:
         if csv_path is not None:  # written aside, renamed onto csv_path when complete
             part = stack.enter_context(atomic_path(csv_path))
-            writer = csv.writer(stack.enter_context(open(part, "w", newline="")))
+            writer = csv.writer(stack.enter_context(open(part, "w", newline="", encoding="utf-8")))
             writer.writerow(["module", "step", "sample", "head", "map", *METRICS, *EXTRA])
         if cluster is not None:
             from attnscope.analysis import distributed
@@ -170,10 +170,23 @@ def head_stats(source: Any, modules: Sequence[str] | None = None, *,
     rows = [r for (module, step), acc in accs.items() for r in acc.rows(module, step)]
     if not rows:
         raise AnalysisError("nothing to analyse: no maps matched the selection")
-    skipped = [Finding("no_similarity", module, step, None, message=EXPLAIN["no_similarity"])
-               for (module, step), acc in accs.items() if acc.no_similarity]
-    return StatsReport(rows, counter.findings() + skipped,
-                       None if csv_path is None else Path(csv_path))
+    return StatsReport(rows, counter.findings(), None if csv_path is None else Path(csv_path),
+                       _similarity_notes(accs, budget))
+
+
+def _similarity_notes(accs: dict[tuple[str, str], _Acc], budget: int) -> list[str]:
+    """One line naming the entries whose heads were not compared (a sample's heads did
+    not fit the read budget together), why, and how to get the comparison."""
+    big = {m: a.too_large for (m, _), a in accs.items() if a.too_large}
+    if not big:
+        return []
+    names = list(big)
+    q, k = max(big.values(), key=lambda s: s[0] * s[1])
+    listed = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    return [f"head similarity (nearest_js) skipped for {listed}: one sample's heads "
+            f"({q} x {k} values each) do not fit the read budget of {budget:,} values "
+            f"together; to compare them, pass --budget of at least heads x {q * k:,} "
+            "(4 bytes per value in memory) with --module to pick these entries"]
 
 
 def _value_weighted(rec: Any) -> Any:
@@ -183,7 +196,7 @@ def _value_weighted(rec: Any) -> Any:
     if not maps:
         raise AnalysisError("no value-weighted maps: capture with attnscope.capture(model, "
                             "value_weighted=True) and pass the recording")
-    out = Recording()
+    out = Recording()  # the source layer reads Recordings, not look-alikes
     out.maps = maps
     return out
 
@@ -212,13 +225,13 @@ def _add_block(b: Any, measure: str, accs: dict[tuple[str, str], _Acc],
     acc = accs.setdefault((b.module, b.step), _Acc(measure))
     acc.add(b.heads, values)
     near = None
+    if similarity and prob and not b.graph and not b.all_heads:
+        acc.too_large = tuple(b.weights.shape[-2:])  # heads were read apart: not compared
     if similarity and prob and not b.graph and b.all_heads and len(b.heads) > 1:
         d = head_distances(b.weights)
         acc.dist = np.nan_to_num(d).sum(0) + (0 if acc.dist is None else acc.dist)
         acc.dist_n += d.shape[0]
         near = nearest_heads(d)
-    elif similarity and prob and not b.graph and not b.all_heads:
-        acc.no_similarity = True
     if writer is not None:
         _write_rows(writer, b, measure, values, near)
 

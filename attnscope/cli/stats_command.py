@@ -59,6 +59,8 @@ def stats(
                                                         "worker processes"),
     scheduler: str = typer.Option(None, "--scheduler", help="run on an existing dask "
                                                             "scheduler, e.g. tcp://host:8786"),
+    budget: int = typer.Option(None, "--budget", help="values read at once (default "
+                               "4194304); head similarity needs one sample's heads together"),
 ) -> None:
     """Per-head metrics (min/max/mean, entropy, distance, sinks, head types, redundancy)
     of a store, streamed: a table, CSV files and diagnostics."""
@@ -78,6 +80,8 @@ def stats(
     if workers is not None and workers < 1:
         raise fail(f"--workers must be 1 or more, not {workers}")
     cluster = workers if workers is not None else scheduler
+    if budget is not None and budget < 1:
+        raise fail(f"--budget must be 1 or more, not {budget}")
     cols = [m.strip() for m in metrics.split(",") if m.strip()]
     bad = [m for m in cols if m not in (*METRICS, "nearest_head", "nearest_js")]
     if bad:
@@ -105,17 +109,32 @@ def stats(
 
             report = head_stats(opened, names, steps=step or None, samples=picks,
                                 csv_path=csv_path, similarity=similarity, progress=advance,
-                                cluster=cluster)
+                                cluster=cluster,
+                                **({} if budget is None else {"budget": budget}))
+        from attnscope.cli.store_commands import folded
+
+        folds = {(r["module"], r["step"]): folded(opened, r["module"], r["step"])
+                 for r in report.rows}
+        folds = {key: k for key, k in folds.items() if k > 1}
     except AttnscopeError as err:
         raise fail(str(err)) from None
     if by == "sample":
-        _print_samples(csv_path, cols, max_rows)
+        _print_samples(csv_path, cols, max_rows, folds)
     else:
         _wide().print(report.table(cols, by, f"{store}: attention per {by} (mean over "
                                              "samples; min/max: extremes)"))
     if csv_path is not None:
         summary = report.write_csv(out / "stats_per_head.csv")
         typer.echo(f"wrote {csv_path} and {summary}")
+    if folds:  # epochs or channels folded into the batch axis: rows, not samples
+        names = sorted({m for m, _ in folds})
+        k = max(folds.values())
+        console.print(f"note: {', '.join(names[:4])}{' ...' if len(names) > 4 else ''} hold "
+                      f"{k} folded rows per sample (epochs or channels in the batch axis); "
+                      "their 'sample' column counts rows: row i is sample i // "
+                      f"{k}, item i % {k}", highlight=False, markup=False, soft_wrap=True)
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     if diagnostics:
         from attnscope.analysis.report import summarize
 
@@ -134,7 +153,8 @@ def stats(
                 console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
 
 
-def _print_samples(path: Path, cols: list[str], limit: int) -> None:
+def _print_samples(path: Path, cols: list[str], limit: int,
+                   folds: dict[tuple[str, str], int]) -> None:
     """The first ``limit`` rows of the per-sample CSV as a table (it can be huge)."""
     import csv
 
@@ -143,13 +163,19 @@ def _print_samples(path: Path, cols: list[str], limit: int) -> None:
     from attnscope.analysis.report import SHORT
 
     keys = ["module", "step", "sample", "head"]
-    table = Table(title=f"attention per sample and head (first {limit} rows of {path})")
+    what = "sample (or folded row)" if folds else "sample"
+    table = Table(title=f"attention per {what} and head (first {limit} rows of {path})")
     for c in (*keys, *cols):
-        table.add_column(SHORT.get(c, c), overflow="fold")
-    with open(path, newline="") as f:
+        table.add_column("sample/row" if c == "sample" and folds else SHORT.get(c, c),
+                         overflow="fold")
+    with open(path, newline="", encoding="utf-8") as f:
         for i, row in enumerate(csv.DictReader(f)):
             if i >= limit:
                 break
+            k = folds.get((row["module"], row["step"]), 1)
+            if k > 1:  # "row 5 (sample 2, item 1)"
+                r = int(row["sample"])
+                row["sample"] = f"row {r} (sample {r // k}, item {r % k})"
             table.add_row(*(row.get(c) or "-" for c in keys),
                           *(_short(row.get(c)) for c in cols))
     _wide().print(table)

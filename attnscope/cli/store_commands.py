@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -27,8 +28,7 @@ def info(path: Path = typer.Argument(..., help="store directory")) -> None:
         table = Table(title=f"{path}  (model: {store.model or '?'})")
         for col in ("module", "kind", "step", "samples", "shape per sample", "on disk"):
             table.add_column(col)
-        fewest = {step: min((store.num_samples(m, step) for m in store.modules
-                             if store.segments(m, step)), default=0) for step in store.steps}
+        fewest = _fewest(store)
         for module in store.modules:
             info = store.module_info(module)
             axes = "(edge, head)" if info["graph"] else "(head, query, key)"
@@ -39,11 +39,12 @@ def info(path: Path = typer.Argument(..., help="store directory")) -> None:
                 shapes = sorted({tuple(s.shape[1:]) for s in segs})
                 shape = " | ".join("x".join(map(str, s)) for s in shapes[:3])
                 rows, n = store.num_samples(module, step), fewest[step]
-                # epochs or channels folded into the batch axis are rows, not samples
-                count = f"{rows} rows ({n} x {rows // n} folded)" if n and rows != n and \
-                    rows % n == 0 else str(rows)
+                k = folded(store, module, step, fewest)
+                count = f"{rows} rows ({n} x {k} folded)" if k > 1 else str(rows)
+                named = [ax.name for ax in store.axes(module, step)]  # graph: time, node ...
+                where = f"({', '.join([*named, 'edge', 'head'])})" if named else axes
                 table.add_row(module, info["kind"], step, count,
-                              shape + (" ..." if len(shapes) > 3 else "") + f" {axes}",
+                              shape + (" ..." if len(shapes) > 3 else "") + f" {where}",
                               human(store.nbytes(module, step)))
         notes = [(step, n) for step in store.steps for n in store.notes(step)]
     except AttnscopeError as e:
@@ -101,3 +102,18 @@ def _parse(text: str | None, flag: str) -> slice | list[int] | None:
     except (TypeError, ValueError):
         raise StoreError(f"{flag} {text!r} is not a slice like 0:10 (step 1 or more) or a "
                          "list like 3,5") from None
+
+
+def _fewest(store: Any) -> dict[str, int]:
+    """Per step, the fewest rows any entry holds: the step's number of samples."""
+    return {step: min((store.num_samples(m, step) for m in store.modules
+                       if store.segments(m, step)), default=0) for step in store.steps}
+
+
+def folded(store: Any, module: str, step: str, fewest: dict[str, int] | None = None) -> int:
+    """Rows per sample of ``module`` at ``step``: above 1 where epochs or channels were
+    folded into the batch axis (the entry holds a whole multiple of the step's samples);
+    such rows are items of a sample, not samples."""
+    n = (fewest or _fewest(store)).get(step, 0)
+    rows = store.num_samples(module, step)
+    return rows // n if n and rows != n and rows % n == 0 else 1
