@@ -29,6 +29,7 @@ from attnscope.generation.protocol import (
     prompt_ids,
 )
 from attnscope.maps import AttentionMap, Recording
+from attnscope.options import check_form
 
 STEP = "generation"  # the store step of a prompt's stitched maps
 SCORES = ("prev_token", "induction", "first")  # head scores a generation reports
@@ -66,7 +67,8 @@ def generate(model: Any, prompts: Sequence[str | Sequence[int]], *, tokenizer: A
              temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
              layer: int = -1, out: str | Path | None = None, include: Any = None,
              exclude: Any = None, store: bool = True, view: bool = True, dpi: float = 150,
-             form: str = "probs", echo: Callable[[str], None] | None = None) -> list[GenerationResult]:
+             form: str = "probs", echo: Callable[[str], None] | None = None
+             ) -> list[GenerationResult]:
     """Generate from each prompt while capturing attention; with ``out``, write per prompt
     ``prompt_{i}/attention_layer{N}.png`` (head mean), ``attention_multihead_layer{N}.png``,
     ``view.html`` (every layer), ``store/`` (step ``generation``: ``attnscope stats`` and
@@ -92,6 +94,7 @@ def generate(model: Any, prompts: Sequence[str | Sequence[int]], *, tokenizer: A
             context, a text prompt without a tokenizer, a bad option.
         NoAttentionFoundError: the model computed no attention attnscope can capture.
     """
+    form = check_form(form)
     lm = as_causal_lm(model, tokenizer)
     if not prompts:
         raise GenerationError("no prompts given")
