@@ -22,6 +22,7 @@ and the batch axis is not a multiple of the call's batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -113,6 +114,36 @@ def _place_rows(t: torch.Tensor, rows: tuple[torch.Tensor, int]) -> tuple[torch.
     return dense, (f"{t.shape[-2]} of {full} query rows computed (a query subset, as in "
                    "ProbSparse attention), placed at their positions; the rows of the "
                    "queries not selected are NaN (no attention row was computed for them)")
+
+
+def packed_group(call: CallShape, query: torch.Tensor, key: torch.Tensor) -> int | None:
+    """The group size when a one-token call packs its grouped-query heads into the query
+    axis (``(batch, kv_head, group, dim)`` over keys ``(batch, kv_head, key, dim)``, as
+    Hugging Face does for a decode step with a mask), else ``None``."""
+    if query.ndim != 4 or key.ndim != 4 or call.tokens != 1 or not call.heads:
+        return None
+    kv, group = query.shape[1], query.shape[2]
+    if group > 1 and kv * group == call.heads and key.shape[1] == kv:
+        return group
+    return None
+
+
+def unpack_gqa(bound: dict[str, Any], group: int) -> dict[str, Any]:
+    """An sdpa call's arguments with packed grouped-query heads (:func:`packed_group`)
+    laid out as ``(batch, head, 1, dim)`` by reshape (head ``kv * group + g``, key head
+    ``head // group``): the same scores, so its queries and keys can be stored as they
+    are; a mask with a group axis is unpacked the same way."""
+    query = bound["query"]
+    b, kv, _, dim = query.shape
+    out = {**bound, "query": query.reshape(b, kv * group, 1, dim), "enable_gqa": True}
+    mask = bound.get("attn_mask")
+    if mask is not None:
+        mask = mask.reshape((1,) * (4 - mask.ndim) + tuple(mask.shape))
+        if mask.shape[1] > 1 or mask.shape[2] > 1:  # per kv head or per group: unpack
+            mask = mask.expand(mask.shape[0], kv, group, mask.shape[-1])
+            mask = mask.reshape(mask.shape[0], kv * group, 1, mask.shape[-1])
+        out["attn_mask"] = mask
+    return out
 
 
 def fit_dense(t: torch.Tensor, call: CallShape) -> tuple[torch.Tensor | None, str | None]:

@@ -34,6 +34,9 @@ def generate(
     include: list[str] | None = options.INCLUDE,
     exclude: list[str] | None = options.EXCLUDE,
     dpi: int = options.DPI,
+    form: str = typer.Option("probs", "--form",
+                             help="store form: probs | qk (queries and keys per layer, "
+                                  "O(L*dim), exact) | qk16 (the same in float16)"),
 ) -> None:
     """Generate text while capturing attention: the prompt and every generated token in one
     causal map per layer, previous-token / induction / sink heads, view.html and a store
@@ -55,7 +58,7 @@ def generate(
         prompts = list(text or []) + (read_lines(file) if file is not None else [])
         run(net, prompts, tokenizer=tok, max_new_tokens=max_new_tokens, sample=sample,
             seed=seed, temperature=temperature, top_k=top_k, top_p=top_p, layer=layer,
-            out=out, include=include or None, exclude=exclude or None, dpi=dpi,
+            out=out, include=include or None, exclude=exclude or None, dpi=dpi, form=form,
             echo=lambda line: console.print(line, markup=False, highlight=False,
                                             soft_wrap=True))
     except AttnscopeError as err:

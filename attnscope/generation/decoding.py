@@ -18,7 +18,9 @@ from attnscope.capturing import capture
 from attnscope.errors import AttnscopeError
 from attnscope.generation.causal_map import StitchError, group_steps, non_causal, stitch_causal
 from attnscope.generation.protocol import GenerationError, capture_target
+from attnscope.generation.qk_steps import merge_steps, trim_step
 from attnscope.maps import AttentionMap
+from attnscope.options import check_form
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,13 @@ class Decoded:
 
 
 def decode(lm: Any, ids: Sequence[int], max_new_tokens: int, sampling: Sampling, *,
-           include: Any = None, exclude: Any = None, context: int | None = None) -> Decoded:
-    """Prefill ``ids``, generate up to ``max_new_tokens`` and capture every step."""
+           include: Any = None, exclude: Any = None, context: int | None = None,
+           form: str = "probs") -> Decoded:
+    """Prefill ``ids``, generate up to ``max_new_tokens`` and capture every step.
+    ``form="qk"``/``"qk16"``: each stitched map also carries the whole sequence's
+    queries and keys (``m.qk``, see :mod:`attnscope.generation.qk_steps`), or a
+    ``qk_note`` saying why its layer stays probabilities."""
+    form = check_form(form)
     seq = [int(i) for i in ids]
     prompt = len(seq)
     if context is not None and prompt + max_new_tokens > context:
@@ -81,15 +88,19 @@ def decode(lm: Any, ids: Sequence[int], max_new_tokens: int, sampling: Sampling,
     stopped = "max_new_tokens"
     bounds = [0]  # rec.maps[bounds[s]:bounds[s + 1]] came from step s
     try:
-        with torch.inference_mode(), capture(capture_target(lm), include, exclude) as rec:
+        qk = {} if form == "probs" else {"store": _Inputs(form), "form": form, "keep": True}
+        with torch.inference_mode(), capture(capture_target(lm), include, exclude,
+                                             **qk) as rec:
             logits, cache = lm.step(torch.tensor([seq]), None)
             bounds.append(len(rec.maps))
             _check_causal(rec.maps)
+            _trim(rec.maps, bounds, 0, qk)
             for _ in range(max_new_tokens):
                 token = sampling.pick(logits[0, -1], gen)
                 seq.append(token)
                 logits, cache = lm.step(torch.tensor([[token]]), cache)  # its row, too
                 bounds.append(len(rec.maps))
+                _trim(rec.maps, bounds, len(seq) - 1, qk)
                 if eos is not None and token == int(eos):
                     stopped = "eos"
                     break
@@ -109,6 +120,12 @@ def decode(lm: Any, ids: Sequence[int], max_new_tokens: int, sampling: Sampling,
             maps[name] = stitch_causal(steps, len(seq))
         except StitchError as err:
             notes.append(f"{name}: not stitched: {err}")
+            continue
+        if form != "probs":
+            try:
+                maps[name].qk = merge_steps(steps, len(seq))
+            except StitchError as err:
+                maps[name].qk_note = f"not one causal q/k segment: {err}"
     stitched = {module for module, _ in groups}
     for module in sorted({m.module for m in rec.maps if not m.is_graph} - stitched):
         notes.append(f"{module}: did not run once per token, so it is not a causal "
@@ -117,6 +134,27 @@ def decode(lm: Any, ids: Sequence[int], max_new_tokens: int, sampling: Sampling,
         raise GenerationError("no attention module ran once per token; nothing forms a "
                               "causal map (is this a decoder-only language model?)")
     return Decoded(seq, prompt, maps, notes, stopped)
+
+
+class _Inputs:
+    """The capture's store stand-in in q/k form: the session then attaches each sdpa
+    call's inputs to its map (kept in memory); nothing is written here."""
+
+    def __init__(self, form: str) -> None:
+        self.form = form
+
+    def write(self, m: AttentionMap) -> None:
+        pass
+
+    def commit(self) -> None:
+        pass
+
+
+def _trim(maps: list[AttentionMap], bounds: list[int], pos: int, qk: dict[str, Any]) -> None:
+    """The last step's maps keep only their new queries and keys (q/k form)."""
+    if qk:
+        for m in maps[bounds[-2]:bounds[-1]]:
+            trim_step(m, pos)
 
 
 def _check_causal(maps: Sequence[AttentionMap]) -> None:

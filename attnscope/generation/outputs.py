@@ -34,12 +34,14 @@ def figures(r: Any, folder: Path, dpi: float) -> list[Path]:
     return [path, grid]
 
 
-def write_store(r: Any, path: Path, step: str) -> Path:
-    """Every stitched layer under ``step`` (float32: exact), labelled with the tokens."""
+def write_store(r: Any, path: Path, step: str, form: str = "probs") -> Path:
+    """Every stitched layer under ``step`` (float32: exact), labelled with the tokens.
+    ``form="qk"``: a layer whose maps carry the sequence's queries and keys
+    (:mod:`attnscope.generation.qk_steps`) is one causal q/k segment, O(L * dim)."""
     from attnscope.store import open_writer
 
     labels = {"tokens": r.tokens, "prompt_length": r.prompt_length}
-    with open_writer(path, step=step, dtype="float32", labels=labels,
+    with open_writer(path, step=step, dtype="float32", labels=labels, form=form,
                      if_exists="overwrite", durable=False) as writer:
         for m in r.maps.values():
             writer.write(m)

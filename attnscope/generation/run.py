@@ -29,6 +29,7 @@ from attnscope.generation.protocol import (
     prompt_ids,
 )
 from attnscope.maps import AttentionMap, Recording
+from attnscope.options import check_form
 
 STEP = "generation"  # the store step of a prompt's stitched maps
 SCORES = ("prev_token", "induction", "first")  # head scores a generation reports
@@ -66,7 +67,8 @@ def generate(model: Any, prompts: Sequence[str | Sequence[int]], *, tokenizer: A
              temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
              layer: int = -1, out: str | Path | None = None, include: Any = None,
              exclude: Any = None, store: bool = True, view: bool = True, dpi: float = 150,
-             echo: Callable[[str], None] | None = None) -> list[GenerationResult]:
+             form: str = "probs", echo: Callable[[str], None] | None = None
+             ) -> list[GenerationResult]:
     """Generate from each prompt while capturing attention; with ``out``, write per prompt
     ``prompt_{i}/attention_layer{N}.png`` (head mean), ``attention_multihead_layer{N}.png``,
     ``view.html`` (every layer), ``store/`` (step ``generation``: ``attnscope stats`` and
@@ -81,6 +83,10 @@ def generate(model: Any, prompts: Sequence[str | Sequence[int]], *, tokenizer: A
             gives the same tokens.
         layer: the layer drawn; negative counts from the end.
         include, exclude: module globs, as in :func:`attnscope.capture`.
+        form: the store's form: ``"probs"`` (float32 probabilities), ``"qk"`` (per layer
+            one causal segment of the sequence's queries and keys: O(L * dim), exact on
+            read; a layer whose cache drops keys stays probabilities, with a note) or
+            ``"qk16"`` (the same, float16).
         echo: called with each printed line (the CLI passes its console).
 
     Raises:
@@ -88,6 +94,7 @@ def generate(model: Any, prompts: Sequence[str | Sequence[int]], *, tokenizer: A
             context, a text prompt without a tokenizer, a bad option.
         NoAttentionFoundError: the model computed no attention attnscope can capture.
     """
+    form = check_form(form)
     lm = as_causal_lm(model, tokenizer)
     if not prompts:
         raise GenerationError("no prompts given")
@@ -99,10 +106,11 @@ def generate(model: Any, prompts: Sequence[str | Sequence[int]], *, tokenizer: A
     for i, prompt in enumerate(prompts):
         ids = prompt_ids(lm, prompt, i)
         decoded = decode(lm, ids, max_new_tokens, sampling, include=include,
-                         exclude=exclude, context=context)
+                         exclude=exclude, context=context, form=form)
         result = _result(i, prompt, decoded, lm, layer)
         if out is not None:
-            result.files = _write(result, Path(out) / f"prompt_{i:03d}", dpi, store, view)
+            result.files = _write(result, Path(out) / f"prompt_{i:03d}", dpi, store, view,
+                                  form)
         results.append(result)
         if echo is not None:
             _echo(result, echo)
@@ -142,14 +150,14 @@ def _top_heads(maps: dict[str, AttentionMap], tokens: list[str], k: int = 3
     return out
 
 
-def _write(r: GenerationResult, folder: Path, dpi: float, store: bool, view: bool
-           ) -> list[Path]:
+def _write(r: GenerationResult, folder: Path, dpi: float, store: bool, view: bool,
+           form: str = "probs") -> list[Path]:
     from attnscope.generation import outputs
 
     folder.mkdir(parents=True, exist_ok=True)
     files = outputs.figures(r, folder, dpi)
     if store:
-        files.append(outputs.write_store(r, folder / "store", STEP))
+        files.append(outputs.write_store(r, folder / "store", STEP, form))
         files.append(outputs.write_stats(r, folder / "head_stats.csv"))
     if view:
         files.append(outputs.write_view(r, folder / "view.html"))

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from attnscope.capturing import aliases, provenance
 from attnscope.capturing.calls import SdpaCall, bind_sdpa
+from attnscope.capturing.layout import packed_group, unpack_gqa
 from attnscope.capturing.registry import Strategy, register_strategy
 from attnscope.capturing.session import CaptureSession
 from attnscope.kernels import sdpa_probabilities
@@ -45,6 +46,11 @@ class SdpaStrategy(Strategy):
                 return func(*args, **kwargs)  # let torch raise its own error
             mask, causal = bound.get("attn_mask"), bool(bound.get("is_causal", False))
             shape = (*query.shape[:-1], key.shape[-2])
+            group = None if causal or session.form == "probs" else \
+                packed_group(session.call_shape(owner), query, key)
+            if group is not None:  # q/k form: packed grouped-query heads unpacked
+                return session.record_call(SdpaCall(owner, unpack_gqa(bound, group),
+                                                    lambda: func(*args, **kwargs)))
             plain = query.ndim == 4
             evidence = provenance.of(session).evidence(query)  # how q was laid out
             if plain:  # the layout check on shapes alone: nothing is computed

@@ -1,0 +1,95 @@
+"""A generation in query/key form: the prefill's queries and keys plus, per decode step,
+only its new query rows and its new keys (the cached keys are stored already), merged
+into one causal q/k segment per layer, ``(1, head, L, dim)`` queries over ``L`` keys.
+
+That segment is the stitched causal map exactly when every step saw every earlier key
+unchanged under a causal mask: the cache keeps every key (no sliding window, no
+dropped or re-rotated keys) and no other mask applies. Each step is checked as it
+arrives (key count, mask, the newest cached key against the one stored); a step that
+fails keeps its reason, and its layer is stored as the stitched probabilities with that
+reason as the store's note. The store then grows ``O(L * dim)`` per layer, not
+``O(L^2)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from attnscope.generation.causal_map import StitchError
+from attnscope.kernels import QkInputs
+from attnscope.maps import AttentionMap
+
+
+def _causal_only(inp: QkInputs, pos: int) -> str | None:
+    """Why the step's mask is not plain causal attention over all keys (or ``None``)."""
+    q, k = inp.query.shape[2], inp.key.shape[2]
+    if inp.causal:  # sdpa's flag is top-left aligned: causal only from position 0
+        return None if pos == 0 and inp.mask is None else "a causal flag past the prefill"
+    allowed = torch.arange(k)[None, :] <= (pos + torch.arange(q))[:, None]  # (query, key)
+    mask = inp.mask
+    if mask is None:
+        return None if bool(allowed.all()) else "no causal mask on several new tokens"
+    mask = mask.expand(*mask.shape[:2], q, k)
+    if mask.dtype == torch.bool:
+        attend = mask
+    else:
+        attend = mask == 0
+        blocked = mask[~attend]
+        if blocked.numel() and float(blocked.max()) > torch.finfo(mask.dtype).min / 2:
+            return "an additive mask with values other than 0 and -inf (a bias)"
+    if not bool((attend == allowed).all()):
+        return "a mask that hides earlier keys (a sliding window or padding)"
+    return None
+
+
+def trim_step(m: AttentionMap, pos: int) -> None:
+    """Keep only what step ``m`` (its first query at position ``pos``) adds: its query
+    rows and its new keys; or drop its inputs and say why in ``m.qk_step``."""
+    inp = getattr(m, "qk", None)
+    if inp is None:
+        m.qk_step = "its maps were computed without queries and keys"
+        return
+    q, k = inp.query.shape[2], inp.key.shape[2]
+    why = None
+    if inp.reduced or inp.query.shape[0] != 1:
+        why = "its maps are head means or not one sample"
+    elif k != pos + q:
+        why = (f"the cache holds {k} keys at position {pos + q} (a sliding-window or "
+               "dropping cache)")
+    else:
+        why = _causal_only(inp, pos)
+    m.qk_step = why
+    if why is not None:
+        m.qk = None  # no full key copies kept per step
+        return
+    key = inp.key if inp.key.shape[0] == 1 else inp.key[:1]
+    m.qk_prev = key[:, :, pos - 1].clone() if pos > 0 else None  # the newest cached key
+    m.qk = QkInputs(inp.query, key[:, :, pos:].clone(), inp.kv_index, None, True,
+                    inp.scale, None)
+
+
+def merge_steps(steps: Sequence[AttentionMap], length: int) -> QkInputs:
+    """One causal :class:`QkInputs` ``(1, head, length, dim)`` from trimmed steps
+    (:func:`trim_step`), or a :class:`StitchError` saying why they do not form one."""
+    first = steps[0].qk
+    queries, keys = [], []
+    for m in steps:
+        why = getattr(m, "qk_step", "it was not checked")
+        if why is not None or m.qk is None:
+            raise StitchError(why or "a step has no queries and keys")
+        inp = m.qk
+        if inp.kv_index != first.kv_index or inp.scale != first.scale or \
+                inp.query.dtype != first.query.dtype or inp.key.dtype != first.key.dtype:
+            raise StitchError("the steps differ in heads, scale or dtype")
+        prev = getattr(m, "qk_prev", None)
+        if prev is not None and not torch.equal(prev, keys[-1][:, :, -1]):
+            raise StitchError("the cache changed a key it held (a cache that shifts or "
+                              "re-rotates keys)")
+        queries.append(inp.query)
+        keys.append(inp.key)
+    query, key = torch.cat(queries, 2), torch.cat(keys, 2)
+    if query.shape[2] != length or key.shape[2] != length:
+        raise StitchError(f"the steps cover {query.shape[2]} of {length} positions")
+    return QkInputs(query, key, first.kv_index, None, True, first.scale, None)
