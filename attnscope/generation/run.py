@@ -20,7 +20,6 @@ from typing import Any
 import torch
 
 from attnscope._files import write_text
-from attnscope.errors import SelectionError
 from attnscope.generation.decoding import Decoded, Sampling, decode
 from attnscope.generation.protocol import (
     GenerationError,
@@ -30,6 +29,7 @@ from attnscope.generation.protocol import (
 )
 from attnscope.maps import AttentionMap, Recording
 from attnscope.options import check_form
+from attnscope.sources.index import resolve_layer
 
 STEP = "generation"  # the store step of a prompt's stitched maps
 SCORES = ("prev_token", "induction", "first")  # head scores a generation reports
@@ -121,17 +121,14 @@ def generate(model: Any, prompts: Sequence[str | Sequence[int]], *, tokenizer: A
 
 
 def _result(i: int, prompt: Any, d: Decoded, lm: Any, layer: int) -> GenerationResult:
-    n = len(d.maps)
-    if not -n <= layer < n:
-        raise SelectionError(f"layer {layer} is out of range: the model has {n} attention "
-                             f"layers (use 0..{n - 1}, or -1 for the last)")
+    layer = resolve_layer(layer, len(d.maps), "attention")
     tokens = labels_of(lm, d.ids)
     decode_text = getattr(lm, "decode", None)
     new = d.ids[d.prompt_length:]
     text = decode_text(new) if decode_text is not None else "".join(tokens[d.prompt_length:])
     shown = prompt if isinstance(prompt, str) else " ".join(tokens[:d.prompt_length])
     result = GenerationResult(i, shown, d.ids, tokens, d.prompt_length, text, d.stopped,
-                              layer % n, d.maps, notes=d.notes)
+                              layer, d.maps, notes=d.notes)
     result.top_heads = _top_heads(d.maps, tokens)
     return result
 

@@ -92,6 +92,14 @@ def positions(spec: Positions, n: int, what: str = "sample", where: str = "the s
     return np.where(idx < 0, idx + n, idx)
 
 
+def resolve_layer(layer: int, n: int, what: str) -> int:
+    """A layer position for every workflow; negative counts from the end (-1: the last)."""
+    if not -n <= layer < n:
+        raise SelectionError(f"layer {layer} is out of range: the model has {n} {what} "
+                             f"layers (use 0..{n - 1}, or -1 for the last)")
+    return layer % n
+
+
 def head_positions(spec: HeadSpec, num_heads: int) -> list[int]:
     """Head positions chosen by ``spec`` (int, list, ``"all"``/``"mean"``/None = all)."""
     if spec is None or (isinstance(spec, str) and spec in ("all", "mean")):

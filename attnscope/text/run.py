@@ -17,6 +17,7 @@ from typing import Any
 
 from attnscope._files import write_text
 from attnscope.errors import AttnscopeError, SelectionError
+from attnscope.sources.index import resolve_layer
 from attnscope.text import diagnostics, figures
 from attnscope.text.decoding import Decoded, decode_example
 from attnscope.text.protocol import TextModelError, as_text_model, is_seq2seq
@@ -62,14 +63,6 @@ def pick_layers(layer: int, counts: dict[str, int]) -> tuple[dict[str, int], lis
     notes = [f"{FAMILIES.get(f, f)} has {n} layers: no layer {layer} to draw"
              for f, n in counts.items() if f not in picked]
     return picked, notes
-
-
-def resolve_layer(layer: int, n: int, what: str) -> int:
-    """A layer position; negative counts from the end (``-1``: the last)."""
-    if not -n <= layer < n:
-        raise SelectionError(f"layer {layer} is out of range: the model has {n} {what} "
-                             f"layers (use 0..{n - 1}, or -1 for the last)")
-    return layer % n
 
 
 def translate(model: Any, inputs: Sequence[Source], out: str | Path, *, tokenizer: Any = None,
