@@ -51,10 +51,13 @@ def main(extra: str) -> None:
         attnscope.render_html(work / "s").save(work / "v.html")
         cli("plot", str(work / "s"), code=2, says="pip install 'attnscope[plot]'")
     elif extra == "plot":
-        from attnscope.plot import plot_heatmap
+        from attnscope import plot
 
-        plot_heatmap(torch.softmax(torch.randn(4, 4), -1), path=work / "h.png")
-        assert (work / "h.png").stat().st_size > 0
+        for name in plot.__all__:  # every plotting module imports without the store
+            getattr(plot, name)
+        plot.plot_heatmap(torch.softmax(torch.randn(4, 4), -1), path=work / "h.png")
+        plot.plot_heads(rec, module=0, path=work / "heads.png")  # an in-memory recording
+        assert (work / "h.png").stat().st_size > 0 and (work / "heads.png").stat().st_size > 0
         cli("view", str(work), code=2, says="pip install 'attnscope[store]'")
     elif extra == "hf":
         from transformers import BertConfig, BertModel  # a random config: no download

@@ -16,13 +16,14 @@ written by several processes are joined by :mod:`attnscope.store.merge`).
 from __future__ import annotations
 
 import os
+from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from attnscope.options import check_form, check_keepbits
 from attnscope.store import schema
-from attnscope.store.codec import tune_allocator
 from attnscope.store.errors import (
     DiskSpaceError,
     ExportTooLargeError,
@@ -31,11 +32,13 @@ from attnscope.store.errors import (
     StoreError,
     StoreWriteError,
 )
-from attnscope.store.exports import export
-from attnscope.store.reader import Store
 from attnscope.store.schema import META_FILE, TEST_STEP, epoch_of, epoch_step
-from attnscope.store.steps import delete_step, init_root, set_step_labels
-from attnscope.store.writer import StoreWriter
+
+if TYPE_CHECKING:
+    from attnscope.store.exports import export
+    from attnscope.store.reader import Store
+    from attnscope.store.steps import delete_step, set_step_labels
+    from attnscope.store.writer import StoreWriter
 
 __all__ = [
     "META_FILE", "TEST_STEP", "DiskSpaceError", "ExportTooLargeError", "NotAStoreError",
@@ -43,6 +46,17 @@ __all__ = [
     "delete_step", "epoch_of", "epoch_step", "export", "open_store", "open_writer", "schema",
     "set_step_labels", "tune_allocator",
 ]
+
+# what needs zarr, numcodecs or google-crc32c (the [store] extra) loads on first use, so
+# the zarr-free parts (errors, schema, graph axes) import in an install without it
+_LAZY = {"Store": "reader", "StoreWriter": "writer", "export": "exports",
+         "delete_step": "steps", "set_step_labels": "steps", "tune_allocator": "codec"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f"attnscope.store.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'attnscope.store' has no attribute {name!r}")
 
 
 def open_writer(store: str | os.PathLike, *, step: str, model: torch.nn.Module | None = None,
@@ -72,6 +86,8 @@ def open_writer(store: str | os.PathLike, *, step: str, model: torch.nn.Module |
             ``"qk16"`` keeps queries and keys as float16 (half again, lossy). Maps whose
             queries and keys are unreachable fall back to probabilities, with a note.
     """
+    from attnscope.store.writer import StoreWriter
+
     form = check_form(form)
     writer = StoreWriter(Path(store), step, model=model, dtype=dtype,
                          expected_samples=expected_samples, labels=labels, keepbits=keepbits,
@@ -87,6 +103,8 @@ def create_store(path: str | os.PathLike, *, keepbits: int | None = None) -> Pat
     Useful because ``capture(store=path)`` passes no codec options: create the store
     first, then capture into it; read it with :func:`open_store` once something is in it.
     """
+    from attnscope.store.steps import init_root
+
     check_keepbits(keepbits)
     root = Path(path)
     init_root(root, keepbits)
@@ -96,6 +114,8 @@ def create_store(path: str | os.PathLike, *, keepbits: int | None = None) -> Pat
 def open_store(path: str | os.PathLike) -> Store:
     """Open a store for reading; a missing, foreign or corrupt directory raises
     :class:`StoreError` with a one-line reason."""
+    from attnscope.store.reader import Store
+
     try:
         return Store(Path(path))
     except StoreError as e:
