@@ -111,9 +111,11 @@ def stats(
                                 csv_path=csv_path, similarity=similarity, progress=advance,
                                 cluster=cluster,
                                 **({} if budget is None else {"budget": budget}))
-        from attnscope.cli.store_commands import folded
+        from attnscope.sources import rows_per_sample, step_samples
 
-        folds = {(r["module"], r["step"]): folded(opened, r["module"], r["step"])
+        samples = step_samples(opened)
+        folds = {(r["module"], r["step"]): rows_per_sample(opened, r["module"], r["step"],
+                                                           samples)
                  for r in report.rows}
         folds = {key: k for key, k in folds.items() if k > 1}
     except AttnscopeError as err:
@@ -161,6 +163,7 @@ def _print_samples(path: Path, cols: list[str], limit: int,
     from rich.table import Table
 
     from attnscope.analysis.report import SHORT
+    from attnscope.sources import row_name
 
     keys = ["module", "step", "sample", "head"]
     what = "sample (or folded row)" if folds else "sample"
@@ -174,8 +177,7 @@ def _print_samples(path: Path, cols: list[str], limit: int,
                 break
             k = folds.get((row["module"], row["step"]), 1)
             if k > 1:  # "row 5 (sample 2, item 1)"
-                r = int(row["sample"])
-                row["sample"] = f"row {r} (sample {r // k}, item {r % k})"
+                row["sample"] = row_name(int(row["sample"]), k)
             table.add_row(*(row.get(c) or "-" for c in keys),
                           *(_short(row.get(c)) for c in cols))
     _wide().print(table)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -20,6 +19,7 @@ def info(path: Path = typer.Argument(..., help="store directory")) -> None:
     from rich.table import Table
 
     from attnscope.errors import AttnscopeError
+    from attnscope.sources import rows_per_sample, step_samples
     from attnscope.store import open_store
     from attnscope.store.estimate import human
 
@@ -28,7 +28,7 @@ def info(path: Path = typer.Argument(..., help="store directory")) -> None:
         table = Table(title=f"{path}  (model: {store.model or '?'})")
         for col in ("module", "kind", "step", "samples", "shape per sample", "on disk"):
             table.add_column(col)
-        fewest = _fewest(store)
+        fewest = step_samples(store)
         for module in store.modules:
             info = store.module_info(module)
             axes = "(edge, head)" if info["graph"] else "(head, query, key)"
@@ -39,7 +39,7 @@ def info(path: Path = typer.Argument(..., help="store directory")) -> None:
                 shapes = sorted({tuple(s.shape[1:]) for s in segs})
                 shape = " | ".join("x".join(map(str, s)) for s in shapes[:3])
                 rows, n = store.num_samples(module, step), fewest[step]
-                k = folded(store, module, step, fewest)
+                k = rows_per_sample(store, module, step, fewest)
                 count = f"{rows} rows ({n} x {k} folded)" if k > 1 else str(rows)
                 named = [ax.name for ax in store.axes(module, step)]  # graph: time, node ...
                 where = f"({', '.join([*named, 'edge', 'head'])})" if named else axes
@@ -102,18 +102,3 @@ def _parse(text: str | None, flag: str) -> slice | list[int] | None:
     except (TypeError, ValueError):
         raise StoreError(f"{flag} {text!r} is not a slice like 0:10 (step 1 or more) or a "
                          "list like 3,5") from None
-
-
-def _fewest(store: Any) -> dict[str, int]:
-    """Per step, the fewest rows any entry holds: the step's number of samples."""
-    return {step: min((store.num_samples(m, step) for m in store.modules
-                       if store.segments(m, step)), default=0) for step in store.steps}
-
-
-def folded(store: Any, module: str, step: str, fewest: dict[str, int] | None = None) -> int:
-    """Rows per sample of ``module`` at ``step``: above 1 where epochs or channels were
-    folded into the batch axis (the entry holds a whole multiple of the step's samples);
-    such rows are items of a sample, not samples."""
-    n = (fewest or _fewest(store)).get(step, 0)
-    rows = store.num_samples(module, step)
-    return rows // n if n and rows != n and rows % n == 0 else 1

@@ -25,6 +25,9 @@ from attnscope.sources.base import (
     map_rows,
     names,
     recording_maps,
+    row_name,
+    rows_per_sample,
+    step_samples,
     store_step,
     to_numpy,
 )
@@ -38,6 +41,7 @@ from attnscope.sources.index import (
     pick_names,
     pick_steps,
     positions,
+    resolve_layer,
 )
 from attnscope.sources.labels import (
     AxisLabels,
@@ -54,5 +58,6 @@ __all__ = [
     "as_list", "as_source", "blocks", "graph_sample", "has_sample_labels", "head_positions",
     "is_causal", "is_store", "map_rows", "name_side", "names", "pick_name", "pick_names",
     "pick_positions", "pick_steps", "positions", "read_dense", "read_graph", "recording_maps",
-    "resolve", "sample_labels", "store_step", "to_numpy",
+    "resolve", "resolve_layer", "row_name", "rows_per_sample", "sample_labels",
+    "step_samples", "store_step", "to_numpy",
 ]

@@ -78,3 +78,27 @@ def store_step(store: Any, name: str, step: str | None) -> str:
     if step is not None or len(steps) != 1:
         return pick_name(steps, step, "step")
     return steps[0]
+
+
+def step_samples(store: Any) -> dict[str, int]:
+    """Per step, the fewest rows any entry holds: the step's number of samples."""
+    return {step: min((store.num_samples(m, step) for m in store.modules
+                       if store.segments(m, step)), default=0) for step in store.steps}
+
+
+def rows_per_sample(store: Any, module: str, step: str,
+                    samples: dict[str, int] | None = None) -> int:
+    """Rows per sample of ``module`` at ``step``: above 1 where epochs or channels were
+    folded into the batch axis (the entry holds a whole multiple of the step's samples);
+    such rows are items of a sample, not samples."""
+    n = (samples or step_samples(store)).get(step, 0)
+    rows = store.num_samples(module, step)
+    return rows // n if n and rows != n and rows % n == 0 else 1
+
+
+def row_name(row: int, per_sample: int = 1) -> str:
+    """What a user reads for batch row ``row``: ``sample 5``, or with folded rows
+    ``row 5 (sample 2, item 1)``."""
+    if per_sample <= 1:
+        return f"sample {row}"
+    return f"row {row} (sample {row // per_sample}, item {row % per_sample})"

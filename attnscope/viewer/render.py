@@ -23,8 +23,12 @@ from attnscope.sources import (
     HeadSpec,
     as_source,
     head_positions,
+    is_store,
     read_dense,
+    row_name,
+    rows_per_sample,
     sample_labels,
+    step_samples,
     to_numpy,
 )
 from attnscope.viewer import _graph, _long, _pack, _qk, _select
@@ -149,8 +153,12 @@ def render_html(source: Any, *, modules: str | Sequence[str | int] | None = None
                   "min": float(np.nanmin(sig)), "max": float(np.nanmax(sig))}
     names = list(dict.fromkeys(e["module"] for e in out))
     short = dict(zip(names, short_names(names)))
+    per_step = step_samples(source) if is_store(source) else {}
     for item in out:
         item["short"] = short[item["module"]]
+        folded = rows_per_sample(source, item["module"], item["step"], per_step) \
+            if per_step else 1  # epochs or channels in the batch axis: rows, not samples
+        item["row"] = row_name(item["sample"], folded)
     meta: dict[str, Any] = {"version": 2, "entries": out, "labels": labels.lists,
                             "blobs": packer.offsets, "title": title or _title(source),
                             "steps": list(dict.fromkeys(e.step for e in entries)),

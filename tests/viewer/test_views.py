@@ -174,3 +174,32 @@ def test_every_view_draws_a_cross_attention_map(open_page, tmp_path):
     assert p.page.locator(".as-text .as-queries .as-word").all_text_contents() == q
     assert p.page.locator(".as-text .as-keys .as-word").all_text_contents() == k
     assert p.errors == [] and p.other_requests() == []
+
+
+def test_folded_rows_are_named_rows_not_samples(open_page, tmp_path):
+    """An EEG-style store: the epoch-level entry holds 4 rows per sample (epochs folded
+    into the batch axis); the page calls its rows rows, the other entry's rows samples."""
+    from attnscope.store import open_writer
+
+    root = tmp_path / "eeg"
+    g = torch.Generator().manual_seed(1)
+    with open_writer(root, step="val", dtype="float32", durable=False) as w:  # 2 samples
+        w.write(AttentionMap("net.эпохи.attn", "self",
+                             torch.rand(8, 2, 3, 3, generator=g).softmax(-1)))
+        w.write(AttentionMap("net.across", "self", torch.rand(2, 2, 4, 4, generator=g).softmax(-1)))
+    view = render_html(root, samples=[0, 1])
+    rows = {(e["module"], e["sample"]): e["row"] for e in view.meta["entries"]}
+    assert rows[("net.эпохи.attn", 1)] == "row 1 (sample 0, item 1)"
+    assert rows[("net.across", 1)] == "sample 1"
+    p = open_page(view.save(tmp_path / "eeg.html"))
+    assert "sample / row" in p.page.inner_text(".as-bar")
+    modules = [o.strip() for o in p.page.locator(".as-module option").all_text_contents()]
+    folded = next(i for i, m in enumerate(modules) if "эпохи" in m)
+    if p.page.locator(".as-module").input_value() != str(folded):
+        p.after(lambda: p.page.select_option(".as-module", str(folded)))
+    p.after(lambda: p.page.select_option(".as-sample", "1"))
+    status = p.page.inner_text(".as-status")
+    assert "row 1 (sample 0, item 1)" in status and "sample 1 " not in status
+    p.after(lambda: p.page.select_option(".as-module", str(1 - folded)))
+    assert "sample 1" in p.page.inner_text(".as-status")
+    assert not p.errors

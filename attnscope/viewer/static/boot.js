@@ -97,7 +97,7 @@ window.attnscopeView = function (uid) {
     if (!["lines", "heads", "graph", "text", "qk"].includes(mode)) V.side.replaceChildren();
     V.canvas.style.visibility = mode === "text" ? "hidden" : "";
     V.status.textContent = [e.module || "(map)", V.steps[st.step] === null ? "" : "step " + V.steps[st.step],
-      "sample " + e.sample, V.headName(e, e.heads[V.headIndex(e)]),
+      e.row || "sample " + e.sample, V.headName(e, e.heads[V.headIndex(e)]),
       e.graph ? e.edges + " edges" : e.rows + "\u00d7" + e.cols + " (query \u00d7 key)"].filter(Boolean).join(" \u00b7 ");
     try {
       await V.draw[mode](e, token);

@@ -13,7 +13,9 @@
     const c = V.controls = {};
     c.module = control("module", el("select", "as-module"));
     V.modules.forEach((m, i) => { el("option", "", c.module, m || "(map)").value = i; });
-    c.sample = control("sample", el("select", "as-sample"));
+    // folded entries (epochs or channels in the batch axis) count rows, not samples
+    const folded = V.entries.some(e => e.row && e.row.startsWith("row "));
+    c.sample = control(folded ? "sample / row" : "sample", el("select", "as-sample"));
     V.samples.forEach((s, i) => { el("option", "", c.sample, String(s)).value = i; });
     c.head = control("head", el("select", "as-head"));
     c.mean = el("button", "as-mean", bar, "mean \u21c4 head");
