@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from attnscope.cli import options
 from attnscope.cli._console import console, err_console, fail
 
 
@@ -15,12 +16,10 @@ def capture(
     data: str = typer.Option(..., "--data", "-d", help="pkg.module:factory giving the data"),
     store: Path = typer.Option(..., "--store", "-o", help="store directory (created)"),
     step: str = typer.Option("capture", "--step", help="step name, e.g. epoch_003, test"),
-    checkpoint: Path = typer.Option(None, "--checkpoint", help="weights to load first"),
-    trust_checkpoint: bool = typer.Option(
-        False, "--trust-checkpoint", help="allow pickled code in the checkpoint "
-        "(weights_only=False); only for files you trust"),
-    include: list[str] = typer.Option(None, "--include", help="module glob (repeatable)"),
-    exclude: list[str] = typer.Option(None, "--exclude", help="module glob (repeatable)"),
+    checkpoint: Path = options.CHECKPOINT,
+    trust_checkpoint: bool = options.TRUST,
+    include: list[str] = options.INCLUDE,
+    exclude: list[str] = options.EXCLUDE,
     heads: str = typer.Option(None, "--heads", help="comma-separated head indices"),
     mean_heads: bool = typer.Option(False, "--mean-heads", help="average heads into one"),
     limit: int = typer.Option(None, "--limit", min=1, help="stop after this many samples"),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from attnscope.cli import options
 from attnscope.cli._console import console, err_console, fail
 
 
@@ -17,10 +18,8 @@ def dashboard(
                              help="pkg.module:factory giving (x, y) with x (epoch, channel, "
                                   "time) and y the class per epoch"),
     out: Path = typer.Option(Path("dashboard"), "--out", "-o", help="output directory"),
-    checkpoint: Path = typer.Option(None, "--checkpoint", "-c", help="weights to load first"),
-    trust_checkpoint: bool = typer.Option(
-        False, "--trust-checkpoint", help="allow pickled code in the checkpoint "
-        "(weights_only=False); only for files you trust"),
+    checkpoint: Path = options.CHECKPOINT,
+    trust_checkpoint: bool = options.TRUST,
     num_samples: int = typer.Option(4, "--num-samples", "-n", min=1,
                                     help="first N samples of the data"),
     channel_names: list[str] = typer.Option(
@@ -40,7 +39,7 @@ def dashboard(
         "auto", "--temporal-style", help="heatmap (query x key per epoch and channel) | bars "
         "(what each time step receives) | auto (heatmap when there are several queries)"),
     batch_size: int = typer.Option(16, "--batch-size", min=1),
-    dpi: int = typer.Option(150, "--dpi", min=20, max=1200),
+    dpi: int = options.DPI,
 ) -> None:
     """Dashboards of hierarchical attention: across epochs (true->pred), across channels
     and over time, for each of the first N samples."""

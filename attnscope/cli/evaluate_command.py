@@ -8,6 +8,8 @@ from typing import Any
 
 import typer
 
+from attnscope.cli import options
+
 TASKS = ("regression", "classification")
 
 
@@ -17,16 +19,14 @@ def evaluate(
     data: str = typer.Option(..., "--data", "-d",
                              help="pkg.module:factory returning the test Dataset or DataLoader"),
     out: Path = typer.Option(..., "--out", "-o", help="output directory"),
-    checkpoint: Path | None = typer.Option(None, "--checkpoint", "-c",
-                                           help="state_dict / Lightning / model_state_dict file"),
+    checkpoint: Path | None = options.CHECKPOINT,
     output: Path | None = typer.Option(None, "--output",
                                        help="metrics JSON [default: <out>/results.json]"),
     task: str | None = typer.Option(None, "--task",
                                     help="regression | classification [default: from outputs]"),
     batch_size: int = typer.Option(32, "--batch-size", min=1,
                                    help="batch size when --data gives a Dataset"),
-    include: list[str] | None = typer.Option(None, "--include",
-                                             help="module glob to capture (repeatable)"),
+    include: list[str] | None = options.INCLUDE,
     attention_module: str | None = typer.Option(
         None, "--attention-module", help="captured module to export [default: the last]"),
     attention_sample: int | None = typer.Option(
@@ -40,11 +40,8 @@ def evaluate(
                                         help="draw attention_test.png"),
     save_predictions: bool = typer.Option(True, "--save-predictions/--no-save-predictions",
                                           help="write predictions.csv"),
-    trust_checkpoint: bool = typer.Option(
-        False, "--trust-checkpoint",
-        help="allow pickled code in the checkpoint (weights_only=False); only for files you "
-             "trust"),
-    dpi: int = typer.Option(150, "--dpi", min=20, max=1200, help="resolution of the PNGs"),
+    trust_checkpoint: bool = options.TRUST,
+    dpi: int = options.DPI,
     prefix: str | None = typer.Option(
         None, "--prefix", help="name files <PREFIX>_scatter.png, <PREFIX>_attention_heatmap"
         ".png, <PREFIX>_attention_weights.npy ... (several models in one folder)"),
