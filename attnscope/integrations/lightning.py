@@ -18,7 +18,6 @@ from typing import Any
 from lightning.pytorch.callbacks import Callback
 
 from attnscope.capturing import capture
-from attnscope.data import batch_size
 from attnscope.errors import AttnscopeError
 from attnscope.integrations.config import AttentionConfig
 from attnscope.store.schema import TEST_STEP, epoch_step
@@ -94,7 +93,7 @@ class AttentionCallback(Callback):
         self.log_metrics = log_metrics
         self._writer: Any = None
         self._capture: Any = None
-        self._batches: list[list[int]] | None = None
+        self._subset: Any = None
         self._step = ""
 
     @classmethod
@@ -172,35 +171,21 @@ class AttentionCallback(Callback):
 
     # -- the work ----------------------------------------------------------------------
     def _begin(self, trainer, pl_module, step: str, loaders: Any, limit: int | None) -> None:
+        from attnscope.integrations.subset import SampleSubset
         from attnscope.store import open_writer
 
         loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
-        self._batches = _batch_indices(loader)
-        ids = None
-        if self._batches is not None:
-            ids = [i for b in self._batches for i in b if limit is None or i < limit]
-        self._limit, self._step, self._seen = limit, step, 0
+        self._subset, self._step = SampleSubset(loader, limit), step
+        ids = self._subset.ids()
         self._writer = open_writer(self.store_path(trainer), step=self._part(trainer, step),
                                    model=pl_module, dtype=self.dtype, if_exists="overwrite",
                                    durable=self.durable, form=self.capture_options.get("form"),
                                    labels=None if ids is None else {"sample_ids": ids})
 
-    def _rows(self, batch: Any, batch_idx: int, dataloader_idx: int) -> list[int]:
-        """Rows of this batch inside the fixed subset."""
-        if dataloader_idx != 0:
-            return []
-        if self._batches is not None and batch_idx < len(self._batches):
-            ids = self._batches[batch_idx]
-        else:  # iterable datasets: position in the stream
-            size = batch_size(batch)
-            ids = list(range(self._seen, self._seen + size))
-            self._seen += size
-        return [r for r, i in enumerate(ids) if self._limit is None or i < self._limit]
-
     def _enter(self, pl_module, batch, batch_idx, dataloader_idx) -> None:
         if self._writer is None:
             return
-        rows = self._rows(batch, batch_idx, dataloader_idx)
+        rows = self._subset.rows(batch, batch_idx, dataloader_idx)
         if not rows:
             return  # not captured: no hook, no mode, no cost
         options = dict(self.capture_options)
@@ -255,40 +240,14 @@ class AttentionCallback(Callback):
     def log_figure(self, trainer: Any, step: str) -> None:
         """Heatmap (bar plot for 1-D attention) of the first captured sample, head mean,
         into every logger of the trainer (see :func:`log_figure_to`)."""
-        from attnscope.integrations.loggers import log_figure_to
-        from attnscope.maps import is_one_d
-        from attnscope.plot import plot_bars, plot_heatmap
-        from attnscope.store import open_store
+        from attnscope.integrations.loggers import log_step_figure
 
-        store = open_store(self.store_path(trainer))
-        module = store.modules[0]
-        one_d = is_one_d(store.read(module, step=step, samples=[0]).shape)
-        draw = plot_bars if one_d else plot_heatmap
-        what = "test sample 0" if step == TEST_STEP else f"validation sample 0, {step}"
-        figure = draw(store, module=module, step=step, sample=0, head=0 if one_d else "mean",
-                      title=f"{module} \u00b7 {what}")
-        for logger in trainer.loggers:
-            log_figure_to(logger, f"attention/{module}", figure, step, trainer.global_step)
+        log_step_figure(trainer.loggers, self.store_path(trainer), step, trainer.global_step)
 
     def log_attention_metrics(self, trainer: Any, step: str) -> None:
         """Per-head metrics of ``step`` (mean over its samples) as scalars, into every
         logger of the trainer."""
-        from attnscope.analysis.stats import LOGGED, step_scalars
+        from attnscope.integrations.loggers import log_step_scalars
 
-        names = LOGGED if self.log_metrics is True else tuple(self.log_metrics)
-        scalars = step_scalars(self.store_path(trainer), step, names,
-                               prefix="attention" if step != TEST_STEP else "attention_test")
-        for logger in trainer.loggers:
-            logger.log_metrics(scalars, step=trainer.global_step)
-
-
-def _batch_indices(loader: Any) -> list[list[int]] | None:
-    """Dataset indices of every batch, in order, from the loader's batch sampler (a
-    DistributedSampler inside gives this rank's share)."""
-    batch_sampler = getattr(loader, "batch_sampler", None)
-    if batch_sampler is None:
-        return None
-    try:
-        return [list(b) for b in batch_sampler]
-    except TypeError:
-        return None
+        log_step_scalars(trainer.loggers, self.store_path(trainer), step, self.log_metrics,
+                         trainer.global_step)

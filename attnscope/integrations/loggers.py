@@ -1,4 +1,4 @@
-"""One figure into any Lightning logger, each the way it takes images.
+"""Figures and scalars into any Lightning logger, each the way it takes them.
 
 Lightning's loggers share ``log_metrics`` for scalars but have no common call for
 figures: TensorBoard's ``SummaryWriter.add_figure``, MLflow's ``MlflowClient.log_figure``
@@ -10,6 +10,7 @@ Left out on purpose: loggers with none of these (a figure is not worth an error 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,39 @@ def log_figure_to(logger: Any, tag: str, figure: Any, step: str, global_step: in
         save_figure(figure, Path(folder) / "figures" / _safe(tag) / f"{step}.png")
         return "file"
     return "none"
+
+
+def log_step_figure(loggers: Any, store_path: Path, step: str, global_step: int) -> None:
+    """The first sample of ``step``'s first entry (head mean; bars for 1-D attention),
+    into every logger."""
+    from attnscope.maps import is_one_d
+    from attnscope.plot import plot_bars, plot_heatmap
+    from attnscope.store import open_store
+    from attnscope.store.schema import TEST_STEP
+
+    store = open_store(store_path)
+    module = store.modules[0]
+    one_d = is_one_d(store.read(module, step=step, samples=[0]).shape)
+    draw = plot_bars if one_d else plot_heatmap
+    what = "test sample 0" if step == TEST_STEP else f"validation sample 0, {step}"
+    figure = draw(store, module=module, step=step, sample=0, head=0 if one_d else "mean",
+                  title=f"{module} \u00b7 {what}")
+    for logger in loggers:
+        log_figure_to(logger, f"attention/{module}", figure, step, global_step)
+
+
+def log_step_scalars(loggers: Any, store_path: Path, step: str,
+                     metrics: bool | Sequence[str], global_step: int) -> None:
+    """Per-head metrics of ``step`` (mean over its samples; ``True``: the default set)
+    as scalars, into every logger."""
+    from attnscope.analysis.stats import LOGGED, step_scalars
+    from attnscope.store.schema import TEST_STEP
+
+    names = LOGGED if metrics is True else tuple(metrics)
+    scalars = step_scalars(store_path, step, names,
+                           prefix="attention" if step != TEST_STEP else "attention_test")
+    for logger in loggers:
+        logger.log_metrics(scalars, step=global_step)
 
 
 def _experiment(logger: Any) -> Any:
