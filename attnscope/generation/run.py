@@ -21,6 +21,7 @@ import torch
 
 from attnscope._files import write_text
 from attnscope.generation.decoding import Decoded, Sampling, decode
+from attnscope.generation.qk_steps import materialize
 from attnscope.generation.protocol import (
     GenerationError,
     as_causal_lm,
@@ -107,6 +108,7 @@ def generate(model: Any, prompts: Sequence[str | Sequence[int]], *, tokenizer: A
         ids = prompt_ids(lm, prompt, i)
         decoded = decode(lm, ids, max_new_tokens, sampling, include=include,
                          exclude=exclude, context=context, form=form)
+        materialize(decoded.maps)  # q/k layers: probabilities for figures, scores, page
         result = _result(i, prompt, decoded, lm, layer)
         if out is not None:
             result.files = _write(result, Path(out) / f"prompt_{i:03d}", dpi, store, view,
