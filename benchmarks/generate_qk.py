@@ -4,8 +4,11 @@
 Timed variants, greedy, the same tokens (checked), interleaved round-robin, medians:
   hf-generate  ``model.generate`` (Hugging Face's own loop), no capture
   steps        the step loop attnscope decodes with (prefill + one call per token), no capture
-  qk-store     ``attnscope.generation`` decode with ``form="qk"`` and the store written
-               (one causal q/k segment per layer), the stitched in-memory maps included
+  qk-store     ``attnscope.generation`` decode with ``form="qk"`` (prefill captured, decode
+               steps through the sdpa tap) and the store written (one causal q/k segment
+               per layer); no ``L x L`` map is built
+  qk-maps      the same plus every layer's in-memory ``(1, head, L, L)`` probabilities
+               computed from its q/k (what ``attnscope.generate`` draws and scores)
 Size: the q/k segment of ``--size-length`` tokens (a prefill of that length captured into
 a ``form="qk"`` store: the same arrays a generation's merged segment holds) against the
 float32 probabilities ``head * L * L * 4`` bytes per layer.
@@ -16,6 +19,7 @@ float32 probabilities ``head * L * L * 4`` bytes per layer.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -29,6 +33,7 @@ import attnscope
 from attnscope.generation.decoding import Sampling, decode
 from attnscope.generation.outputs import write_store
 from attnscope.generation.protocol import HFCausalLM
+from attnscope.generation.qk_steps import materialize
 
 
 def model(context: int):
@@ -58,8 +63,12 @@ def steps(lm: HFCausalLM, ids: list[int], new: int) -> list[int]:
     return seq
 
 
-def qk_store(lm: HFCausalLM, ids: list[int], new: int, folder: Path) -> list[int]:
+def qk_store(lm: HFCausalLM, ids: list[int], new: int, folder: Path,
+             maps: bool = False) -> list[int]:
     d = decode(lm, ids, new, Sampling(), form="qk")
+    assert all(m.weights.is_meta for m in d.maps.values()), "not the tapped decode path"
+    if maps:
+        materialize(d.maps)
     r = SimpleNamespace(tokens=[str(i) for i in d.ids], prompt_length=d.prompt_length,
                         maps=d.maps)
     write_store(r, folder, "generation", "qk")
@@ -93,7 +102,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     runs = {"hf-generate": lambda i: hf_generate(net, ids, a.new),
             "steps": lambda i: steps(lm, ids, a.new),
-            "qk-store": lambda i: qk_store(lm, ids, a.new, tmp / f"g{i}")}
+            "qk-store": lambda i: qk_store(lm, ids, a.new, tmp / f"g{i}"),
+            "qk-maps": lambda i: qk_store(lm, ids, a.new, tmp / f"m{i}", maps=True)}
     want = steps(lm, ids, a.new)  # warm-up, and the tokens every variant must give
     hf_generate(net, ids, 4)  # warm-up of the others (first calls build caches, kernels)
     qk_store(lm, ids, 4, tmp / "warm")
@@ -105,8 +115,9 @@ def main() -> None:
             times[name].append(time.perf_counter() - t)
             assert got == want, name
     med = {k: statistics.median(v) for k, v in times.items()}
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"prompt {a.prompt} + {a.new} generated, {a.threads} threads, "
-          f"median of {a.repeats}:")
+          f"median of {a.repeats} (load average {load}):")
     for name, t in med.items():
         print(f"  {name:12s} {t:8.2f} s   x{t / med['hf-generate']:.2f} of hf-generate   "
               f"x{t / med['steps']:.2f} of steps")

@@ -113,7 +113,8 @@ def _decode_tapped(lm: Any, ids: list[int], max_new_tokens: int, sampling: Sampl
                 logits, cache = lm.step(torch.tensor([seq]), None)
             _check_causal(rec.maps)
             recorder.attach(rec.maps, len(seq))
-            with module_stack({n: modules[n] for n in recorder.modules}, recorder.stack):
+            with module_stack({n: modules[n] for n in recorder.hooked}, recorder.stack,
+                              exits=False):
                 stopped = _steps(lm, seq, logits, cache, max_new_tokens, sampling,
                                  recorder.end_step)
         maps = recorder.maps(len(seq), form)

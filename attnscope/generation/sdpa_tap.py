@@ -75,12 +75,21 @@ def tap(record: Recorder) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def module_stack(modules: dict[str, nn.Module], stack: list[str]) -> Iterator[None]:
+def module_stack(modules: dict[str, nn.Module], stack: list[str], *,
+                 exits: bool = True) -> Iterator[None]:
     """While open, ``stack`` holds the names of the ``modules`` whose forward is running
-    (innermost last): what a recorded call is attributed to. Hooks removed on exit."""
+    (innermost last): what a recorded call is attributed to. ``exits=False`` hooks only
+    the entries (one hook per module call, for every decode step): ``stack`` then holds
+    the module entered last, and a caller that must tell "after it" from "inside it"
+    clears it. Hooks removed on exit."""
     handles = []
 
     def enter(name: str) -> Callable[..., None]:
+        if not exits:
+            def last(module: nn.Module, args: Any) -> None:
+                stack[-1:] = [name]
+            return last
+
         def pre(module: nn.Module, args: Any) -> None:
             stack.append(name)
         return pre
@@ -92,7 +101,8 @@ def module_stack(modules: dict[str, nn.Module], stack: list[str]) -> Iterator[No
     try:
         for name, module in modules.items():
             handles.append(module.register_forward_pre_hook(enter(name)))
-            handles.append(module.register_forward_hook(leave, always_call=True))
+            if exits:
+                handles.append(module.register_forward_hook(leave, always_call=True))
         yield
     finally:
         for h in handles:

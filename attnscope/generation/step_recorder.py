@@ -111,12 +111,16 @@ class StepRecorder:
     """The recorder :func:`~attnscope.generation.sdpa_tap.tap` calls: every sdpa call of
     the prefill (with the names of the modules running, ``stack``), then, once
     :meth:`attach` has matched them to the captured maps, each decode step's calls by
-    the module running them."""
+    the captured module entered last (entry hooks only). A call made after that module
+    returned counts as one more call of it, which its prefill did not make: the
+    generation falls back, it is never filed under the wrong layer."""
 
     def __init__(self) -> None:
         self.stack: list[str] = []
         self.prefill: list[tuple[tuple[str, ...], dict[str, Any]]] = []
         self.layers: dict[Key, _Layer] | None = None
+        self.names: set[str] = set()  # the captured modules
+        self.hooked: list[str] = []  # the modules whose entry decode steps hook
         self.first: dict[Key, AttentionMap] = {}
         self.counts: dict[str, int] = {}
         self.broken: str | None = None
@@ -131,9 +135,9 @@ class StepRecorder:
                         for k, v in bound.items()}
                 self.prefill.append((tuple(self.stack), kept))
                 return
-            if not self.stack:
+            owner = self.stack[-1] if self.stack else None
+            if owner not in self.names:
                 return  # outside the captured modules (as at the prefill)
-            owner = self.stack[-1]
             call = self.counts.get(owner, 0)
             self.counts[owner] = call + 1
             layer = self.layers.get((owner, call))
@@ -144,26 +148,27 @@ class StepRecorder:
             self.broken = str(err) if isinstance(err, Fallback) else \
                 f"{type(err).__name__}: {err}"
 
-    @property
-    def modules(self) -> list[str]:
-        return list(dict.fromkeys(module for module, _ in self.first))
-
     def attach(self, maps: list[AttentionMap], tokens: int) -> None:
         """Match the prefill's sdpa calls to the maps the capture made of it."""
         dense = [m for m in maps if not m.is_graph]
         if any(m.source != "sdpa" or m.kind != "self" or m.weights.ndim != 4 or
                m.weights.shape[0] != 1 for m in dense):
             raise Fallback("attention other than one sample's sdpa self-attention")
-        names = {m.module for m in dense}
+        self.names = names = {m.module for m in dense}
         found: list[tuple[Key, dict[str, Any]]] = []
-        for stack, bound in self.prefill:
+        calls, self.prefill = self.prefill, []
+        for stack, bound in calls:
             owner = next((n for n in reversed(stack) if n in names), None)
             if owner is not None:
                 call = sum(1 for (o, _), _b in found if o == owner)
                 found.append(((owner, call), bound))
-        self.prefill = []
         if [key for key, _ in found] != [(m.module, m.call_index) for m in dense]:
             raise Fallback("the sdpa calls seen are not the captured ones")
+        # the modules whose entry the decode steps hook: the captured ones, and those
+        # running sdpa calls outside every captured module (excluded layers), whose
+        # calls are then told apart and left out, as at the prefill
+        self.hooked = list(dict.fromkeys([*(m.module for m in dense), *(
+            stack[-1] for stack, _ in calls if stack and not names.intersection(stack))]))
         self.first = {(m.module, m.call_index): m for m in dense}
         self.layers = {key: _Layer(int(m.weights.shape[1])) for key, m in self.first.items()}
         for key, bound in found:
@@ -174,6 +179,7 @@ class StepRecorder:
     def end_step(self, length: int) -> None:
         """After each model step: every layer ran once and took ``length`` rows."""
         self.counts.clear()
+        self.stack.clear()  # a call before the first module of the next step is outside
         if self.broken is None and self.layers is not None:
             late = [k for k, layer in self.layers.items() if layer.rows != length]
             if late:
