@@ -17,7 +17,7 @@ import torch
 
 from attnscope.capturing import capture
 from attnscope.errors import AttnscopeError
-from attnscope.generation.causal_map import StitchError, group_steps, non_causal, stitch_causal
+from attnscope.generation.causal_map import StitchError, check_causal, group_steps, stitch_causal
 from attnscope.generation.protocol import GenerationError, capture_target
 from attnscope.generation.qk_steps import merge_steps, trim_step
 from attnscope.generation.sdpa_tap import module_stack, tap
@@ -106,13 +106,14 @@ def _decode_tapped(lm: Any, ids: list[int], max_new_tokens: int, sampling: Sampl
     target = capture_target(lm)
     modules = dict(target.named_modules())
     recorder = StepRecorder()
+    prefill = _Inputs("qk")  # the prefill's maps carry their inputs, not probabilities
     try:
         with _model_errors(seq), torch.inference_mode(), tap(recorder):
-            with capture(target, include, exclude, keep=True) as rec, \
-                    module_stack(modules, recorder.stack):
+            with capture(target, include, exclude, store=prefill, form="qk", keep=False) \
+                    as rec, module_stack(modules, recorder.stack):
                 logits, cache = lm.step(torch.tensor([seq]), None)
-            _check_causal(rec.maps)
-            recorder.attach(rec.maps, len(seq))
+            recorder.attach(prefill.maps, len(seq))
+            check_causal(recorder.prefill_maps())
             with module_stack({n: modules[n] for n in recorder.hooked}, recorder.stack,
                               exits=False):
                 stopped = _steps(lm, seq, logits, cache, max_new_tokens, sampling,
@@ -167,7 +168,7 @@ def _decode_captured(lm: Any, seq: list[int], max_new_tokens: int, sampling: Sam
             capture(capture_target(lm), include, exclude, **qk) as rec:
         logits, cache = lm.step(torch.tensor([seq]), None)
         bounds.append(len(rec.maps))
-        _check_causal(rec.maps)
+        check_causal(rec.maps)
         _trim(rec.maps, bounds, 0, qk)
         stopped = _steps(lm, seq, logits, cache, max_new_tokens, sampling, after)
     notes = list(rec.notes)
@@ -198,13 +199,14 @@ def _decode_captured(lm: Any, seq: list[int], max_new_tokens: int, sampling: Sam
 
 class _Inputs:
     """The capture's store stand-in in q/k form: the session then attaches each sdpa
-    call's inputs to its map (kept in memory); nothing is written here."""
+    call's inputs to its map; nothing is written, the maps handed over are listed."""
 
     def __init__(self, form: str) -> None:
         self.form = form
+        self.maps: list[AttentionMap] = []
 
     def write(self, m: AttentionMap) -> None:
-        pass
+        self.maps.append(m)
 
     def commit(self) -> None:
         pass
@@ -215,14 +217,3 @@ def _trim(maps: list[AttentionMap], bounds: list[int], pos: int, qk: dict[str, A
     if qk:
         for m in maps[bounds[-2]:bounds[-1]]:
             trim_step(m, pos)
-
-
-def _check_causal(maps: Sequence[AttentionMap]) -> None:
-    """Refuse a model whose prefill lets a token see later tokens."""
-    for m in maps:
-        if not m.is_graph and m.kind == "self":
-            worst = non_causal(m)
-            if worst > 1e-6:
-                raise GenerationError(f"{m.module} lets tokens attend to later tokens (weight "
-                                      f"{worst:.3g}): the model is not causal, so it cannot "
-                                      "generate; use `attnscope text` for encoders")

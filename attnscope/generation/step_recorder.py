@@ -48,20 +48,20 @@ class _Layer:
 
     def add(self, bound: dict[str, Any], tokens: int) -> None:
         q, k = bound["query"], bound["key"]
-        if q.ndim != 4 or k.ndim != 4 or q.shape[0] != 1:
+        qs, ks = q.shape, k.shape  # read once: this runs for every layer and token
+        if len(qs) != 4 or len(ks) != 4 or qs[0] != 1:
             raise Fallback("an sdpa call that is not (1, head, query, dim)")
-        if tokens == 1 and q.shape[2] > 1 and q.shape[1] * q.shape[2] == self.heads and \
-                k.shape[1] == q.shape[1]:  # grouped-query heads packed into the query axis
-            bound = unpack_gqa(bound, q.shape[2])
+        if tokens == 1 and qs[2] > 1 and qs[1] * qs[2] == self.heads and ks[1] == qs[1]:
+            bound = unpack_gqa(bound, qs[2])  # grouped-query heads packed as queries
             q = bound["query"]
-        if tuple(q.shape[1:3]) != (self.heads, tokens):
-            raise Fallback(f"an sdpa call with {tuple(q.shape)} queries for {tokens} tokens")
+            qs = q.shape
+        if qs[1] != self.heads or qs[2] != tokens:
+            raise Fallback(f"an sdpa call with {tuple(qs)} queries for {tokens} tokens")
         mask, causal = bound.get("attn_mask"), bool(bound.get("is_causal", False))
         scale = bound.get("scale")
-        scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
-        pos, k_len = self.rows, k.shape[2]
+        scale = 1.0 / math.sqrt(qs[3]) if scale is None else float(scale)
+        pos, k_len = self.rows, ks[2]
         if self.failed_at is None:
-            why = None
             if k_len != pos + tokens:
                 why = (f"the cache holds {k_len} keys at position {pos + tokens} (a "
                        "sliding-window or dropping cache)")
@@ -71,7 +71,7 @@ class _Layer:
                 why = causal_only(tokens, k_len, mask, causal, pos)
             if why is None:
                 self.queries.append(q.clone())
-                self.keys.append(k[:, :, pos:].clone())
+                self.keys.append(k.narrow(2, pos, tokens).clone())
                 self.last_key, self.scale = k, scale
                 self.rows += tokens
                 return
@@ -175,6 +175,13 @@ class StepRecorder:
             self.layers[key].add(bound, tokens)
         if self.broken is not None:
             raise Fallback(self.broken)
+
+    def prefill_maps(self) -> list[AttentionMap]:
+        """The prefill's probabilities of the layers whose prefill was not plain causal
+        attention (the others are causal by that check), for the causal check."""
+        return [AttentionMap(module=module, kind="self", weights=layer.probs[0])
+                for (module, _), layer in (self.layers or {}).items()
+                if layer.failed_at == 0]
 
     def end_step(self, length: int) -> None:
         """After each model step: every layer ran once and took ``length`` rows."""

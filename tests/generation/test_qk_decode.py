@@ -174,3 +174,12 @@ def test_model_error_mid_generation_leaves_torch_and_model_as_found(fallbacks):
         decode(model, [1, 2, 3], 6, Sampling(), form="qk")
     assert fallbacks == [] and F.scaled_dot_product_attention is ORIGINAL_SDPA
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+def test_bidirectional_sdpa_model_is_refused_on_the_tap(fallbacks):
+    model = tiny_gpt()
+    for blk in model.blocks:  # every token sees every other: not a language model
+        blk.sdpa = lambda q, k, v, is_causal: F.scaled_dot_product_attention(q, k, v)
+    with pytest.raises(GenerationError, match="blocks.0 lets tokens attend to later tokens"):
+        decode(model, [1, 2, 3, 4], 3, Sampling(), form="qk")
+    assert fallbacks == [] and F.scaled_dot_product_attention is ORIGINAL_SDPA
