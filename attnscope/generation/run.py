@@ -21,13 +21,13 @@ import torch
 
 from attnscope._files import write_text
 from attnscope.generation.decoding import Decoded, Sampling, decode
-from attnscope.generation.qk_steps import materialize
 from attnscope.generation.protocol import (
     GenerationError,
     as_causal_lm,
     labels_of,
     prompt_ids,
 )
+from attnscope.generation.qk_steps import materialize
 from attnscope.maps import AttentionMap, Recording
 from attnscope.options import check_form
 from attnscope.sources.index import resolve_layer

@@ -21,9 +21,9 @@ import torch
 
 from attnscope.capturing.calls import bind_sdpa
 from attnscope.capturing.layout import unpack_gqa
+from attnscope.generation.qk_steps import causal_only, causal_probabilities, mark_zeros
 from attnscope.kernels import QkInputs, from_sdpa, sdpa_probabilities
 from attnscope.maps import AttentionMap
-from attnscope.generation.qk_steps import causal_only, causal_probabilities, mark_zeros
 
 Key = tuple[str, int]  # (module, call index inside one model step)
 
