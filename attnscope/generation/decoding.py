@@ -20,7 +20,7 @@ from attnscope.errors import AttnscopeError
 from attnscope.generation.causal_map import StitchError, check_causal, group_steps, stitch_causal
 from attnscope.generation.protocol import GenerationError, capture_target
 from attnscope.generation.qk_steps import merge_steps, trim_step
-from attnscope.generation.sdpa_tap import module_stack, tap
+from attnscope.generation.sdpa_tap import module_stack, tap, tapping
 from attnscope.generation.step_recorder import Fallback, StepRecorder
 from attnscope.maps import AttentionMap
 from attnscope.options import check_form
@@ -91,7 +91,7 @@ def decode(lm: Any, ids: Sequence[int], max_new_tokens: int, sampling: Sampling,
         raise GenerationError(f"the prompt has {prompt} tokens and {max_new_tokens} new ones "
                               f"were asked for, but the model's context is {context}; shorten "
                               "the prompt or lower --max-new-tokens")
-    if form != "probs":
+    if form != "probs" and not tapping():  # (a generation inside a model's step: nested)
         light = _decode_tapped(lm, seq, max_new_tokens, sampling, include, exclude, form)
         if light is not None:
             return light

@@ -59,11 +59,16 @@ def _uninstall() -> None:
             _state.update(original=None, wrapper=None)
 
 
+def tapping() -> bool:
+    """Whether a tap is open on this thread (a second one cannot be)."""
+    return getattr(_local, "recorder", None) is not None
+
+
 @contextlib.contextmanager
 def tap(record: Recorder) -> Iterator[None]:
     """``record(args, kwargs)`` is called before every sdpa call this thread makes
     through ``F.scaled_dot_product_attention`` inside the ``with``."""
-    if getattr(_local, "recorder", None) is not None:
+    if tapping():
         raise RuntimeError("an sdpa tap is already open on this thread")
     _install()
     _local.recorder = record

@@ -78,7 +78,7 @@ class _Layer:
             self._check_held(k, tokens)
             self.failed_at, self.why = pos, why
         probs, _ = sdpa_probabilities(q, k, mask, causal, scale, out_dtype=torch.float32)
-        self.probs.append(mark_zeros(probs))
+        self.probs.append(mark_zeros(probs).cpu())
         self.rows += tokens
 
     def _check_held(self, k: torch.Tensor, tokens: int) -> None:
