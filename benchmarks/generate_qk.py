@@ -1,7 +1,8 @@
 """Cost of capturing a generation into a q/k store, and its size, on a random small Llama
 (4 layers, hidden 256, 8 query heads over 2 key heads, head dim 32; no download).
 
-Timed variants, greedy, the same tokens (checked), interleaved round-robin, medians:
+Timed variants, greedy, the same tokens (checked), interleaved round-robin, medians of
+the wall clock and of this process's CPU time:
   hf-generate  ``model.generate`` (Hugging Face's own loop), no capture
   steps        the step loop attnscope decodes with (prefill + one call per token), no capture
   qk-store     ``attnscope.generation`` decode with ``form="qk"`` (prefill captured, decode
@@ -13,7 +14,8 @@ Size: the q/k segment of ``--size-length`` tokens (a prefill of that length capt
 a ``form="qk"`` store: the same arrays a generation's merged segment holds) against the
 float32 probabilities ``head * L * L * 4`` bytes per layer.
 
-    python benchmarks/generate_qk.py [--prompt 1024 --new 1024 --size-length 8192]
+    python benchmarks/generate_qk.py [--prompt 1024 --new 1024 --size-length 8192
+                                      --repeats 3 --threads 2]
 """
 
 from __future__ import annotations
