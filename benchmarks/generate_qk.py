@@ -1,21 +1,27 @@
 """Cost of capturing a generation into a q/k store, and its size, on a random small Llama
 (4 layers, hidden 256, 8 query heads over 2 key heads, head dim 32; no download).
 
-Timed variants, greedy, the same tokens (checked), interleaved round-robin, medians:
+Timed variants, greedy, the same tokens (checked), interleaved round-robin, medians of
+the wall clock and of this process's CPU time:
   hf-generate  ``model.generate`` (Hugging Face's own loop), no capture
   steps        the step loop attnscope decodes with (prefill + one call per token), no capture
-  qk-store     ``attnscope.generation`` decode with ``form="qk"`` and the store written
-               (one causal q/k segment per layer), the stitched in-memory maps included
+  qk-store     ``attnscope.generation`` decode with ``form="qk"`` (prefill captured, decode
+               steps through the sdpa tap) and the store written (one causal q/k segment
+               per layer); no ``L x L`` map is built
+  qk-maps      the same plus every layer's in-memory ``(1, head, L, L)`` probabilities
+               computed from its q/k (what ``attnscope.generate`` draws and scores)
 Size: the q/k segment of ``--size-length`` tokens (a prefill of that length captured into
 a ``form="qk"`` store: the same arrays a generation's merged segment holds) against the
 float32 probabilities ``head * L * L * 4`` bytes per layer.
 
-    python benchmarks/generate_qk.py [--prompt 1024 --new 1024 --size-length 8192]
+    python benchmarks/generate_qk.py [--prompt 1024 --new 1024 --size-length 8192
+                                      --repeats 3 --threads 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -29,6 +35,7 @@ import attnscope
 from attnscope.generation.decoding import Sampling, decode
 from attnscope.generation.outputs import write_store
 from attnscope.generation.protocol import HFCausalLM
+from attnscope.generation.qk_steps import materialize
 
 
 def model(context: int):
@@ -58,8 +65,12 @@ def steps(lm: HFCausalLM, ids: list[int], new: int) -> list[int]:
     return seq
 
 
-def qk_store(lm: HFCausalLM, ids: list[int], new: int, folder: Path) -> list[int]:
+def qk_store(lm: HFCausalLM, ids: list[int], new: int, folder: Path,
+             maps: bool = False) -> list[int]:
     d = decode(lm, ids, new, Sampling(), form="qk")
+    assert all(m.weights.is_meta for m in d.maps.values()), "not the tapped decode path"
+    if maps:
+        materialize(d.maps)
     r = SimpleNamespace(tokens=[str(i) for i in d.ids], prompt_length=d.prompt_length,
                         maps=d.maps)
     write_store(r, folder, "generation", "qk")
@@ -93,23 +104,28 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     runs = {"hf-generate": lambda i: hf_generate(net, ids, a.new),
             "steps": lambda i: steps(lm, ids, a.new),
-            "qk-store": lambda i: qk_store(lm, ids, a.new, tmp / f"g{i}")}
+            "qk-store": lambda i: qk_store(lm, ids, a.new, tmp / f"g{i}"),
+            "qk-maps": lambda i: qk_store(lm, ids, a.new, tmp / f"m{i}", maps=True)}
     want = steps(lm, ids, a.new)  # warm-up, and the tokens every variant must give
     hf_generate(net, ids, 4)  # warm-up of the others (first calls build caches, kernels)
     qk_store(lm, ids, 4, tmp / "warm")
-    times: dict[str, list[float]] = {k: [] for k in runs}
+    # wall-clock and this process's CPU time: on a shared machine the CPU time is the
+    # steadier of the two (other processes stretch the wall clock, not it)
+    times: dict[str, list[tuple[float, float]]] = {k: [] for k in runs}
     for i in range(a.repeats):
         for name, run in runs.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             got = run(i)
-            times[name].append(time.perf_counter() - t)
+            times[name].append((time.perf_counter() - t, time.process_time() - c))
             assert got == want, name
-    med = {k: statistics.median(v) for k, v in times.items()}
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"prompt {a.prompt} + {a.new} generated, {a.threads} threads, "
-          f"median of {a.repeats}:")
-    for name, t in med.items():
-        print(f"  {name:12s} {t:8.2f} s   x{t / med['hf-generate']:.2f} of hf-generate   "
-              f"x{t / med['steps']:.2f} of steps")
+          f"median of {a.repeats} (load average {load}):")
+    for clock, axis in (("wall", 0), ("cpu", 1)):
+        med = {k: statistics.median(v[axis] for v in vs) for k, vs in times.items()}
+        for name, t in med.items():
+            print(f"  {clock:4s} {name:12s} {t:8.2f} s   x{t / med['hf-generate']:.3f} of "
+                  f"hf-generate   x{t / med['steps']:.3f} of steps")
     store = tmp / "g0"
     qk_bytes = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
     length = a.prompt + a.new

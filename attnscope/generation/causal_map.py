@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import torch
 
+from attnscope.generation.protocol import GenerationError
 from attnscope.maps import AttentionMap
 
 Key = tuple[str, int]  # (module, call index inside one model call)
@@ -81,3 +82,14 @@ def non_causal(m: AttentionMap, tol: float = 1e-6) -> float:
     future = torch.arange(k).unsqueeze(0) > rows  # (query, key)
     vals = torch.nan_to_num(w, nan=0.0).abs() * future
     return float(vals.max()) if vals.numel() else 0.0
+
+
+def check_causal(maps: Sequence[AttentionMap]) -> None:
+    """Refuse a model whose prefill lets a token see later tokens."""
+    for m in maps:
+        if not m.is_graph and m.kind == "self":
+            worst = non_causal(m)
+            if worst > 1e-6:
+                raise GenerationError(f"{m.module} lets tokens attend to later tokens (weight "
+                                      f"{worst:.3g}): the model is not causal, so it cannot "
+                                      "generate; use `attnscope text` for encoders")

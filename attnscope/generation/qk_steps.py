@@ -18,19 +18,20 @@ from collections.abc import Sequence
 import torch
 
 from attnscope.generation.causal_map import StitchError
-from attnscope.kernels import QkInputs
+from attnscope.kernels import QkInputs, qk_probabilities
 from attnscope.maps import AttentionMap
 
 
-def _causal_only(inp: QkInputs, pos: int) -> str | None:
-    """Why the step's mask is not plain causal attention over all keys (or ``None``)."""
-    q, k = inp.query.shape[2], inp.key.shape[2]
-    if inp.causal:  # sdpa's flag is top-left aligned: causal only from position 0
-        return None if pos == 0 and inp.mask is None else "a causal flag past the prefill"
-    allowed = torch.arange(k)[None, :] <= (pos + torch.arange(q))[:, None]  # (query, key)
-    mask = inp.mask
+def causal_only(q: int, k: int, mask: torch.Tensor | None, causal: bool,
+                pos: int) -> str | None:
+    """Why a call of ``q`` queries (the first at position ``pos``) over ``k`` keys with
+    this mask and causal flag is not plain causal attention over all keys (or ``None``)."""
+    if causal:  # sdpa's flag is top-left aligned: causal only from position 0
+        return None if pos == 0 and mask is None else "a causal flag past the prefill"
     if mask is None:
-        return None if bool(allowed.all()) else "no causal mask on several new tokens"
+        return None if k <= pos + 1 else "no causal mask on several new tokens"
+    allowed = torch.arange(k)[None, :] <= (pos + torch.arange(q))[:, None]  # (query, key)
+    mask = mask.reshape((1,) * (4 - mask.ndim) + tuple(mask.shape))
     mask = mask.expand(*mask.shape[:2], q, k)
     if mask.dtype == torch.bool:
         attend = mask
@@ -42,6 +43,25 @@ def _causal_only(inp: QkInputs, pos: int) -> str | None:
     if not bool((attend == allowed).all()):
         return "a mask that hides earlier keys (a sliding window or padding)"
     return None
+
+
+def causal_probabilities(inp: QkInputs) -> torch.Tensor:
+    """``(1, head, L, L)`` float32 of a causal q/k segment, exact zeros (the causal
+    future) as ``-0.0``: masked, as the capture marks them."""
+    return mark_zeros(qk_probabilities(inp))
+
+
+def mark_zeros(w: torch.Tensor) -> torch.Tensor:
+    """Exact zeros of probabilities (keys masked or never held) become ``-0.0``, in place."""
+    return w.masked_fill_(w == 0, -0.0)
+
+
+def materialize(maps: dict[str, AttentionMap]) -> None:
+    """Give every map that carries only its q/k segment (a ``meta`` ``weights``) its
+    probabilities, for what reads maps in memory (figures, head scores, the page)."""
+    for m in maps.values():
+        if m.weights.is_meta and getattr(m, "qk", None) is not None:
+            m.weights = causal_probabilities(m.qk)
 
 
 def trim_step(m: AttentionMap, pos: int) -> None:
@@ -59,7 +79,7 @@ def trim_step(m: AttentionMap, pos: int) -> None:
         why = (f"the cache holds {k} keys at position {pos + q} (a sliding-window or "
                "dropping cache)")
     else:
-        why = _causal_only(inp, pos)
+        why = causal_only(q, k, inp.mask, inp.causal, pos)
     m.qk_step = why
     if why is not None:
         m.qk = None  # no full key copies kept per step

@@ -27,6 +27,7 @@ from attnscope.generation.protocol import (
     labels_of,
     prompt_ids,
 )
+from attnscope.generation.qk_steps import materialize
 from attnscope.maps import AttentionMap, Recording
 from attnscope.options import check_form
 from attnscope.sources.index import resolve_layer
@@ -107,6 +108,7 @@ def generate(model: Any, prompts: Sequence[str | Sequence[int]], *, tokenizer: A
         ids = prompt_ids(lm, prompt, i)
         decoded = decode(lm, ids, max_new_tokens, sampling, include=include,
                          exclude=exclude, context=context, form=form)
+        materialize(decoded.maps)  # q/k layers: probabilities for figures, scores, page
         result = _result(i, prompt, decoded, lm, layer)
         if out is not None:
             result.files = _write(result, Path(out) / f"prompt_{i:03d}", dpi, store, view,
