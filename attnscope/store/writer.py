@@ -15,7 +15,11 @@ Decisions (documented in the README too):
 * a batch is committed when its journal line is written: nothing afterwards (Ctrl-C,
   :meth:`StoreWriter.abort`) removes it;
 * one writer per step at a time (an ``flock`` the kernel frees even on SIGKILL);
-  readers need no lock: they see the batches committed when they opened.
+  readers need no lock: they see the batches committed when they opened;
+* ``background=True`` (what ``capture(store=path)`` uses): ``commit()`` hands the
+  batch to a worker thread (:mod:`attnscope.store.pipeline`, at most one batch in
+  flight) that writes and commits it while the next forward runs; :meth:`wait` and
+  :meth:`close` wait for it and raise its failure.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from attnscope.store import forms, layout
 from attnscope.store.errors import StoreError, StoreWriteError
 from attnscope.store.estimate import check_disk
 from attnscope.store.forms import policy
+from attnscope.store.pipeline import BatchPipeline
 from attnscope.store.schema import jsonable
 from attnscope.store.steps import init_root, register_entry
 
@@ -63,7 +68,7 @@ class StoreWriter:
 
     def __init__(self, root: Path, step: str, *, model: torch.nn.Module | None, dtype: str,
                  expected_samples: int | None, labels: dict | None, keepbits: int | None,
-                 if_exists: str, durable: bool) -> None:
+                 if_exists: str, durable: bool, background: bool = False) -> None:
         stored_dtype = resolve_dtype(dtype, stored=True)
         check_keepbits(keepbits)
         if if_exists not in IF_EXISTS:
@@ -85,6 +90,9 @@ class StoreWriter:
         except BaseException:
             self._lock_cm.__exit__(None, None, None)
             raise
+        self._pipe = BatchPipeline() if background else None
+        self._batch: list[tuple[str, AttentionMap, torch.Tensor, forms.SegmentForm]] = []
+        self._waited = False  # the first background batch is waited for (disk estimate)
         self.closed = False
 
     def _open(self, if_exists: str, keepbits: int | None) -> None:
@@ -131,14 +139,16 @@ class StoreWriter:
         """Store ``weights`` under the entry ``name`` as they are (merging parts of a
         step written by several processes); ``m`` supplies the entry's metadata."""
         self._check_open()
-        self._write_one(name, m, weights)
+        self._hand(name, m, weights)
 
     def write(self, m: AttentionMap) -> None:
-        """Store one captured map under the current (uncommitted) batch."""
+        """Store one captured map under the current (uncommitted) batch. In background
+        mode the tensors are written later: hand over tensors nothing changes in place
+        (the capture hands over its own CPU copies)."""
         self._check_open()
-        self._write_one(layout.entry_name(m.module, m.call_index), m, m.weights)
+        self._hand(layout.entry_name(m.module, m.call_index), m, m.weights)
         if m.effective is not None:
-            self._write_one(layout.entry_name(m.module, m.call_index, True), m, m.effective)
+            self._hand(layout.entry_name(m.module, m.call_index, True), m, m.effective)
 
     def note(self, text: str) -> None:
         """Keep one line the capture wants readers told (``store.notes(step)``); saved
@@ -149,8 +159,42 @@ class StoreWriter:
     def commit(self) -> None:
         """Make every map written since the last commit durable and visible to readers.
         Once this returns (or its journal line is written) the batch is committed:
-        nothing afterwards removes it."""
-        if self.closed or not self._pending:
+        nothing afterwards removes it. In background mode the batch is handed to the
+        worker (waiting while another batch is in flight) and is committed once the
+        worker writes its journal line; :meth:`wait` waits for that. The first batch is
+        waited for when ``expected_samples`` asks for a disk-space estimate."""
+        if self.closed:
+            return
+        if self._pipe is None:
+            self._commit_now()
+            return
+        items, self._batch = self._batch, []
+        if not items:
+            self._pipe.check()
+            return
+        self._pipe.submit(lambda: self._write_batch(items))
+        if self.expected and not self._waited:
+            self._waited = True
+            self._pipe.wait()
+
+    def wait(self) -> None:
+        """Block until every batch handed to :meth:`commit` is committed; raise the
+        failure of one that could not be (background mode; a no-op otherwise)."""
+        if self._pipe is not None:
+            self._pipe.wait()
+
+    def _write_batch(self, items: list[tuple]) -> None:
+        """The worker's job: write one batch's segments, then commit it."""
+        try:
+            for name, m, w, form in items:
+                self._write_one(name, m, w, form)
+        except BaseException:
+            self._drop()
+            raise
+        self._commit_now()
+
+    def _commit_now(self) -> None:
+        if not self._pending:
             return
         if not self._checked and self.expected:
             try:
@@ -190,9 +234,13 @@ class StoreWriter:
             return
         try:
             self.commit()
+            self.wait()  # background: every batch committed, or its failure raised
             if self._staged:
                 self._swap()
-        except BaseException:
+        except BaseException as err:
+            failure = self._stop(cancel=True)  # the worker ends before its files are touched
+            if failure is not None and failure is not err:
+                notes.note(f"while closing: {failure}")
             self._discard()
             raise
         else:
@@ -201,10 +249,14 @@ class StoreWriter:
             self._release()
 
     def abort(self) -> None:
-        """Drop the uncommitted batch; committed batches stay readable. An overwrite that
-        is aborted leaves the step as it was before."""
+        """Drop the uncommitted batch; committed batches stay readable (in background
+        mode the batches already handed to :meth:`commit` are finished first). An
+        overwrite that is aborted leaves the step as it was before."""
         if not self.closed:
             try:
+                failure = self._stop(cancel=self._staged)
+                if failure is not None:  # aborting on another error: say it, never raise
+                    notes.note(f"while aborting: {failure}")
                 self._discard()
             finally:
                 self._release()
@@ -214,6 +266,20 @@ class StoreWriter:
     def _check_open(self) -> None:
         if self.closed:
             raise StoreError("this store writer is closed; open a new one with open_writer")
+
+    def _hand(self, name: str, m: AttentionMap, w: torch.Tensor) -> None:
+        """Check one map now (its form); write it now or keep it for the worker."""
+        form = forms.choose(m, w, self.form)
+        if self._pipe is None:
+            self._write_one(name, m, w, form)
+            return
+        self._pipe.check()  # a failure of an earlier batch surfaces at the next one
+        self._batch.append((name, m, w, form))
+
+    def _stop(self, cancel: bool) -> BaseException | None:
+        """End the worker (finishing what it holds unless ``cancel``); its failure."""
+        self._batch = []
+        return None if self._pipe is None else self._pipe.stop(cancel=cancel)
 
     def _write_error(self, err: BaseException, path: Path) -> StoreWriteError:
         why = describe(err, path, f"write batch {self.batch} of step {self.step!r}") if \
@@ -265,8 +331,8 @@ class StoreWriter:
             self._later[name] = {"form": info.get("form"), "note": info["note"]}
         return key
 
-    def _write_one(self, name: str, m: AttentionMap, w: torch.Tensor) -> None:
-        form = forms.choose(m, w, self.form)
+    def _write_one(self, name: str, m: AttentionMap, w: torch.Tensor,
+                   form: forms.SegmentForm) -> None:
         try:
             key = self._key(name, m, form)
             parts = sum(1 for p in self._pending if p["key"] == key)
@@ -351,6 +417,7 @@ class StoreWriter:
         self._pending, self._paths, self._bytes, self._samples = [], [], 0, 0
 
     def _release(self) -> None:
+        self._stop(cancel=True)  # nothing is left running once the lock is released
         self.closed = True
         self._lock_cm.__exit__(None, None, None)
 
