@@ -33,7 +33,6 @@ KNOWN: dict[tuple[str, str, str], str] = {
     ("size", "attnscope.demos.families.translation", ""): "workflows",
     ("size", "attnscope.integrations.lightning", ""): "issue 19.5 (merge to store)",
     ("size", "attnscope.store.reader", ""): "issue 19.1 (store forms)",
-    ("size", "attnscope.store.writer", ""): "issue 19.1 (store forms)",
 }
 
 

@@ -24,6 +24,11 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
+import torch
+
+from attnscope.maps import AttentionMap
+from attnscope.store import forms
+
 Job = Callable[[], None]
 
 
@@ -125,3 +130,64 @@ class BatchPipeline:
                 with self._cond:
                     self._busy -= 1
                     self._cond.notify_all()
+
+
+class BackgroundWrites:
+    """The background half of :class:`attnscope.store.writer.StoreWriter` (a mixin):
+    maps are checked when handed over and kept until ``commit()`` gives the batch to a
+    :class:`BatchPipeline`, whose worker writes and commits it with the writer's own
+    synchronous methods (``_write_one``, ``_commit_now``, ``_drop``)."""
+
+    form: str
+    expected: int | None
+
+    def _init_background(self, background: bool) -> None:
+        self._pipe = BatchPipeline() if background else None
+        self._batch: list[tuple[str, AttentionMap, torch.Tensor, forms.SegmentForm]] = []
+        self._waited = False  # the first background batch is waited for (disk estimate)
+
+    def wait(self) -> None:
+        """Block until every batch handed to ``commit()`` is committed; raise the failure
+        of one that could not be (background mode; a no-op otherwise)."""
+        if self._pipe is not None:
+            self._pipe.wait()
+
+    def _hand(self, name: str, m: AttentionMap, w: torch.Tensor) -> None:
+        """Check one map now (its form); write it now or keep it for the worker."""
+        form = forms.choose(m, w, self.form)
+        if self._pipe is None:
+            self._write_one(name, m, w, form)  # type: ignore[attr-defined]
+            return
+        self._pipe.check()  # a failure of an earlier batch surfaces at the next one
+        self._batch.append((name, m, w, form))
+
+    def _hand_batch(self) -> bool:
+        """Background mode: give the batch to the worker (waiting while another is in
+        flight; the first one is waited for when a disk estimate is due). False in
+        synchronous mode, where the caller commits at once."""
+        if self._pipe is None:
+            return False
+        items, self._batch = self._batch, []
+        if not items:
+            self._pipe.check()
+            return True
+        self._pipe.submit(lambda: self._write_batch(items))
+        if self.expected and not self._waited:
+            self._waited = True
+            self._pipe.wait()
+        return True
+
+    def _write_batch(self, items: list[tuple]) -> None:
+        """The worker's job: write one batch's segments, then commit it."""
+        try:
+            for name, m, w, form in items:
+                self._write_one(name, m, w, form)  # type: ignore[attr-defined]
+        except BaseException:
+            self._drop()  # type: ignore[attr-defined]
+            raise
+        self._commit_now()  # type: ignore[attr-defined]
+
+    def _stop(self, cancel: bool) -> BaseException | None:
+        """End the worker (finishing what it holds unless ``cancel``); its failure."""
+        self._batch = []
+        return None if self._pipe is None else self._pipe.stop(cancel=cancel)
