@@ -15,13 +15,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import zarr
-
 from attnscope import notes
 from attnscope._files import describe
 from attnscope.entries import is_effective
 from attnscope.maps import AttentionMap
 from attnscope.store import forms, layout
+from attnscope.store.codec import group_node
 from attnscope.store.errors import StoreError, StoreWriteError
 from attnscope.store.forms import policy
 from attnscope.store.steps import register_entry
@@ -119,9 +118,8 @@ class StepPublisher:
                                   "reduced": m.reduced}
         key = self.keys[name]
         if key not in self._groups:  # zarr group nodes, so zarr tools can walk the store
-            if not (self.dir / "zarr.json").exists():
-                zarr.open_group(str(self.dir), mode="a", attributes={"step": self.step})
-            zarr.open_group(str(self.dir / key), mode="a", attributes={"module": name})
+            group_node(self.dir, {"step": self.step})
+            group_node(self.dir / key, {"module": name})
             self._groups.add(key)
         return key
 
