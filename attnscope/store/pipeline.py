@@ -20,6 +20,7 @@ synchronous path raises: never lost, never a half-written batch shown as complet
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -52,10 +53,13 @@ class BatchPipeline:
         self._failure: BaseException | None = None
         self._cancel = False
         self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
 
     def submit(self, job: Job) -> None:
         """Queue ``job``; waits while ``depth`` jobs are unfinished. Raises (and clears)
         a failure of an earlier job instead of queueing behind it."""
+        if self._pid != os.getpid():  # a forked child: its parent's worker is not here
+            self.__init__(self.depth, self.name)  # type: ignore[misc]
         with self._cond:
             self._raise_failure()
             while self._busy >= self.depth:

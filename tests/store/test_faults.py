@@ -739,3 +739,28 @@ def test_capture_into_a_store_reports_a_write_failure_once_and_keeps_batches(tmp
     store = open_store(tmp_path / "s")
     assert store.num_samples("first_attn", "a") == store.num_samples("second_attn", "a") == 6
     assert not [h for h in model._forward_hooks.values()]  # the model is left as found
+
+
+def _pipeline_in_child(pipe, queue) -> None:
+    done = []
+    pipe.submit(lambda: done.append("child"))  # the parent's worker is not in this process
+    pipe.wait()
+    queue.put(done)
+
+
+def test_background_pipeline_works_in_a_forked_child(tmp_path):
+    from attnscope.store.pipeline import BatchPipeline
+
+    pipe, done = BatchPipeline(), []
+    pipe.submit(lambda: done.append("parent"))
+    pipe.wait()  # the parent's worker thread is running
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_pipeline_in_child, args=(pipe, queue))
+    child.start()
+    child.join(60)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0 and queue.get(timeout=5) == ["child"]
+    pipe.submit(lambda: done.append("parent again"))
+    assert pipe.stop() is None and done == ["parent", "parent again"]
