@@ -197,7 +197,8 @@ def _build(model: nn.Module, options: CaptureOptions) -> _Build:
         from attnscope.store import open_writer
 
         build.sink = open_writer(store, step=options.step or "default", model=root,
-                                 dtype=options.stored_dtype, form=options.form)
+                                 dtype=options.stored_dtype, form=options.form,
+                                 background=True)  # writes overlap the next forward
         build.own_sink = True
     session.sink = build.sink
     if options.stats:  # summarises each map on its way to the store (or to nowhere)

@@ -16,6 +16,7 @@ the row's scores anyway) and dropout (attnscope records pre-dropout probabilitie
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -92,18 +93,57 @@ def compact_mask(attn_mask: torch.Tensor, query: torch.Tensor, k_len: int,
 
 
 def _cpu_copy(t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """A contiguous CPU copy that outlives ``inference_mode`` and in-place model ops."""
+    """A contiguous CPU copy that outlives ``inference_mode`` and in-place model ops:
+    one copy (``to(copy=True)`` keeps a view's strides, so ``contiguous`` copied again)."""
     with torch.inference_mode(False):
-        t = t.detach().to(device="cpu", dtype=dtype or t.dtype, copy=True)
-        return t.contiguous().clone() if t.is_inference() else t.contiguous()
+        out = torch.empty(t.shape, dtype=dtype or t.dtype)
+        out.copy_(t.detach())
+        return out
+
+
+class MaskMemo:
+    """The compact CPU mask of the last mask tensor seen, reused while the same tensor
+    comes again with the same shapes and selection: models hand one mask object to every
+    layer, and compacting a materialised ``(batch, 1, query, key)`` mask reads all of it.
+    A tensor with a version counter must also be unchanged; an inference tensor has
+    none, so ``token`` (the model call) bounds the reuse to one forward. The mask is
+    held weakly: the model's tensor is never kept alive."""
+
+    def __init__(self) -> None:
+        self._mask: weakref.ref | None = None
+        self._key: tuple | None = None
+        self._value: torch.Tensor | None = None
+
+    def compact(self, attn_mask: torch.Tensor, query: torch.Tensor, k_len: int,
+                samples: list[int] | None, heads: list[int] | None,
+                token: object = None) -> torch.Tensor:
+        version = None if attn_mask.is_inference() else attn_mask._version
+        key = (token, version, attn_mask.data_ptr(), tuple(attn_mask.stride()),
+               tuple(query.shape), k_len, None if samples is None else tuple(samples),
+               None if heads is None else tuple(heads))
+        if self._mask is None or self._mask() is not attn_mask or self._key != key:
+            value = _cpu_copy(compact_mask(attn_mask, query, k_len, samples, heads))
+            self._mask, self._key, self._value = weakref.ref(attn_mask), key, value
+        assert self._value is not None
+        return self._value
 
 
 def _first_copies(key: torch.Tensor) -> list[int]:
     """For each key head, the first of a run of identical heads: code that repeats
-    grouped-query keys itself (``repeat_kv``) before sdpa then stores each once."""
+    grouped-query keys itself (``repeat_kv``) before sdpa then stores each once. Heads
+    whose first key row differs from the previous head's are told apart by one
+    comparison of those rows; only the others are compared whole."""
+    heads = key.shape[1]
+    if heads < 2:
+        return [0] * heads
+    if key.numel():  # (head - 1,): the first key row of each head equals the previous's
+        rows = key[:1, :, :1].reshape(heads, -1)
+        maybe = (rows[1:] == rows[:-1]).all(-1).tolist()
+    else:
+        maybe = [True] * (heads - 1)
     first, run = [0], 0
-    for h in range(1, key.shape[1]):
-        if not torch.equal(key[:, h], key[:, run]):
+    for h in range(1, heads):
+        if not (maybe[h - 1] and torch.equal(key[:, h], key[:, h - 1])):
             run = h
         first.append(run)
     return first
@@ -112,11 +152,14 @@ def _first_copies(key: torch.Tensor) -> list[int]:
 def from_sdpa(query: torch.Tensor, key: torch.Tensor, attn_mask: torch.Tensor | None,
               is_causal: bool, scale: float | None, *, samples: list[int] | None = None,
               heads: list[int] | None = None, half: bool = False,
-              reduced: str | None = None) -> QkInputs:
+              reduced: str | None = None, masks: MaskMemo | None = None,
+              token: object = None) -> QkInputs:
     """Keep what an sdpa call received, for the kept ``samples`` and ``heads``.
 
     ``half``: store 32/64-bit queries and keys as float16 (half the size, lossy: see the
     README for the measured error); 16-bit inputs are always kept as they are.
+    ``masks``: a :class:`MaskMemo` shared by the calls of one capture (``token``: the
+    model call), so a mask every layer receives is compacted once.
     """
     q4, k4 = to_4d(query), to_4d(key)
     num_heads, kv_heads = q4.shape[1], k4.shape[1]
@@ -135,7 +178,8 @@ def from_sdpa(query: torch.Tensor, key: torch.Tensor, attn_mask: torch.Tensor | 
     kv_index = [needed.index(w) for w in wanted]
     mask = None
     if attn_mask is not None:
-        mask = _cpu_copy(compact_mask(attn_mask, query, k4.shape[-2], samples, heads))
+        memo = masks if masks is not None else MaskMemo()
+        mask = memo.compact(attn_mask, query, k4.shape[-2], samples, heads, token)
     dtype = torch.float16 if half and q4.dtype in (torch.float32, torch.float64) else None
     used = 1.0 / math.sqrt(q4.shape[-1]) if scale is None else float(scale)
     return QkInputs(_cpu_copy(q4, dtype), _cpu_copy(k4, dtype), kv_index, mask,

@@ -63,7 +63,7 @@ def open_writer(store: str | os.PathLike, *, step: str, model: torch.nn.Module |
                 dtype: str = "float16", expected_samples: int | None = None,
                 labels: dict | None = None, keepbits: int | None = None,
                 if_exists: str = "append", durable: bool = True,
-                form: str | None = None) -> StoreWriter:
+                form: str | None = None, background: bool = False) -> StoreWriter:
     """Open ``step`` of the store at ``store`` for streaming writes (created if missing).
 
     Args:
@@ -85,13 +85,19 @@ def open_writer(store: str | os.PathLike, *, step: str, model: torch.nn.Module |
             the probabilities on read, exactly and far smaller at long sequences;
             ``"qk16"`` keeps queries and keys as float16 (half again, lossy). Maps whose
             queries and keys are unreachable fall back to probabilities, with a note.
+        background: write and commit each batch on a worker thread while the caller
+            goes on (``capture(store=path)`` does): ``commit()`` returns once the batch
+            is handed over, at most one batch is in flight (memory: two batches of maps
+            with the one being filled), and :meth:`StoreWriter.wait` or ``close()``
+            waits and raises a failure. The commit guarantees are the same: a batch is
+            visible only once all its segments are written (and synced when durable).
     """
     from attnscope.store.writer import StoreWriter
 
     form = check_form(form)
     writer = StoreWriter(Path(store), step, model=model, dtype=dtype,
                          expected_samples=expected_samples, labels=labels, keepbits=keepbits,
-                         if_exists=if_exists, durable=durable)
+                         if_exists=if_exists, durable=durable, background=background)
     writer.form = form
     return writer
 

@@ -131,6 +131,15 @@ def write_json(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
+def group_node(path: Path, attrs: dict) -> None:
+    """A zarr v3 group node at ``path`` (the ``zarr.json`` zarr writes for
+    ``open_group(mode="a", attributes=attrs)``), unless one is there: a file write, not
+    a zarr call (milliseconds each, per entry of every new writer)."""
+    if not (path / "zarr.json").exists():
+        write_json(path / "zarr.json", json.dumps(
+            {"attributes": attrs, "zarr_format": 3, "node_type": "group"}, indent=2).encode())
+
+
 def write_dense(path: Path, weights: torch.Tensor, dtype: torch.dtype, keepbits: int | None,
                 attrs: dict, durable: bool = True, fill: float | int = float("nan")) -> int:
     """Write ``weights`` ``(batch, head, query, key)`` as a sharded zarr array; return bytes.

@@ -584,3 +584,183 @@ def test_leftover_directories_are_not_steps(tmp_path):
     assert open_store(tmp_path / "s").steps == ["a"]
     _store(tmp_path / "s", batches=1, seed=4)  # the next writer of the step tidies up
     assert not (tmp_path / "s" / "steps" / "a~3").exists()
+
+
+# -- the background writer (capture(store=path)): the same guarantees, later ---------------
+
+def _bg(path: Path, **kw):
+    return open_writer(path, step="a", dtype="float32", background=True, **kw)
+
+
+def test_background_failure_surfaces_at_the_next_batch_and_keeps_committed(tmp_path,
+                                                                            monkeypatch):
+    data = _store(tmp_path / "s", batches=2)
+    w = _bg(tmp_path / "s")
+    monkeypatch.setattr(codec, "_write_shard", _enospc)
+    w.write(dense(seed=9))
+    w.commit()  # handed over; the worker fails on it
+    with pytest.raises(StoreWriteError, match="last complete batch: 1") as e:
+        w.write(dense(seed=10))  # the next batch is refused with the worker's error
+        w.commit()
+        w.wait()
+    assert "No space left" in str(e.value) and "\n" not in str(e.value)
+    w.abort()
+    np.testing.assert_array_equal(_read(tmp_path / "s"), np.concatenate(data))
+    segs = sorted(p.name for p in (tmp_path / "s" / "steps" / "a").rglob("b0*"))
+    assert all(not s.startswith("b000002") for s in segs)  # the failed batch left nothing
+
+
+def test_background_failure_is_raised_by_close(tmp_path, monkeypatch):
+    data = _store(tmp_path / "s", batches=1)
+    monkeypatch.setattr(codec, "_write_shard", _enospc)
+    with pytest.raises(StoreWriteError, match="last complete batch: 0"):
+        with _bg(tmp_path / "s") as w:
+            w.write(dense(seed=9))
+    assert w.closed
+    np.testing.assert_array_equal(_read(tmp_path / "s"), data[0])
+    monkeypatch.undo()
+    with _bg(tmp_path / "s") as w:  # the step's lock was released: writing goes on
+        w.write(dense(seed=10))
+    assert _read(tmp_path / "s").shape[0] == 8
+
+
+def test_background_journal_failure_leaves_no_line_and_the_writer_continues(tmp_path,
+                                                                            monkeypatch):
+    data = _store(tmp_path / "s", batches=1)
+    w = _bg(tmp_path / "s")
+    w.write(dense(seed=9))
+    real_write = os.write
+    monkeypatch.setattr(layout.os, "write", lambda fd, b: real_write(fd, b[:7]))  # short
+    w.commit()
+    with pytest.raises(StoreWriteError, match="last complete batch: 0"):
+        w.wait()
+    monkeypatch.undo()
+    w.write(dense(seed=10))
+    w.close()
+    got = _read(tmp_path / "s")
+    np.testing.assert_array_equal(got, np.concatenate([data[0], dense(seed=10).weights]))
+
+
+def test_background_overwrite_failure_keeps_the_old_step(tmp_path, monkeypatch):
+    old = np.concatenate(_store(tmp_path / "s"))
+    calls = []
+
+    def fail_second_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(*args, **kwargs)
+
+    real = codec._write_shard
+    monkeypatch.setattr(codec, "_write_shard", fail_second_batch)
+    with pytest.raises(StoreWriteError, match="previous contents"):
+        with _bg(tmp_path / "s", if_exists="overwrite") as w:
+            for seed in range(3):
+                w.write(dense(seed=seed))
+                w.commit()
+    np.testing.assert_array_equal(_read(tmp_path / "s"), old)
+    steps = [p for p in (tmp_path / "s" / "steps").iterdir() if p.is_dir()]
+    assert len(steps) == 1  # the staged directory is gone
+
+
+@pytest.mark.parametrize("signal", [KeyboardInterrupt, SystemExit])
+def test_background_interrupt_after_the_journal_line_keeps_the_batch(tmp_path, monkeypatch,
+                                                                     signal):
+    first = _store(tmp_path / "s", batches=1)[0]
+    w = _bg(tmp_path / "s")
+    second = dense(seed=5)
+    w.write(second)
+    append = layout.append_journal
+
+    def interrupted(*args, **kwargs):
+        append(*args, **kwargs)
+        raise signal()
+
+    monkeypatch.setattr(layout, "append_journal", interrupted)
+    w.commit()
+    with pytest.raises(signal):  # the worker's interrupt reaches the caller's thread
+        w.wait()
+    w.abort()
+    np.testing.assert_array_equal(_read(tmp_path / "s"),
+                                  np.concatenate([first, second.weights.numpy()]))
+
+
+def test_background_abort_finishes_handed_batches_and_drops_the_open_one(tmp_path):
+    w = _bg(tmp_path / "s")
+    batches = [dense(seed=s) for s in range(3)]
+    for m in batches[:2]:
+        w.write(m)
+        w.commit()
+    w.write(batches[2])  # never committed
+    w.abort()
+    np.testing.assert_array_equal(_read(tmp_path / "s"),
+                                  np.concatenate([m.weights for m in batches[:2]]))
+
+
+def test_background_holds_at_most_one_batch_in_flight(tmp_path, monkeypatch):
+    w = _bg(tmp_path / "s")
+    seen = []
+    real = codec._write_shard
+
+    def spy(*args, **kwargs):
+        seen.append((w._pipe.pending, len(w._batch)))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(codec, "_write_shard", spy)
+    maps = [dense(seed=s) for s in range(6)]
+    for m in maps:
+        w.write(m)
+        w.commit()
+    w.close()
+    assert seen and max(p for p, _ in seen) == 1  # the worker never had a second batch
+    np.testing.assert_array_equal(_read(tmp_path / "s"),
+                                  np.concatenate([m.weights for m in maps]))
+
+
+def test_capture_into_a_store_reports_a_write_failure_once_and_keeps_batches(tmp_path,
+                                                                             monkeypatch):
+    model = TwoAttentions().eval()
+    x = torch.randn(3, 5, 8)
+    calls = []
+    real = codec._write_shard
+
+    def third_batch_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 4:  # two maps a batch, one shard each: batch 2 fails
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(codec, "_write_shard", third_batch_fails)
+    with pytest.raises(StoreWriteError, match="last complete batch: 1") as e:
+        with torch.no_grad(), attnscope.capture(model, store=tmp_path / "s", step="a"):
+            for _ in range(5):
+                model(x)
+    assert "\n" not in str(e.value)
+    store = open_store(tmp_path / "s")
+    assert store.num_samples("first_attn", "a") == store.num_samples("second_attn", "a") == 6
+    assert not [h for h in model._forward_hooks.values()]  # the model is left as found
+
+
+def _pipeline_in_child(pipe, queue) -> None:
+    done = []
+    pipe.submit(lambda: done.append("child"))  # the parent's worker is not in this process
+    pipe.wait()
+    queue.put(done)
+
+
+def test_background_pipeline_works_in_a_forked_child(tmp_path):
+    from attnscope.store.pipeline import BatchPipeline
+
+    pipe, done = BatchPipeline(), []
+    pipe.submit(lambda: done.append("parent"))
+    pipe.wait()  # the parent's worker thread is running
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_pipeline_in_child, args=(pipe, queue))
+    child.start()
+    child.join(60)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0 and queue.get(timeout=5) == ["child"]
+    pipe.submit(lambda: done.append("parent again"))
+    assert pipe.stop() is None and done == ["parent", "parent again"]

@@ -155,3 +155,17 @@ def _nullcontext():
     import contextlib
 
     return contextlib.nullcontext()
+
+
+def test_group_nodes_are_what_zarr_writes(tmp_path):
+    import zarr
+
+    from attnscope.store.codec import group_node
+
+    zarr.open_group(str(tmp_path / "z"), mode="a", attributes={"module": "注意.attn[1]"})
+    group_node(tmp_path / "ours", {"module": "注意.attn[1]"})
+    assert (tmp_path / "ours" / "zarr.json").read_bytes() == \
+        (tmp_path / "z" / "zarr.json").read_bytes()
+    group_node(tmp_path / "ours", {"module": "other"})  # an existing node is kept
+    assert dict(zarr.open_group(str(tmp_path / "ours"), mode="r").attrs) == \
+        {"module": "注意.attn[1]"}
