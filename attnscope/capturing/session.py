@@ -22,7 +22,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from attnscope.capturing.frames import Frame, attention_named, named_cross, new_frame
+from attnscope.capturing.frames import (
+    Frame,
+    attention_named,
+    module_names,
+    named_cross,
+    new_frame,
+)
 from attnscope.capturing.layout import CallShape, declared_heads, fit_dense, folded_note
 from attnscope.capturing.recorder import MapRecorder, MapSink, mark_masked
 from attnscope.capturing.selection import Selection
@@ -40,27 +46,6 @@ def _patterns(value: str | Sequence[str] | None) -> tuple[str, ...]:
     if value is None:
         return ()
     return (value,) if isinstance(value, str) else tuple(value)
-
-
-def module_names(model: nn.Module) -> dict[nn.Module, str]:
-    """Qualified names with compile/DDP wrapper prefixes removed, in ``named_modules``
-    order (a module reached twice keeps its first name). Walked with a plain stack:
-    ``named_modules``' nested generators cost milliseconds per capture on a model of a
-    hundred modules."""
-    names: dict[nn.Module, str] = {}
-    stack: list[tuple[str, nn.Module]] = [("", model)]
-    while stack:
-        name, module = stack.pop()
-        if module in names:
-            continue
-        names[module] = name
-        children = [(f"{name}.{key}" if name else key, child)
-                    for key, child in module._modules.items() if child is not None]
-        stack.extend(reversed(children))
-    if any("_orig_mod" in n for n in names.values()):
-        names = {m: ".".join(p for p in n.split(".") if p != "_orig_mod")
-                 for m, n in names.items()}
-    return names
 
 
 @dataclass
@@ -88,6 +73,7 @@ class CaptureSession(MapRecorder):
         self.call_batch: int | None = None  # batch size of the current model call
         self._calls: dict[str, int] = {}
         self._wanted: dict[tuple[str, bool], bool] = {}
+        self._heads: dict[nn.Module, int | None] = {}
         self.claimed: set[str] = set()  # modules whose maps come from a declared strategy
         self.ignored_softmax: dict[str, int] = {}  # softmax owners that are not attention
         self._unsent: list[AttentionMap] = []
@@ -152,7 +138,9 @@ class CaptureSession(MapRecorder):
         """Batch, declared heads, query tokens and cache use of ``owner``'s call."""
         frames = self.parents(owner, 2)
         tokens = next((f.tokens for f in frames if f.tokens is not None), None)
-        heads = declared_heads(owner.module)
+        heads = self._heads.get(owner.module, -1)
+        if heads == -1:  # ~10 attribute lookups: once per module and capture
+            heads = self._heads[owner.module] = declared_heads(owner.module)
         cached = any(f.cached for f in self.stack)
         return CallShape(self.call_batch, heads, tokens, cached)
 
