@@ -111,11 +111,13 @@ def sdpa_probabilities(
         k4 = k4[:, key_heads] if k4.shape[1] > 1 else k4
         v4 = v4[:, key_heads] if v4 is not None and v4.shape[1] > 1 else v4
 
-    # batched matmuls run faster on dense operands (HF hands over transposed views)
-    k4 = k4.contiguous()
-    v4 = None if v4 is None else v4.contiguous()
     compute = torch.promote_types(query.dtype, torch.float32)
     scale = 1.0 / math.sqrt(dim) if scale is None else scale
+    # the scale goes on the keys, in the one pass that also makes them dense (batched
+    # matmuls run faster on dense operands; HF hands over transposed views); queries
+    # are read where they lie, with no scaled copy per block
+    k4 = k4.to(compute) * scale
+    v4 = None if v4 is None else v4.contiguous()
     n, h = q4.shape[0], q4.shape[1]
     store = out_dtype or compute
     check_map(module, (n, h, q_len, k_len), torch.empty((), dtype=store).element_size())
@@ -136,12 +138,16 @@ def sdpa_probabilities(
         else:
             dead = (mask4 == float("-inf")).all(dim=-1, keepdim=True)
         dead_rows = dead if bool(dead.any()) else None
+    scratch = None  # stored in another dtype: scores of every block in one buffer
     for bs, hs, rs in query_blocks(n, h, q_len, k_len, block_elements):
         view = probs[bs, hs, rs]
-        scores = view if store == compute else torch.empty(view.shape, dtype=compute,
-                                                            device=view.device)
-        qb = q4[bs, hs, rs].to(compute) * scale
-        kb = _pick(_pick(k4, 0, bs), 1, hs).to(compute)
+        scores = view
+        if store != compute:
+            if scratch is None or scratch.numel() < view.numel():
+                scratch = torch.empty(view.numel(), dtype=compute, device=view.device)
+            scores = scratch[: view.numel()].view(view.shape)
+        qb = q4[bs, hs, rs].to(compute)
+        kb = _pick(_pick(k4, 0, bs), 1, hs)
         torch.matmul(qb, kb.transpose(-1, -2), out=scores)
         if future is not None:
             scores.masked_fill_(future[rs], float("-inf"))
