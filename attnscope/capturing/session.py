@@ -145,10 +145,13 @@ class CaptureSession(MapRecorder):
         return CallShape(self.call_batch, heads, tokens, cached)
 
     def fit(self, owner: Frame, t: torch.Tensor, what: str, *,
-            evidence: dict[str, Any] | None = None) -> torch.Tensor | None:
+            evidence: dict[str, Any] | None = None,
+            say: Callable[[str], None] | None = None) -> torch.Tensor | None:
         """``t`` (key axis last) as ``(batch, head, query, key)``, or ``None`` after a
         note saying why it was not recorded. ``evidence``: ``CallShape`` fields the
-        strategy knows from how the operands were built (``fold``, ``rows``)."""
+        strategy knows from how the operands were built (``fold``, ``rows``); ``say``:
+        where the notes go (``rec.notes`` by default)."""
+        say = say or self.note
         call = replace(self.call_shape(owner), **(evidence or {}))
         # (a one-token decode step reads batch-first: its queries may be packed heads)
         if t.ndim >= 3 and call.tokens not in (t.shape[-2], 1) and call.rows is None:
@@ -159,14 +162,14 @@ class CaptureSession(MapRecorder):
                 call = replace(call, batch=dims[1], tokens=dims[0])
         dense, why = fit_dense(t, call)
         if dense is None:
-            self.note(f"{owner.name or '<root>'}: {what} of shape {list(t.shape)} not "
-                      f"recorded: {why}")
+            say(f"{owner.name or '<root>'}: {what} of shape {list(t.shape)} not "
+                f"recorded: {why}")
         elif why:
-            self.note(f"{owner.name or '<root>'}: {what} of shape {list(t.shape)}: {why}")
+            say(f"{owner.name or '<root>'}: {what} of shape {list(t.shape)}: {why}")
         elif dense.ndim == 4:
             folded = folded_note(int(dense.shape[0]), self.call_batch)
             if folded:
-                self.note(f"{owner.name or '<root>'}: {folded}")
+                say(f"{owner.name or '<root>'}: {folded}")
         return dense
 
     def note(self, text: str) -> None:

@@ -48,12 +48,8 @@ class SdpaStrategy(Strategy):
             if key is not None and key in as_is:
                 return True
             notes: list[str] = []  # what the check says, also when rec.notes has it
-            session.note = notes.append  # (an instance attribute over the method)
-            try:
-                fitted = session.fit(owner, torch.empty(shape, device="meta"),
-                                     "sdpa probabilities", evidence=evidence)
-            finally:
-                del session.note
+            fitted = session.fit(owner, torch.empty(shape, device="meta"),
+                                 "sdpa probabilities", evidence=evidence, say=notes.append)
             for text in notes:
                 session.note(text)
             if fitted is None:
