@@ -49,13 +49,20 @@ class Site:
     def __init__(self, owner: Any, name: str) -> None:
         self.owner, self.name = owner, name
         self.original = getattr(owner, name)
+        self._seen: tuple[Any, list[Any]] | None = None  # (occupant, its objects)
 
     def objects(self) -> list[Callable[..., Any]]:
-        """The original, the current occupant and everything either wraps."""
+        """The original, the current occupant and everything either wraps; worked out
+        again only when the occupant changed (every capture asks, for ~100 sites)."""
+        current = getattr(self.owner, self.name, None)
+        seen = self._seen
+        if seen is not None and seen[0] is current:
+            return seen[1]
         found: list[Any] = []
-        for func in (*_chain(self.original), *_chain(getattr(self.owner, self.name, None))):
+        for func in (*_chain(self.original), *_chain(current)):
             if not any(func is f for f in found):
                 found.append(func)
+        self._seen = (current, found)
         return found
 
 

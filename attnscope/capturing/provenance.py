@@ -76,6 +76,9 @@ class Provenance:
         # (module call, shape, tag) of the last tagged products: scores often outlive
         # the product they came from only as a copy (a mask added, then a view)
         self.products: list[tuple[Any, torch.Size, Tag | Lazy]] = []
+        # tags holding query rows picked by an index made so far: while there are none,
+        # a 4-D operand has no evidence to give and is not worked out (see sdpa.py)
+        self.rows_made = 0
 
     # -- lookup ---------------------------------------------------------------------
     def lazy(self, t: Any) -> Tag | Lazy | None:

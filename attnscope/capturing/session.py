@@ -22,7 +22,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from attnscope.capturing.frames import Frame, attention_named, named_cross, new_frame
+from attnscope.capturing.frames import (
+    Frame,
+    attention_named,
+    module_names,
+    named_cross,
+    new_frame,
+)
 from attnscope.capturing.layout import CallShape, declared_heads, fit_dense, folded_note
 from attnscope.capturing.recorder import MapRecorder, MapSink, mark_masked
 from attnscope.capturing.selection import Selection
@@ -40,27 +46,6 @@ def _patterns(value: str | Sequence[str] | None) -> tuple[str, ...]:
     if value is None:
         return ()
     return (value,) if isinstance(value, str) else tuple(value)
-
-
-def module_names(model: nn.Module) -> dict[nn.Module, str]:
-    """Qualified names with compile/DDP wrapper prefixes removed, in ``named_modules``
-    order (a module reached twice keeps its first name). Walked with a plain stack:
-    ``named_modules``' nested generators cost milliseconds per capture on a model of a
-    hundred modules."""
-    names: dict[nn.Module, str] = {}
-    stack: list[tuple[str, nn.Module]] = [("", model)]
-    while stack:
-        name, module = stack.pop()
-        if module in names:
-            continue
-        names[module] = name
-        children = [(f"{name}.{key}" if name else key, child)
-                    for key, child in module._modules.items() if child is not None]
-        stack.extend(reversed(children))
-    if any("_orig_mod" in n for n in names.values()):
-        names = {m: ".".join(p for p in n.split(".") if p != "_orig_mod")
-                 for m, n in names.items()}
-    return names
 
 
 @dataclass
@@ -88,6 +73,7 @@ class CaptureSession(MapRecorder):
         self.call_batch: int | None = None  # batch size of the current model call
         self._calls: dict[str, int] = {}
         self._wanted: dict[tuple[str, bool], bool] = {}
+        self._heads: dict[nn.Module, int | None] = {}
         self.claimed: set[str] = set()  # modules whose maps come from a declared strategy
         self.ignored_softmax: dict[str, int] = {}  # softmax owners that are not attention
         self._unsent: list[AttentionMap] = []
@@ -152,15 +138,20 @@ class CaptureSession(MapRecorder):
         """Batch, declared heads, query tokens and cache use of ``owner``'s call."""
         frames = self.parents(owner, 2)
         tokens = next((f.tokens for f in frames if f.tokens is not None), None)
-        heads = declared_heads(owner.module)
+        heads = self._heads.get(owner.module, -1)
+        if heads == -1:  # ~10 attribute lookups: once per module and capture
+            heads = self._heads[owner.module] = declared_heads(owner.module)
         cached = any(f.cached for f in self.stack)
         return CallShape(self.call_batch, heads, tokens, cached)
 
     def fit(self, owner: Frame, t: torch.Tensor, what: str, *,
-            evidence: dict[str, Any] | None = None) -> torch.Tensor | None:
+            evidence: dict[str, Any] | None = None,
+            say: Callable[[str], None] | None = None) -> torch.Tensor | None:
         """``t`` (key axis last) as ``(batch, head, query, key)``, or ``None`` after a
         note saying why it was not recorded. ``evidence``: ``CallShape`` fields the
-        strategy knows from how the operands were built (``fold``, ``rows``)."""
+        strategy knows from how the operands were built (``fold``, ``rows``); ``say``:
+        where the notes go (``rec.notes`` by default)."""
+        say = say or self.note
         call = replace(self.call_shape(owner), **(evidence or {}))
         # (a one-token decode step reads batch-first: its queries may be packed heads)
         if t.ndim >= 3 and call.tokens not in (t.shape[-2], 1) and call.rows is None:
@@ -171,14 +162,14 @@ class CaptureSession(MapRecorder):
                 call = replace(call, batch=dims[1], tokens=dims[0])
         dense, why = fit_dense(t, call)
         if dense is None:
-            self.note(f"{owner.name or '<root>'}: {what} of shape {list(t.shape)} not "
-                      f"recorded: {why}")
+            say(f"{owner.name or '<root>'}: {what} of shape {list(t.shape)} not "
+                f"recorded: {why}")
         elif why:
-            self.note(f"{owner.name or '<root>'}: {what} of shape {list(t.shape)}: {why}")
+            say(f"{owner.name or '<root>'}: {what} of shape {list(t.shape)}: {why}")
         elif dense.ndim == 4:
             folded = folded_note(int(dense.shape[0]), self.call_batch)
             if folded:
-                self.note(f"{owner.name or '<root>'}: {folded}")
+                say(f"{owner.name or '<root>'}: {folded}")
         return dense
 
     def note(self, text: str) -> None:

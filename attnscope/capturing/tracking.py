@@ -143,6 +143,7 @@ def _indexed(tracker: Provenance, name: str, args: tuple, out: Any) -> None:
         return
     parent = tracker.lazy(src) or tracker.initial(src)
     full = (rows.expand(out.shape[:-1]), int(src.shape[-2]))
+    tracker.rows_made += 1  # the only place a query-row index enters a tag
     tracker.tag(out, Lazy(lambda: Tag(resolve(parent).axes[:-2] + ((), ()), rows=full)))
 
 

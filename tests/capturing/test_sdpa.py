@@ -126,3 +126,43 @@ def test_gradients_flow_as_without_capture():
         model(q, k, v).sum().backward()
     assert all(torch.allclose(a, t.grad, atol=1e-6) for a, t in zip(plain, (q, k, v)))
     assert not rec.maps[0].weights.requires_grad
+
+
+class Repeats(nn.Module):
+    """Attention over each sample three times, the copies folded into the batch axis."""
+
+    def forward(self, x):  # (batch, seq, feature)
+        q = x.repeat(3, 1, 1).unsqueeze(1)  # (3 * batch, 1 head, seq, feature)
+        return F.scaled_dot_product_attention(q, q, q)
+
+
+class Twice(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = Repeats()
+
+    def forward(self, x):
+        return self.attn(x) + self.attn(x)
+
+
+def test_layout_checks_remembered_across_captures_keep_notes_and_exact_maps():
+    """The sdpa layout check is remembered per module and shape across captures: a
+    later capture must still say what the first one said, and stay exact when the call
+    shape changes."""
+    torch.manual_seed(0)
+    # the same module called twice per forward: its second call's note is one that
+    # rec.notes already holds, and must not let the check be skipped later
+    folded, plain = Twice(), Caller()
+    for batch in (2, 2, 3):
+        x = torch.randn(batch, 5, 8)
+        q = torch.randn(batch, 2, 5, 8)
+        with attnscope.capture(folded) as rec_folded, attnscope.capture(plain) as rec_plain:
+            folded(x)
+            plain(q, q, q)
+        assert any(f"holds {3 * batch} rows for a model call of {batch}" in n
+                   for n in rec_folded.notes), rec_folded.notes
+        assert rec_plain.notes == []
+        want = reference(x.repeat(3, 1, 1).unsqueeze(1), x.repeat(3, 1, 1).unsqueeze(1))
+        assert len(rec_folded.maps) == 2
+        assert all((m.weights - want).abs().max() < 2e-6 for m in rec_folded.maps)
+        assert (rec_plain.maps[0].weights - reference(q, q)).abs().max() < 2e-6

@@ -9,8 +9,11 @@ taken as ``probs @ v`` from the same block instead of running the kernel a secon
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from attnscope.capturing import aliases, provenance
 from attnscope.capturing.calls import SdpaCall, bind_sdpa
@@ -20,6 +23,11 @@ from attnscope.capturing.session import CaptureSession
 from attnscope.kernels import sdpa_probabilities
 
 _SITES = aliases.sites("scaled_dot_product_attention", F, torch._C._nn)
+# layouts that passed the check unchanged and without a note, per module, by map shape
+# and call shape (batch, declared heads, tokens, cache): the check is a function of
+# these alone when the query rows are the call's tokens, a model repeats them every
+# call, and the check costs more than the rest of a call's bookkeeping
+_AS_IS: weakref.WeakKeyDictionary[nn.Module, set[tuple]] = weakref.WeakKeyDictionary()
 
 
 @register_strategy
@@ -31,6 +39,26 @@ class SdpaStrategy(Strategy):
     description = "F.scaled_dot_product_attention calls (HF sdpa models, custom code)"
 
     def handlers(self, session: CaptureSession):
+        def fits_as_is(owner, shape: tuple, evidence: dict) -> bool | None:
+            """``True``: record as is; ``False``: the check changes the layout;
+            ``None``: refused (noted)."""
+            call = session.call_shape(owner)
+            key = (shape, call) if call.tokens == shape[-2] and not evidence else None
+            as_is = _AS_IS.setdefault(owner.module, set())
+            if key is not None and key in as_is:
+                return True
+            notes: list[str] = []  # what the check says, also when rec.notes has it
+            fitted = session.fit(owner, torch.empty(shape, device="meta"),
+                                 "sdpa probabilities", evidence=evidence, say=notes.append)
+            for text in notes:
+                session.note(text)
+            if fitted is None:
+                return None
+            plain = tuple(fitted.shape) == shape
+            if plain and key is not None and not notes:
+                as_is.add(key)
+            return plain
+
         def handle(func, args, kwargs):
             owner = session.owner()
             if owner is None or not session.wants(owner, True):
@@ -52,13 +80,13 @@ class SdpaStrategy(Strategy):
                 return session.record_call(SdpaCall(owner, unpack_gqa(bound, group),
                                                     lambda: func(*args, **kwargs)))
             plain = query.ndim == 4
-            evidence = provenance.of(session).evidence(query)  # how q was laid out
+            tracker = provenance.of(session)
+            # how q was laid out; a 4-D query can only gain picked query rows from it
+            evidence = tracker.evidence(query) if not plain or tracker.rows_made else {}
             if plain:  # the layout check on shapes alone: nothing is computed
-                fitted = session.fit(owner, torch.empty(shape, device="meta"),
-                                     "sdpa probabilities", evidence=evidence)
-                if fitted is None:
+                plain = fits_as_is(owner, shape, evidence)
+                if plain is None:
                     return func(*args, **kwargs)
-                plain = tuple(fitted.shape) == shape
             if not plain:
                 # heads folded into the batch or packed into the query axis: compute all
                 # of it, then let the layout check unfold or refuse it
