@@ -46,7 +46,8 @@ def capture(
         loader = make_loader(load_data(data), batch_size)
         total = limit or dataset_length(loader)
         writer = open_writer(store, step=step, model=net, dtype=dtype, if_exists="overwrite",
-                             expected_samples=total, form=form)
+                             expected_samples=total, form=form,
+                             background=True)  # writing overlaps the next batch
         try:
             with Progress(console=err_console, transient=True) as bar:
                 task = bar.add_task("capturing", total=total)

@@ -171,7 +171,8 @@ def _run_capturing(model: nn.Module, loader: Any, total: int | None, store: Path
 
     existed = store.exists()
     writer = open_writer(store, step=STEP, model=model, expected_samples=total,
-                         if_exists="overwrite", durable=False, dtype=dtype)
+                         if_exists="overwrite", durable=False, dtype=dtype,
+                         background=True)  # writing overlaps the next batch
     captured, found = None, True
     try:
         with capture(model, include=list(include) if include else None, store=writer,

@@ -41,11 +41,10 @@ class AttentionCallback(Callback):
         export: write ``attention_<step>.npy``, ``attention_all_epochs.npz`` and
             ``attention_all_epochs.csv`` at the end of fit and test.
         log_images: add a heatmap (bar plot for 1-D attention) per epoch to every logger
-            of the trainer: TensorBoard and MLflow take the figure, Weights & Biases an
-            image, a CSV (or any file-based) logger gets a PNG in its log folder.
+            of the trainer, each the way it takes figures (a CSV logger: a PNG file).
         durable: fsync every captured batch (survives power loss; a killed process
-            keeps its committed batches either way). Off by default: it costs ~1 s per
-            batch with dozens of entries.
+            keeps its committed batches either way). Off by default: it costs time.
+            Batches are written on a worker thread while the next one runs.
         log_metrics: log per-head metrics of every captured step as logger scalars
             (``attention/<module>/head<h>/<metric>``) in every logger of the trainer;
             ``True`` for normalised entropy, peak, distance and first-key mass, or a list
@@ -180,7 +179,8 @@ class AttentionCallback(Callback):
         self._writer = open_writer(self.store_path(trainer), step=self._part(trainer, step),
                                    model=pl_module, dtype=self.dtype, if_exists="overwrite",
                                    durable=self.durable, form=self.capture_options.get("form"),
-                                   labels=None if ids is None else {"sample_ids": ids})
+                                   labels=None if ids is None else {"sample_ids": ids},
+                                   background=True)
 
     def _enter(self, pl_module, batch, batch_idx, dataloader_idx) -> None:
         if self._writer is None:
