@@ -40,6 +40,15 @@ def hf_causal_lm(arch: str, attn: str = "sdpa") -> nn.Module:
     return cls._from_config(cfg, attn_implementation=attn).eval()
 
 
+def eager_attentions(arch: str, model: nn.Module, ids: list[int]) -> tuple:
+    """Ground truth: the eager twin of ``model`` (same weights) with
+    ``output_attentions`` on the whole sequence."""
+    eager = hf_causal_lm(arch, "eager")
+    eager.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        return eager(torch.tensor([ids]), output_attentions=True).attentions
+
+
 class Block(nn.Module):
     """Pre-norm block whose attention keeps its keys and values in the cache it is given."""
 

@@ -8,7 +8,7 @@ import torch
 from attnscope.generation import GenerationError, generate
 from attnscope.generation.decoding import Sampling, decode
 from attnscope.generation.protocol import as_causal_lm
-from tests.generation.models import VOCAB, hf_causal_lm, tiny_gpt
+from tests.generation.models import VOCAB, eager_attentions, hf_causal_lm, tiny_gpt
 
 pytest.importorskip("transformers")
 
@@ -20,10 +20,7 @@ def test_hf_generation_matches_eager(arch: str) -> None:
     model = hf_causal_lm(arch)
     d = decode(as_causal_lm(model), PROMPT, 6, Sampling())
     assert len(d.ids) == len(PROMPT) + 6 and d.notes == []
-    eager = hf_causal_lm(arch, "eager")
-    eager.load_state_dict(model.state_dict())
-    with torch.no_grad():
-        ref = eager(torch.tensor([d.ids]), output_attentions=True).attentions
+    ref = eager_attentions(arch, model, d.ids)
     assert len(ref) == len(d.maps)
     for want, got in zip(ref, d.maps.values()):
         assert got.weights.shape == want.shape == (1, 4, 14, 14)

@@ -17,7 +17,7 @@ from attnscope.generation.decoding import Sampling, decode
 from attnscope.generation.protocol import as_causal_lm
 from attnscope.generation.qk_steps import materialize
 from attnscope.generation.sdpa_tap import tap
-from tests.generation.models import hf_causal_lm, tiny_gpt
+from tests.generation.models import eager_attentions, hf_causal_lm, tiny_gpt
 
 pytest.importorskip("transformers")
 
@@ -63,10 +63,7 @@ def test_tapped_decode_matches_eager(arch, prompt, window_note, fallbacks):
             kv = 4 if arch == "gpt2" else 2  # grouped-query key heads stored once
             assert m.qk.key.shape[:3] == (1, kv, length) and len(m.qk.kv_index) == 4
     materialize(d.maps)
-    eager = hf_causal_lm(arch, "eager")
-    eager.load_state_dict(model.state_dict())
-    with torch.no_grad():
-        ref = eager(torch.tensor([d.ids]), output_attentions=True).attentions
+    ref = eager_attentions(arch, model, d.ids)
     assert len(ref) == len(d.maps)
     for want, got in zip(ref, d.maps.values()):
         assert got.weights.shape == want.shape == (1, 4, length, length)
