@@ -30,7 +30,6 @@ MAX_BYTES = 12 * 1024
 
 # (rule, module, what it imports or its size) -> who fixes it
 KNOWN: dict[tuple[str, str, str], str] = {
-    ("size", "attnscope.store.reader", ""): "issue 19.1 (store forms)",
 }
 
 

@@ -31,7 +31,7 @@ from attnscope.store.errors import ExportTooLargeError, StoreError
 from attnscope.store.estimate import human
 from attnscope.store.graph_export import npz_edge_arrays, write_edges_csv
 from attnscope.store.reader import Store
-from attnscope.store.reader import _positions as positions
+from attnscope.store.segment import positions
 
 CSV_NAME = "attention_all_epochs.csv"
 CHUNK_BYTES = 64 * 2**20  # what one streamed read may hold

@@ -19,7 +19,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from attnscope.store.reader import Segment, Store
+from attnscope.store.reader import Store
+from attnscope.store.segment import Segment
 from attnscope.store.steps import delete_step
 from attnscope.store.writer import StoreWriter
 
