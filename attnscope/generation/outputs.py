@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from attnscope._files import atomic_path
-from attnscope.generation.qk_scores import LONG, block_factor, block_means, is_qk
+from attnscope.generation import qk_scores
+from attnscope.generation.qk_scores import block_factor, block_means, is_qk
 from attnscope.generation.qk_steps import stored_maps
 
 
@@ -27,7 +28,7 @@ def figures(r: Any, folder: Path, dpi: float) -> list[Path]:
 
     name = list(r.maps)[r.layer]
     kept = stored_maps(r.maps)[name]
-    if is_qk(kept) and len(r.ids) > LONG:
+    if is_qk(kept) and len(r.ids) > qk_scores.LONG:
         return _block_figures(r, name, kept, folder, dpi)
     m = r.maps[name]
     heads = m.weights.shape[1]
@@ -53,7 +54,7 @@ def _block_figures(r: Any, name: str, m: Any, folder: Path, dpi: float) -> list[
     heads = w.shape[1]
     first_new = r.prompt_length // f  # the block holding the first generated token
     axis = f"token block ({f} tokens each; generated from block {first_new})"
-    what = f"block mean of {f} x {f} tokens"
+    what = f"block mean of {f} x {f} tokens" if f > 1 else "from queries and keys"
     path = folder / f"attention_layer{r.layer}.png"
     plot_heatmap(w, head="mean", query_axis=f"query {axis}", key_axis=f"key {axis}",
                  title=f"{_title(r)}\n{name} (layer {r.layer}), mean of {heads} heads, "
@@ -109,7 +110,7 @@ def write_view(r: Any, path: Path, store: Path | None = None) -> Path:
 
     title = _title(r, 60).replace("\n", " ")
     kept = stored_maps(r.maps)
-    if store is None or len(r.ids) <= LONG or not any(is_qk(m) for m in kept.values()):
+    if store is None or len(r.ids) <= qk_scores.LONG or not any(is_qk(m) for m in kept.values()):
         return render_html(as_recording(r.maps), tokens=r.tokens, title=title).save(path)
     from attnscope.store import open_store
 

@@ -28,7 +28,8 @@ from attnscope.generation.protocol import (
     labels_of,
     prompt_ids,
 )
-from attnscope.generation.qk_scores import LONG, stat_rows
+from attnscope.generation import qk_scores
+from attnscope.generation.qk_scores import stat_rows
 from attnscope.generation.qk_steps import LazyMaps, materialize
 from attnscope.maps import AttentionMap, Recording
 from attnscope.options import check_form
@@ -133,7 +134,7 @@ def _result(i: int, prompt: Any, d: Decoded, lm: Any, layer: int) -> GenerationR
     shown = prompt if isinstance(prompt, str) else " ".join(tokens[:d.prompt_length])
     stats = stat_rows(d.maps, tokens)  # q/k layers blockwise, never as L x L maps
     maps: Mapping[str, AttentionMap] = d.maps
-    if len(d.ids) > LONG:  # probabilities of one layer at a time, on access
+    if len(d.ids) > qk_scores.LONG:  # probabilities of one layer at a time, on access
         maps = LazyMaps(d.maps)
     else:  # q/k layers: probabilities for the figures and the page
         materialize(d.maps)
@@ -163,7 +164,7 @@ def _write(r: GenerationResult, folder: Path, dpi: float, store: bool, view: boo
     if store:
         files.append(outputs.write_store(r, folder / "store", STEP, form))
         files.append(outputs.write_stats(r, folder / "head_stats.csv"))
-    if view and not store and len(r.ids) > LONG and form != "probs":
+    if view and not store and len(r.ids) > qk_scores.LONG and form != "probs":
         with tempfile.TemporaryDirectory() as tmp:  # the long page reads q/k from a store
             kept = outputs.write_store(r, Path(tmp) / "store", STEP, form)
             files.append(outputs.write_view(r, folder / "view.html", kept))
