@@ -149,3 +149,31 @@ def stored_maps(maps: Mapping[str, AttentionMap]) -> dict[str, AttentionMap]:
     if isinstance(maps, LazyMaps):
         return {name: maps.stored(name) for name in maps}
     return dict(maps)
+
+
+class Rows:
+    """Rows ``(1, head, n, dim)`` appended along axis 2 into one buffer that doubles when
+    full: a copy per token, no allocation. Thousands of small long-lived tensors (one
+    per token and layer) between the model's growing cache tensors fragment the heap:
+    measured on a 2-layer Llama, peak RSS +915 MB at 4096 tokens against +0 MB for the
+    same loop without them (the cache's freed blocks could not be reused)."""
+
+    def __init__(self) -> None:
+        self.buf: torch.Tensor | None = None
+        self.n = 0
+
+    def append(self, t: torch.Tensor) -> None:
+        new = t.shape[2]
+        if self.buf is None or self.n + new > self.buf.shape[2]:
+            cap = max(64, 2 * (self.n + new))
+            grown = t.new_empty((*t.shape[:2], cap, t.shape[3]))
+            if self.buf is not None:
+                grown[:, :, :self.n] = self.buf[:, :, :self.n]
+            self.buf = grown
+        self.buf[:, :, self.n:self.n + new] = t
+        self.n += new
+
+    def all(self) -> torch.Tensor:
+        """The rows so far (a view of the buffer)."""
+        assert self.buf is not None
+        return self.buf[:, :, :self.n]

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from attnscope._files import write_text
+from attnscope.generation import qk_scores
 from attnscope.generation.decoding import Decoded, Sampling, decode
 from attnscope.generation.protocol import (
     GenerationError,
@@ -28,7 +29,6 @@ from attnscope.generation.protocol import (
     labels_of,
     prompt_ids,
 )
-from attnscope.generation import qk_scores
 from attnscope.generation.qk_scores import stat_rows
 from attnscope.generation.qk_steps import LazyMaps, materialize
 from attnscope.maps import AttentionMap, Recording

@@ -21,7 +21,7 @@ import torch
 
 from attnscope.capturing.calls import bind_sdpa
 from attnscope.capturing.layout import unpack_gqa
-from attnscope.generation.qk_steps import causal_only, causal_probabilities, mark_zeros
+from attnscope.generation.qk_steps import Rows, causal_only, causal_probabilities, mark_zeros
 from attnscope.kernels import QkInputs, from_sdpa, sdpa_probabilities
 from attnscope.maps import AttentionMap
 
@@ -32,42 +32,14 @@ class Fallback(Exception):
     """The light path cannot record this generation exactly (the reason is the text)."""
 
 
-class _Rows:
-    """Rows ``(1, head, n, dim)`` appended along axis 2 into one buffer that doubles when
-    full: a copy per token, no allocation. Thousands of small long-lived tensors (one
-    per token and layer) between the model's growing cache tensors fragment the heap:
-    measured on a 2-layer Llama, peak RSS +915 MB at 4096 tokens against +0 MB for the
-    same loop without them (the cache's freed blocks could not be reused)."""
-
-    def __init__(self) -> None:
-        self.buf: torch.Tensor | None = None
-        self.n = 0
-
-    def append(self, t: torch.Tensor) -> None:
-        new = t.shape[2]
-        if self.buf is None or self.n + new > self.buf.shape[2]:
-            cap = max(64, 2 * (self.n + new))
-            grown = t.new_empty((*t.shape[:2], cap, t.shape[3]))
-            if self.buf is not None:
-                grown[:, :, :self.n] = self.buf[:, :, :self.n]
-            self.buf = grown
-        self.buf[:, :, self.n:self.n + new] = t
-        self.n += new
-
-    def all(self) -> torch.Tensor:
-        """The rows so far (a view of the buffer)."""
-        assert self.buf is not None
-        return self.buf[:, :, :self.n]
-
-
 class _Layer:
     """One attention call site across the prefill and the decode steps."""
 
     def __init__(self, heads: int) -> None:
         self.heads = heads
         self.rows = 0  # query rows recorded so far (= the next query's position)
-        self.queries = _Rows()  # (1, head, rows, dim)
-        self.keys = _Rows()  # (1, key_head, rows, dim)
+        self.queries = Rows()  # (1, head, rows, dim)
+        self.keys = Rows()  # (1, key_head, rows, dim)
         self.last_key: torch.Tensor | None = None  # what the latest call saw (a reference)
         self.scale: float | None = None
         self.failed_at: int | None = None  # the position the q/k segment stops at
