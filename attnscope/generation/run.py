@@ -41,7 +41,12 @@ SCORES = ("prev_token", "induction", "first")  # head scores a generation report
 
 @dataclass
 class GenerationResult:
-    """One prompt: its tokens, the generated text, stitched maps, head scores, files."""
+    """One prompt: its tokens, the generated text, stitched maps, head scores, files.
+
+    ``maps``: a dict; above 1024 tokens in q/k form a
+    :class:`~attnscope.generation.qk_steps.LazyMaps` (``maps[name]`` computes that one
+    layer's probabilities on access; ``maps.stored(name)`` keeps its queries and keys).
+    ``stats``: one row per (layer, head) with every metric (``head_stats.csv``)."""
 
     index: int
     prompt: str
@@ -91,7 +96,9 @@ def generate(model: Any, prompts: Sequence[str | Sequence[int]], *, tokenizer: A
         form: the store's form: ``"probs"`` (float32 probabilities), ``"qk"`` (per layer
             one causal segment of the sequence's queries and keys: O(L * dim), exact on
             read; a layer whose cache drops keys stays probabilities, with a note) or
-            ``"qk16"`` (the same, float16).
+            ``"qk16"`` (the same, float16). With q/k, head scores are computed from the
+            queries and keys in blocks of rows; above 1024 tokens no layer's map is
+            held unless asked for, figures are block means and the page reads the store.
         echo: called with each printed line (the CLI passes its console).
 
     Raises:
@@ -134,7 +141,8 @@ def _result(i: int, prompt: Any, d: Decoded, lm: Any, layer: int) -> GenerationR
     shown = prompt if isinstance(prompt, str) else " ".join(tokens[:d.prompt_length])
     stats = stat_rows(d.maps, tokens)  # q/k layers blockwise, never as L x L maps
     maps: Mapping[str, AttentionMap] = d.maps
-    if len(d.ids) > qk_scores.LONG:  # probabilities of one layer at a time, on access
+    if len(d.ids) > qk_scores.LONG and any(map(qk_scores.is_qk, d.maps.values())):
+        # probabilities of one layer at a time, on access
         maps = LazyMaps(d.maps)
     else:  # q/k layers: probabilities for the figures and the page
         materialize(d.maps)
