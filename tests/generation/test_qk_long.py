@@ -117,6 +117,12 @@ def test_cli_long_qk_end_to_end(tmp_path, capsys, monkeypatch):
         real = getattr(plot, fn)
         monkeypatch.setattr(plot, fn, lambda *a, _r=real, **k: (titles.append(k["title"]),
                                                                  _r(*a, **k))[1])
+    import attnscope.viewer as viewer
+
+    sources = []
+    real_render = viewer.render_html
+    monkeypatch.setattr(viewer, "render_html",
+                        lambda source, **k: (sources.append(source), real_render(source, **k))[1])
     save_llama(tmp_path / "m", context=1024, eos=None)  # runs to -n
     out = tmp_path / "gen"
     code = main(["generate", "-m", str(tmp_path / "m"), "-i", "the cat sat on the mat",
@@ -135,6 +141,7 @@ def test_cli_long_qk_end_to_end(tmp_path, capsys, monkeypatch):
     for name in ("attention_layer2.png", "attention_multihead_layer2.png", "view.html",
                  "head_stats.csv"):
         assert (folder / name).stat().st_size > 1000, name
+    assert [type(x).__name__ for x in sources] == ["Store"]  # the page reads q/k, not maps
     csv_rows = (folder / "head_stats.csv").read_text().splitlines()
     assert len(csv_rows) == 1 + 3 * 4
     store = attnscope.open_store(folder / "store")
