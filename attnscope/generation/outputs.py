@@ -4,8 +4,15 @@ offline page."""
 
 from __future__ import annotations
 
+import csv
+import math
 from pathlib import Path
 from typing import Any
+
+from attnscope._files import atomic_path
+from attnscope.generation import qk_scores
+from attnscope.generation.qk_scores import block_factor, block_means, is_qk
+from attnscope.generation.qk_steps import stored_maps
 
 
 def _title(r: Any, width: int = 36) -> str:
@@ -20,6 +27,9 @@ def figures(r: Any, folder: Path, dpi: float) -> list[Path]:
     from attnscope.plot import plot_heads, plot_heatmap
 
     name = list(r.maps)[r.layer]
+    kept = stored_maps(r.maps)[name]
+    if is_qk(kept) and len(r.ids) > qk_scores.LONG:
+        return _block_figures(r, name, kept, folder, dpi)
     m = r.maps[name]
     heads = m.weights.shape[1]
     rows = [("→" if i >= r.prompt_length else "") + t for i, t in enumerate(r.tokens)]
@@ -34,6 +44,28 @@ def figures(r: Any, folder: Path, dpi: float) -> list[Path]:
     return [path, grid]
 
 
+def _block_figures(r: Any, name: str, m: Any, folder: Path, dpi: float) -> list[Path]:
+    """The long figures: block means of the probabilities computed from the layer's
+    queries and keys (never its whole map), the block size in every title."""
+    from attnscope.plot import plot_heads, plot_heatmap
+
+    f = block_factor(len(r.ids))
+    w = block_means(m.qk, f)[None]  # (1, head, R, R)
+    heads = w.shape[1]
+    first_new = r.prompt_length // f  # the block holding the first generated token
+    axis = f"token block ({f} tokens each; generated from block {first_new})"
+    what = f"block mean of {f} x {f} tokens" if f > 1 else "from queries and keys"
+    path = folder / f"attention_layer{r.layer}.png"
+    plot_heatmap(w, head="mean", query_axis=f"query {axis}", key_axis=f"key {axis}",
+                 title=f"{_title(r)}\n{name} (layer {r.layer}), mean of {heads} heads, "
+                       f"{what}", dpi=dpi, path=path)
+    grid = folder / f"attention_multihead_layer{r.layer}.png"
+    plot_heads(w, dpi=dpi, path=grid,
+               title=f"{_title(r, 24)}\n{name} (layer {r.layer}), {heads} heads + mean, "
+                     f"{what}")
+    return [path, grid]
+
+
 def write_store(r: Any, path: Path, step: str, form: str = "probs") -> Path:
     """Every stitched layer under ``step`` (float32: exact), labelled with the tokens.
     ``form="qk"``: a layer whose maps carry the sequence's queries and keys
@@ -43,25 +75,50 @@ def write_store(r: Any, path: Path, step: str, form: str = "probs") -> Path:
     labels = {"tokens": r.tokens, "prompt_length": r.prompt_length}
     with open_writer(path, step=step, dtype="float32", labels=labels, form=form,
                      if_exists="overwrite", durable=False) as writer:
-        for m in r.maps.values():
+        for m in stored_maps(r.maps).values():  # q/k layers as kept: O(L * dim)
             writer.write(m)
     return path
 
 
 def write_stats(r: Any, path: Path) -> Path:
-    """One CSV row per (layer, head): every metric, previous-token/induction/sink included."""
-    from attnscope.analysis import head_stats
-    from attnscope.generation.run import as_recording
+    """One CSV row per (layer, head): every metric, previous-token/induction/sink included
+    (``r.stats``, as ``head_stats`` writes its CSV)."""
+    from attnscope.analysis import METRICS
 
-    head_stats(as_recording(r.maps), tokens=r.tokens, similarity=False, csv_path=path)
+    cols = ["module", "step", "sample", "head", "map", *METRICS, "nearest_head", "nearest_js"]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(cols)
+        for row in r.stats:
+            writer.writerow([_cell(row.get(c, "")) for c in cols])
     return path
 
 
-def write_view(r: Any, path: Path) -> Path:
-    """The offline page of every layer, token-labelled."""
-    from attnscope.generation.run import as_recording
-    from attnscope.viewer import render_html
+def _cell(v: Any) -> Any:
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.6g}"
+    return v
 
-    page = render_html(as_recording(r.maps), tokens=r.tokens,
-                       title=_title(r, 60).replace("\n", " "))
+
+def write_view(r: Any, path: Path, store: Path | None = None) -> Path:
+    """The offline page of every layer, token-labelled. A long generation in q/k form is
+    read from its ``store`` (the page computes fine cells from the queries and keys;
+    nothing ``L x L`` is built); if every layer does not fit the page's size limit, the
+    drawn layer alone, with a note."""
+    from attnscope.generation.run import as_recording
+    from attnscope.viewer import ViewTooLargeError, render_html
+
+    title = _title(r, 60).replace("\n", " ")
+    kept = stored_maps(r.maps)
+    if store is None or len(r.ids) <= qk_scores.LONG or not any(is_qk(m) for m in kept.values()):
+        return render_html(as_recording(r.maps), tokens=r.tokens, title=title).save(path)
+    from attnscope.store import open_store
+
+    source = open_store(store)
+    try:
+        page = render_html(source, tokens=r.tokens, title=title)
+    except ViewTooLargeError as err:
+        name = list(kept)[r.layer]
+        r.notes.append(f"view.html shows {name} only: every layer {err}")
+        page = render_html(source, modules=[name], tokens=r.tokens, title=title)
     return page.save(path)

@@ -13,7 +13,8 @@ reason as the store's note. The store then grows ``O(L * dim)`` per layer, not
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 
 import torch
 
@@ -113,3 +114,66 @@ def merge_steps(steps: Sequence[AttentionMap], length: int) -> QkInputs:
     if query.shape[2] != length or key.shape[2] != length:
         raise StitchError(f"the steps cover {query.shape[2]} of {length} positions")
     return QkInputs(query, key, first.kv_index, None, True, first.scale, None)
+
+
+class LazyMaps(Mapping):
+    """``{name: AttentionMap}`` of a long generation whose q/k layers are never all held
+    as probabilities: ``maps[name]`` computes that one layer's ``(1, head, L, L)``
+    probabilities on each access (keep the result while you use it; nothing is cached),
+    and :meth:`stored` gives the map as kept, ``weights`` on ``meta`` and the sequence's
+    queries and keys in ``.qk`` (:func:`attnscope.kernels.qk_probabilities` reads rows or
+    heads of it)."""
+
+    def __init__(self, maps: dict[str, AttentionMap]) -> None:
+        self._maps = dict(maps)
+
+    def __getitem__(self, name: str) -> AttentionMap:
+        m = self._maps[name]
+        if m.weights.is_meta and getattr(m, "qk", None) is not None:
+            m = replace(m, weights=causal_probabilities(m.qk))
+        return m
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._maps)
+
+    def __len__(self) -> int:
+        return len(self._maps)
+
+    def stored(self, name: str) -> AttentionMap:
+        """The map as kept (no probabilities computed)."""
+        return self._maps[name]
+
+
+def stored_maps(maps: Mapping[str, AttentionMap]) -> dict[str, AttentionMap]:
+    """The maps as kept: a :class:`LazyMaps`'s own maps (nothing materialised)."""
+    if isinstance(maps, LazyMaps):
+        return {name: maps.stored(name) for name in maps}
+    return dict(maps)
+
+
+class Rows:
+    """Rows ``(1, head, n, dim)`` appended along axis 2 into one buffer that doubles when
+    full: a copy per token, no allocation. Thousands of small long-lived tensors (one
+    per token and layer) between the model's growing cache tensors fragment the heap:
+    measured on a 2-layer Llama, peak RSS +915 MB at 4096 tokens against +0 MB for the
+    same loop without them (the cache's freed blocks could not be reused)."""
+
+    def __init__(self) -> None:
+        self.buf: torch.Tensor | None = None
+        self.n = 0
+
+    def append(self, t: torch.Tensor) -> None:
+        new = t.shape[2]
+        if self.buf is None or self.n + new > self.buf.shape[2]:
+            cap = max(64, 2 * (self.n + new))
+            grown = t.new_empty((*t.shape[:2], cap, t.shape[3]))
+            if self.buf is not None:
+                grown[:, :, :self.n] = self.buf[:, :, :self.n]
+            self.buf = grown
+        self.buf[:, :, self.n:self.n + new] = t
+        self.n += new
+
+    def all(self) -> torch.Tensor:
+        """The rows so far (a view of the buffer)."""
+        assert self.buf is not None
+        return self.buf[:, :, :self.n]

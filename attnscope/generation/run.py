@@ -12,7 +12,8 @@ Example:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 
 from attnscope._files import write_text
+from attnscope.generation import qk_scores
 from attnscope.generation.decoding import Decoded, Sampling, decode
 from attnscope.generation.protocol import (
     GenerationError,
@@ -27,7 +29,8 @@ from attnscope.generation.protocol import (
     labels_of,
     prompt_ids,
 )
-from attnscope.generation.qk_steps import materialize
+from attnscope.generation.qk_scores import stat_rows
+from attnscope.generation.qk_steps import LazyMaps, materialize
 from attnscope.maps import AttentionMap, Recording
 from attnscope.options import check_form
 from attnscope.sources.index import resolve_layer
@@ -38,7 +41,12 @@ SCORES = ("prev_token", "induction", "first")  # head scores a generation report
 
 @dataclass
 class GenerationResult:
-    """One prompt: its tokens, the generated text, stitched maps, head scores, files."""
+    """One prompt: its tokens, the generated text, stitched maps, head scores, files.
+
+    ``maps``: a dict; above 1024 tokens in q/k form a
+    :class:`~attnscope.generation.qk_steps.LazyMaps` (``maps[name]`` computes that one
+    layer's probabilities on access; ``maps.stored(name)`` keeps its queries and keys).
+    ``stats``: one row per (layer, head) with every metric (``head_stats.csv``)."""
 
     index: int
     prompt: str
@@ -48,10 +56,11 @@ class GenerationResult:
     text: str
     stopped: str
     layer: int
-    maps: dict[str, AttentionMap] = field(repr=False)
+    maps: Mapping[str, AttentionMap] = field(repr=False)
     top_heads: dict[str, list[tuple[str, int, float]]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    stats: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "prompt": self.prompt, "generated": self.text,
@@ -87,7 +96,9 @@ def generate(model: Any, prompts: Sequence[str | Sequence[int]], *, tokenizer: A
         form: the store's form: ``"probs"`` (float32 probabilities), ``"qk"`` (per layer
             one causal segment of the sequence's queries and keys: O(L * dim), exact on
             read; a layer whose cache drops keys stays probabilities, with a note) or
-            ``"qk16"`` (the same, float16).
+            ``"qk16"`` (the same, float16). With q/k, head scores are computed from the
+            queries and keys in blocks of rows; above 1024 tokens no layer's map is
+            held unless asked for, figures are block means and the page reads the store.
         echo: called with each printed line (the CLI passes its console).
 
     Raises:
@@ -108,7 +119,6 @@ def generate(model: Any, prompts: Sequence[str | Sequence[int]], *, tokenizer: A
         ids = prompt_ids(lm, prompt, i)
         decoded = decode(lm, ids, max_new_tokens, sampling, include=include,
                          exclude=exclude, context=context, form=form)
-        materialize(decoded.maps)  # q/k layers: probabilities for figures, scores, page
         result = _result(i, prompt, decoded, lm, layer)
         if out is not None:
             result.files = _write(result, Path(out) / f"prompt_{i:03d}", dpi, store, view,
@@ -129,21 +139,25 @@ def _result(i: int, prompt: Any, d: Decoded, lm: Any, layer: int) -> GenerationR
     new = d.ids[d.prompt_length:]
     text = decode_text(new) if decode_text is not None else "".join(tokens[d.prompt_length:])
     shown = prompt if isinstance(prompt, str) else " ".join(tokens[:d.prompt_length])
+    stats = stat_rows(d.maps, tokens)  # q/k layers blockwise, never as L x L maps
+    maps: Mapping[str, AttentionMap] = d.maps
+    if len(d.ids) > qk_scores.LONG and any(map(qk_scores.is_qk, d.maps.values())):
+        # probabilities of one layer at a time, on access
+        maps = LazyMaps(d.maps)
+    else:  # q/k layers: probabilities for the figures and the page
+        materialize(d.maps)
     result = GenerationResult(i, shown, d.ids, tokens, d.prompt_length, text, d.stopped,
-                              layer, d.maps, notes=d.notes)
-    result.top_heads = _top_heads(d.maps, tokens)
+                              layer, maps, notes=d.notes, stats=stats)
+    result.top_heads = _top_heads(stats)
     return result
 
 
-def _top_heads(maps: dict[str, AttentionMap], tokens: list[str], k: int = 3
+def _top_heads(stats: list[dict[str, Any]], k: int = 3
                ) -> dict[str, list[tuple[str, int, float]]]:
     """The ``k`` best heads per score (previous-token, induction, first-token sink)."""
-    from attnscope.analysis import head_stats
-
-    report = head_stats(as_recording(maps), tokens=tokens, similarity=False)
     out: dict[str, list[tuple[str, int, float]]] = {}
     for score in SCORES:
-        rows = [(r["module"], int(r["head"]), float(r[score])) for r in report.rows
+        rows = [(r["module"], int(r["head"]), float(r[score])) for r in stats
                 if r.get(score) is not None and r[score] == r[score]]
         out[score] = sorted(rows, key=lambda r: -r[2])[:k]
     return out
@@ -158,8 +172,13 @@ def _write(r: GenerationResult, folder: Path, dpi: float, store: bool, view: boo
     if store:
         files.append(outputs.write_store(r, folder / "store", STEP, form))
         files.append(outputs.write_stats(r, folder / "head_stats.csv"))
-    if view:
-        files.append(outputs.write_view(r, folder / "view.html"))
+    if view and not store and len(r.ids) > qk_scores.LONG and form != "probs":
+        with tempfile.TemporaryDirectory() as tmp:  # the long page reads q/k from a store
+            kept = outputs.write_store(r, Path(tmp) / "store", STEP, form)
+            files.append(outputs.write_view(r, folder / "view.html", kept))
+    elif view:
+        files.append(outputs.write_view(r, folder / "view.html",
+                                        folder / "store" if store else None))
     path = folder / "generation.json"
     r.files = [*files, path]
     write_text(path, json.dumps(r.to_dict(), indent=1, ensure_ascii=False))
@@ -180,7 +199,7 @@ def _echo(r: GenerationResult, echo: Callable[[str], None]) -> None:
         echo(f"  -> {r.files[0].parent}")
 
 
-def as_recording(maps: dict[str, AttentionMap]) -> Recording:
+def as_recording(maps: Mapping[str, AttentionMap]) -> Recording:
     """The stitched maps as a Recording: what analysis, plots and the viewer read."""
     rec = Recording()
     rec.maps = list(maps.values())

@@ -1,8 +1,8 @@
 """What the light decode path (:mod:`attnscope.generation.sdpa_tap`) keeps per attention
 layer, one sdpa call at a time, and the causal map it gives at the end.
 
-Per call a layer keeps only the new query rows and the new key rows (copies of
-``(1, head, new, dim)``); it checks that the call is plain causal attention over every
+Per call a layer keeps only the new query rows and the new key rows (copied into one
+growing buffer per layer); it checks that the call is plain causal attention over every
 earlier key (key count, mask). The first call that is not (a sliding window's mask, a
 cache that drops keys, a bias) ends the layer's q/k segment there: from that step on the
 layer keeps each step's probabilities, computed from that call's own inputs, and its
@@ -21,7 +21,7 @@ import torch
 
 from attnscope.capturing.calls import bind_sdpa
 from attnscope.capturing.layout import unpack_gqa
-from attnscope.generation.qk_steps import causal_only, causal_probabilities, mark_zeros
+from attnscope.generation.qk_steps import Rows, causal_only, causal_probabilities, mark_zeros
 from attnscope.kernels import QkInputs, from_sdpa, sdpa_probabilities
 from attnscope.maps import AttentionMap
 
@@ -38,8 +38,8 @@ class _Layer:
     def __init__(self, heads: int) -> None:
         self.heads = heads
         self.rows = 0  # query rows recorded so far (= the next query's position)
-        self.queries: list[torch.Tensor] = []  # (1, head, new, dim) each
-        self.keys: list[torch.Tensor] = []  # (1, key_head, new, dim) each
+        self.queries = Rows()  # (1, head, rows, dim)
+        self.keys = Rows()  # (1, key_head, rows, dim)
         self.last_key: torch.Tensor | None = None  # what the latest call saw (a reference)
         self.scale: float | None = None
         self.failed_at: int | None = None  # the position the q/k segment stops at
@@ -70,8 +70,8 @@ class _Layer:
             else:
                 why = causal_only(tokens, k_len, mask, causal, pos)
             if why is None:
-                self.queries.append(q.clone())
-                self.keys.append(k.narrow(2, pos, tokens).clone())
+                self.queries.append(q)
+                self.keys.append(k.narrow(2, pos, tokens))
                 self.last_key, self.scale = k, scale
                 self.rows += tokens
                 return
@@ -86,7 +86,7 @@ class _Layer:
         held = k.shape[2] - tokens
         if held > self.rows:
             raise Fallback(f"the cache holds {k.shape[2]} keys for {self.rows + tokens} tokens")
-        if held and not torch.equal(torch.cat(self.keys, 2)[:, :, self.rows - held:],
+        if held and not torch.equal(self.keys.all()[:, :, self.rows - held:],
                                     k[:, :, :held]):
             raise Fallback("the cache changed a key it held")
 
@@ -103,8 +103,8 @@ class _Layer:
         return out
 
     def segment(self, half: bool) -> QkInputs:
-        query, key = torch.cat(self.queries, 2), torch.cat(self.keys, 2)
-        return from_sdpa(query, key, None, True, self.scale, half=half)
+        return from_sdpa(self.queries.all(), self.keys.all(), None, True, self.scale,
+                         half=half)
 
 
 class StepRecorder:
@@ -202,7 +202,7 @@ class StepRecorder:
             first = self.first[(module, call)]
             shape = (1, layer.heads, length, length)
             if layer.failed_at is None:
-                if not torch.equal(torch.cat(layer.keys, 2), layer.last_key):
+                if not torch.equal(layer.keys.all(), layer.last_key):
                     raise Fallback("the cache changed a key it held")
                 weights = torch.empty(shape, dtype=torch.float32, device="meta")
             else:

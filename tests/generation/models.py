@@ -13,13 +13,13 @@ from torch import nn
 VOCAB = 48
 
 
-def hf_causal_lm(arch: str, attn: str = "sdpa") -> nn.Module:
+def hf_causal_lm(arch: str, attn: str = "sdpa", context: int = 64) -> nn.Module:
     """A random 2-layer model of ``arch`` (GQA where the family has it)."""
     import transformers as tf
 
     common = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64,
                   num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                  max_position_embeddings=64)
+                  max_position_embeddings=context)
     if arch == "llama":
         cfg, cls = tf.LlamaConfig(**common), tf.LlamaForCausalLM
     elif arch == "qwen2":
@@ -32,7 +32,7 @@ def hf_causal_lm(arch: str, attn: str = "sdpa") -> nn.Module:
                                   layer_types=["sliding_attention", "full_attention"] * 2)
         cls = tf.Gemma3ForCausalLM
     elif arch == "gpt2":
-        cfg = tf.GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=64)
+        cfg = tf.GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=context)
         cls = tf.GPT2LMHeadModel
     else:
         raise ValueError(arch)

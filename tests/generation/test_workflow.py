@@ -15,7 +15,7 @@ WORDS = ["<pad>", "<s>", "</s>", "<unk>", "the", "cat", "sat", "on", "mat", "고
          "앉았다", "a", "dog"]
 
 
-def save_llama(folder) -> None:
+def save_llama(folder, context: int = 32, eos: int | None = 2) -> None:
     import torch
     import transformers as tf
     from tokenizers import Tokenizer, models, pre_tokenizers
@@ -23,7 +23,7 @@ def save_llama(folder) -> None:
     torch.manual_seed(0)
     cfg = tf.LlamaConfig(vocab_size=len(WORDS), hidden_size=32, intermediate_size=64,
                          num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=32, eos_token_id=2, bos_token_id=1)
+                         max_position_embeddings=context, eos_token_id=eos, bos_token_id=1)
     tf.LlamaForCausalLM(cfg).eval().save_pretrained(folder)
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
