@@ -22,6 +22,9 @@ KINDS = ("self", "cross", "graph")
 DENSE_KINDS = ("self", "cross")
 # how a store keeps dense maps: probabilities, or the queries and keys they come from
 FORMS = ("probs", "qk", "qk16")
+# maps longer than this are never held whole: the viewer shows them coarse (computed from
+# queries and keys where stored so), generate keeps q/k layers lazy and scores them blockwise
+LONG_MAP = 1024
 MAX_KEEPBITS = 23  # float32 mantissa bits; float16 has 10
 
 

@@ -19,8 +19,9 @@ import torch
 
 from attnscope.analysis.metrics import METRICS, SPECIAL
 from attnscope.kernels import BLOCK_ELEMENTS, QkInputs, qk_probabilities
+from attnscope.options import LONG_MAP
 
-LONG = 1024  # above this many tokens a q/k layer's probabilities are never all held
+LONG = LONG_MAP  # above this many tokens a q/k layer's probabilities are never all held
 
 
 def is_qk(m: object) -> bool:

@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from attnscope.options import LONG_MAP
 from attnscope.plot import block_reduce
 
 TILE = 512
-PYRAMID_FROM = 1024  # build coarse levels while the longer side exceeds this
+PYRAMID_FROM = LONG_MAP  # build coarse levels while the longer side exceeds this
 FACTOR = 4
 THUMB = 48  # overview thumbnails: at most THUMB x THUMB block means
 
