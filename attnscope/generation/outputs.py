@@ -11,8 +11,8 @@ from typing import Any
 
 from attnscope._files import atomic_path
 from attnscope.generation import qk_scores
-from attnscope.generation.qk_scores import block_factor, block_means, is_qk
-from attnscope.generation.qk_steps import stored_maps
+from attnscope.generation.qk_scores import block_factor, block_means
+from attnscope.generation.qk_steps import is_qk, stored_maps
 
 
 def _title(r: Any, width: int = 36) -> str:

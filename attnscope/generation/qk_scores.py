@@ -18,16 +18,11 @@ import numpy as np
 import torch
 
 from attnscope.analysis.metrics import METRICS, SPECIAL
+from attnscope.generation.qk_steps import is_qk
 from attnscope.kernels import BLOCK_ELEMENTS, QkInputs, qk_probabilities
 from attnscope.options import LONG_MAP
 
 LONG = LONG_MAP  # above this many tokens a q/k layer's probabilities are never all held
-
-
-def is_qk(m: object) -> bool:
-    """Whether a stitched map carries only its q/k segment (``meta`` weights)."""
-    weights = getattr(m, "weights", None)
-    return weights is not None and weights.is_meta and getattr(m, "qk", None) is not None
 
 
 def row_blocks(inp: QkInputs, head: int, budget: int = BLOCK_ELEMENTS

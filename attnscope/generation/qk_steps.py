@@ -46,6 +46,12 @@ def causal_only(q: int, k: int, mask: torch.Tensor | None, causal: bool,
     return None
 
 
+def is_qk(m: object) -> bool:
+    """Whether a stitched map carries only its q/k segment (``meta`` weights)."""
+    weights = getattr(m, "weights", None)
+    return weights is not None and weights.is_meta and getattr(m, "qk", None) is not None
+
+
 def causal_probabilities(inp: QkInputs) -> torch.Tensor:
     """``(1, head, L, L)`` float32 of a causal q/k segment, exact zeros (the causal
     future) as ``-0.0``: masked, as the capture marks them."""
@@ -61,7 +67,7 @@ def materialize(maps: dict[str, AttentionMap]) -> None:
     """Give every map that carries only its q/k segment (a ``meta`` ``weights``) its
     probabilities, for what reads maps in memory (figures, head scores, the page)."""
     for m in maps.values():
-        if m.weights.is_meta and getattr(m, "qk", None) is not None:
+        if is_qk(m):
             m.weights = causal_probabilities(m.qk)
 
 
@@ -129,9 +135,7 @@ class LazyMaps(Mapping):
 
     def __getitem__(self, name: str) -> AttentionMap:
         m = self._maps[name]
-        if m.weights.is_meta and getattr(m, "qk", None) is not None:
-            m = replace(m, weights=causal_probabilities(m.qk))
-        return m
+        return replace(m, weights=causal_probabilities(m.qk)) if is_qk(m) else m
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._maps)

@@ -30,7 +30,7 @@ from attnscope.generation.protocol import (
     prompt_ids,
 )
 from attnscope.generation.qk_scores import stat_rows
-from attnscope.generation.qk_steps import LazyMaps, materialize
+from attnscope.generation.qk_steps import LazyMaps, is_qk, materialize
 from attnscope.maps import AttentionMap, Recording
 from attnscope.options import check_form
 from attnscope.sources.index import resolve_layer
@@ -141,7 +141,7 @@ def _result(i: int, prompt: Any, d: Decoded, lm: Any, layer: int) -> GenerationR
     shown = prompt if isinstance(prompt, str) else " ".join(tokens[:d.prompt_length])
     stats = stat_rows(d.maps, tokens)  # q/k layers blockwise, never as L x L maps
     maps: Mapping[str, AttentionMap] = d.maps
-    if len(d.ids) > qk_scores.LONG and any(map(qk_scores.is_qk, d.maps.values())):
+    if len(d.ids) > qk_scores.LONG and any(map(is_qk, d.maps.values())):
         # probabilities of one layer at a time, on access
         maps = LazyMaps(d.maps)
     else:  # q/k layers: probabilities for the figures and the page

@@ -15,7 +15,7 @@ from attnscope.analysis import METRICS, head_stats
 from attnscope.generation import generate, qk_scores
 from attnscope.generation.decoding import Sampling, decode
 from attnscope.generation.protocol import as_causal_lm
-from attnscope.generation.qk_steps import LazyMaps, causal_probabilities
+from attnscope.generation.qk_steps import LazyMaps, causal_probabilities, is_qk
 from attnscope.kernels import sdpa
 from attnscope.maps import Recording
 from tests.generation.models import hf_causal_lm, tiny_gpt
@@ -30,7 +30,7 @@ def test_blockwise_scores_equal_materialised_maps(arch):
     model = tiny_gpt() if arch == "tiny" else as_causal_lm(hf_causal_lm(arch))
     d = decode(model, PROMPT, 12, Sampling(), form="qk")
     tokens = [f"t{i}" for i in d.ids]
-    qk_layers = [m for m in d.maps.values() if qk_scores.is_qk(m)]
+    qk_layers = [m for m in d.maps.values() if is_qk(m)]
     assert qk_layers  # gemma3: the global layers; its windowed ones stay probabilities
     for m in qk_layers:
         want = head_stats(_rec(m, causal_probabilities(m.qk)), tokens=tokens,
