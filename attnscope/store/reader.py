@@ -156,6 +156,16 @@ class Store:
         return graph_axes.resolve(info.get("axes", []), sizes, self.labels(step), nodes,
                                   module)
 
+    def locate(self, module: str, step: str | None, sample: int) -> tuple[Segment, int] | None:
+        """The segment holding ``sample`` (0-based over the step) and its row in it, or
+        None when the step has fewer samples (unchecked: :meth:`Segment.meta` checks)."""
+        start = 0
+        for seg in self.segments(module, step):
+            if start <= sample < start + seg.shape[0]:
+                return seg, sample - start
+            start += seg.shape[0]
+        return None
+
     def checked(self, module: str, step: str | None = None) -> list[Segment]:
         """:meth:`segments`, each checked against its own ``zarr.json`` (shape, module)
         before any size from the journal is used to allocate."""

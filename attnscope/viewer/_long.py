@@ -35,16 +35,6 @@ def factors(rows: int, cols: int) -> list[int]:
     return kept or out[-1:]
 
 
-def _segment(store: Any, module: str, step: str | None, sample: int) -> tuple[Any, int] | None:
-    start = 0
-    for seg in store.segments(module, step):
-        n = seg.shape[0]
-        if start <= sample < start + n:
-            return seg, sample - start
-        start += n
-    return None
-
-
 def qk_dim(store: Any, module: str, step: str | None, sample: int,
            shape: tuple[int, ...]) -> int:
     """The head dimension where this entry can be shown from its queries and keys (a long
@@ -53,7 +43,7 @@ def qk_dim(store: Any, module: str, step: str | None, sample: int,
 
     if len(shape) != 2 or max(shape) <= PYRAMID_FROM:
         return 0
-    found = _segment(store, module, step, sample)
+    found = store.locate(module, step, sample)
     if found is None or not qk.QK.detect(found[0].path):
         return 0
     a = qk.segment_meta(found[0].path)["attributes"]
@@ -170,5 +160,5 @@ def load_heads(store: Any, module: str, step: str | None, sample: int,
     """The stored queries and keys of ``heads`` of one sample (:class:`QkInputs`)."""
     from attnscope.store.forms import qk
 
-    seg, row = _segment(store, module, step, sample)  # type: ignore[misc]
+    seg, row = store.locate(module, step, sample)  # type: ignore[misc]
     return qk.load(seg.path, [row], heads)

@@ -23,15 +23,14 @@ def _store_inputs(store: Any, module: str, step: str | None, sample: int,
                   heads: Sequence[int]) -> Any:
     from attnscope.store.forms import qk
 
-    start = 0
-    for seg in store.checked(module, step):
-        n = seg.shape[0]
-        if start <= sample < start + n:
-            if seg.form.name != "qk":
-                return None
-            return qk.load(seg.path, [sample - start], list(heads))
-        start += n
-    return None
+    found = store.locate(module, step, sample)
+    if found is None:
+        return None
+    seg, row = found
+    seg.meta()  # checked against its journal before reading
+    if seg.form.name != "qk":
+        return None
+    return qk.load(seg.path, [row], list(heads))
 
 
 def _recording_inputs(rec: Recording, module: str, sample: int, heads: Sequence[int]) -> Any:
