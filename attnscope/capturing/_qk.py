@@ -15,7 +15,6 @@ import torch
 
 from attnscope.capturing.mode import KernelWatch
 from attnscope.kernels import QkInputs, from_sdpa, qk_probabilities
-from attnscope.kernels.qk import MaskMemo
 from attnscope.maps import AttentionMap
 from attnscope.options import FORMS, check_form  # noqa: F401  (capture checks form= here)
 
@@ -39,12 +38,12 @@ def record_qk(session: Any, owner: Any, bound: dict[str, Any], samples: list[int
     if owner.name in session.claimed:  # a declared strategy owns this module's maps
         return None
     sel = session.selection
-    masks = session.__dict__.setdefault("_qk_masks", MaskMemo())  # one mask, many layers
     with torch.no_grad():
         inputs = from_sdpa(bound["query"], bound["key"], bound.get("attn_mask"),
                            bool(bound.get("is_causal", False)), bound.get("scale"),
                            samples=samples, heads=heads, half=session.form == "qk16",
-                           reduced=sel.reduce, masks=masks, token=session.forward_index)
+                           reduced=sel.reduce, masks=session.qk_masks,
+                           token=session.forward_index)
     kind = session.dense_kind(owner, kind, lengths=(bound["query"].shape[-2],
                                                     bound["key"].shape[-2]))
     # maps kept in memory, or a sink wrapper that summarises them (stats), need real

@@ -33,6 +33,7 @@ from attnscope.capturing.layout import CallShape, declared_heads, fit_dense, fol
 from attnscope.capturing.recorder import MapRecorder, MapSink, mark_masked
 from attnscope.capturing.selection import Selection
 from attnscope.errors import SelectionError
+from attnscope.kernels.qk import MaskMemo
 from attnscope.maps import AttentionMap, Recording
 
 __all__ = ["CaptureSession", "MapSink", "mark_masked", "module_names"]
@@ -76,6 +77,7 @@ class CaptureSession(MapRecorder):
         self._heads: dict[nn.Module, int | None] = {}
         self.claimed: set[str] = set()  # modules whose maps come from a declared strategy
         self.ignored_softmax: dict[str, int] = {}  # softmax owners that are not attention
+        self.qk_masks = MaskMemo()  # q/k form: a mask every layer receives, compacted once
         self._unsent: list[AttentionMap] = []
         self._notes_sent = 0  # lines of rec.notes already handed to the sink
         # called with a frame whose ``pending`` is set, as it leaves the stack
