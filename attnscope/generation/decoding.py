@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from attnscope.capturing import capture
+from attnscope.entries import entry_name
 from attnscope.errors import AttnscopeError
 from attnscope.generation.causal_map import StitchError, check_causal, group_steps, stitch_causal
 from attnscope.generation.protocol import GenerationError, capture_target
@@ -176,7 +177,7 @@ def _decode_captured(lm: Any, seq: list[int], max_new_tokens: int, sampling: Sam
     per_step = [rec.maps[a:b] for a, b in zip(bounds, bounds[1:])]
     groups = group_steps(per_step)
     for (module, call), steps in groups.items():
-        name = module if call == 0 else f"{module}[{call}]"
+        name = entry_name(module, call)
         try:
             maps[name] = stitch_causal(steps, len(seq))
         except StitchError as err:

@@ -21,6 +21,7 @@ import torch
 
 from attnscope.capturing.calls import bind_sdpa
 from attnscope.capturing.layout import unpack_gqa
+from attnscope.entries import entry_name
 from attnscope.generation.qk_steps import Rows, causal_only, causal_probabilities, mark_zeros
 from attnscope.kernels import QkInputs, from_sdpa, sdpa_probabilities
 from attnscope.maps import AttentionMap
@@ -214,5 +215,5 @@ class StepRecorder:
                 m.qk = layer.segment(half=form == "qk16")
             else:
                 m.qk_note = f"not one causal q/k segment: {layer.why}"
-            out[module if call == 0 else f"{module}[{call}]"] = m
+            out[entry_name(module, call)] = m
         return out
