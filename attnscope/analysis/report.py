@@ -21,6 +21,9 @@ from attnscope.analysis.metrics import METRICS
 
 KEYS = ("module", "step", "head")
 EXTRA = ("nearest_head", "nearest_js")
+# the per-sample CSV (stats_per_sample.csv, a generation's head_stats.csv): one row per
+# (entry, step, sample, head)
+PER_SAMPLE_COLUMNS = ("module", "step", "sample", "head", "map", *METRICS, *EXTRA)
 SHORT = {"norm_entropy": "H/Hmax", "entropy": "H", "keys90": "k90", "distance": "dist",
          "prev_token": "prev", "nearest_js": "JS near", "nearest_head": "near",
          "dup_token": "dup", "induction": "induct", "diagonal": "diag"}
@@ -97,7 +100,7 @@ class StatsReport:
             w = csv.DictWriter(f, cols, extrasaction="ignore")
             w.writeheader()
             for r in self.rows:
-                w.writerow({c: _fmt(r.get(c)) for c in cols})
+                w.writerow({c: csv_cell(r.get(c)) for c in cols})
         return path
 
 
@@ -111,7 +114,8 @@ def _reduce(metric: str, v: np.ndarray) -> float:
     return float(np.nanmean(v))
 
 
-def _fmt(v: Any) -> Any:
+def csv_cell(v: Any) -> Any:
+    """A value as every attnscope stats CSV writes it (6 digits; NaN as empty)."""
     if isinstance(v, float):
         return "" if math.isnan(v) else f"{v:.6g}"
     return v

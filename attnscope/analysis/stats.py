@@ -25,7 +25,7 @@ from attnscope.analysis._blocks import BUDGET, AnalysisError, blocks, is_store
 from attnscope.analysis.diagnostics import FindingCounter, Thresholds
 from attnscope.analysis.kinds import PROBABILITY, VALUE_WEIGHTED, measure_of
 from attnscope.analysis.metrics import METRICS, graph_metrics, map_metrics
-from attnscope.analysis.report import EXTRA, StatsReport, _fmt
+from attnscope.analysis.report import PER_SAMPLE_COLUMNS, StatsReport, csv_cell
 from attnscope.analysis.similarity import head_distances, nearest_heads
 from attnscope.maps import Recording
 
@@ -149,7 +149,7 @@ def head_stats(source: Any, modules: Sequence[str] | None = None, *,
         if csv_path is not None:  # written aside, renamed onto csv_path when complete
             part = stack.enter_context(atomic_path(csv_path))
             writer = csv.writer(stack.enter_context(open(part, "w", newline="", encoding="utf-8")))
-            writer.writerow(["module", "step", "sample", "head", "map", *METRICS, *EXTRA])
+            writer.writerow(PER_SAMPLE_COLUMNS)
         if cluster is not None:
             from attnscope.analysis import distributed
 
@@ -240,7 +240,8 @@ def _write_rows(writer: Any, b: Any, measure: str, values: dict[str, np.ndarray]
                 near: Any) -> None:
     for i, sample in enumerate(b.samples):
         for j, head in enumerate(b.heads):
-            cells = [_fmt(float(values[m][i, j])) if m in values else "" for m in METRICS]
-            extra = ["", ""] if near is None else [int(near[0][i, j]), _fmt(float(near[1][i, j]))]
+            cells = [csv_cell(float(values[m][i, j])) if m in values else "" for m in METRICS]
+            extra = ["", ""] if near is None else [int(near[0][i, j]),
+                                                   csv_cell(float(near[1][i, j]))]
             writer.writerow([b.module, b.step, int(sample), int(head), measure, *cells,
                              *extra])

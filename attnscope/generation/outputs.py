@@ -5,7 +5,6 @@ offline page."""
 from __future__ import annotations
 
 import csv
-import math
 from pathlib import Path
 from typing import Any
 
@@ -83,21 +82,14 @@ def write_store(r: Any, path: Path, step: str, form: str = "probs") -> Path:
 def write_stats(r: Any, path: Path) -> Path:
     """One CSV row per (layer, head): every metric, previous-token/induction/sink included
     (``r.stats``, as ``head_stats`` writes its CSV)."""
-    from attnscope.analysis import METRICS
+    from attnscope.analysis.report import PER_SAMPLE_COLUMNS, csv_cell
 
-    cols = ["module", "step", "sample", "head", "map", *METRICS, "nearest_head", "nearest_js"]
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(cols)
+        writer.writerow(PER_SAMPLE_COLUMNS)
         for row in r.stats:
-            writer.writerow([_cell(row.get(c, "")) for c in cols])
+            writer.writerow([csv_cell(row.get(c, "")) for c in PER_SAMPLE_COLUMNS])
     return path
-
-
-def _cell(v: Any) -> Any:
-    if isinstance(v, float):
-        return "" if math.isnan(v) else f"{v:.6g}"
-    return v
 
 
 def write_view(r: Any, path: Path, store: Path | None = None) -> Path:
