@@ -101,6 +101,12 @@ def entropy_rows(z: np.ndarray, allowed: np.ndarray
     return ent, norm, support
 
 
+def keys90_rows(z: np.ndarray) -> np.ndarray:
+    """Per row of ``z`` (weights, NaN as 0): keys needed to hold 90% of its mass."""
+    cum = np.cumsum(-np.sort(-z, axis=-1), axis=-1)
+    return ((cum < 0.9 * z.sum(-1, keepdims=True) - 1e-6).sum(-1) + 1).astype(np.float32)
+
+
 def _token_masks(q_tok: Sequence[str] | None, k_tok: Sequence[str] | None
                  ) -> dict[str, np.ndarray]:
     """``(query, key)`` masks for the token-based scores."""
@@ -168,9 +174,7 @@ def map_metrics(w: np.ndarray, query_tokens: Sequence[str] | None = None,
     if "peak" in want:
         out["peak"] = row_mean(z.max(-1), rows)
     if "keys90" in want:
-        cum = np.cumsum(-np.sort(-z, axis=-1), axis=-1)
-        need = (cum < 0.9 * z.sum(-1, keepdims=True) - 1e-6).sum(-1) + 1
-        out["keys90"] = row_mean(need.astype(np.float32), rows)
+        out["keys90"] = row_mean(keys90_rows(z), rows)
     square = q == k
     if "distance" in want:
         if square:

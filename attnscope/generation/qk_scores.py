@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from attnscope.analysis.metrics import METRICS, SPECIAL
+from attnscope.analysis.metrics import METRICS, SPECIAL, entropy_rows, keys90_rows
 from attnscope.generation.qk_steps import is_qk
 from attnscope.kernels import BLOCK_ELEMENTS, QkInputs, qk_probabilities
 from attnscope.options import LONG_MAP
@@ -86,19 +86,15 @@ def head_metrics(inp: QkInputs, head: int, tokens: Sequence[str] | None = None,
         hi = max(hi, float(z.max()))
         add("mean", z.sum(-1, dtype=np.float64))
         if want & {"entropy", "norm_entropy"}:
-            pos = z > 0
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ent = -np.where(pos, z * np.log(np.where(pos, z, 1.0)), 0.0).sum(-1)
-            support = pos.sum(-1)
+            # allowed keys: the non-zero cells (the materialised map marks every exact
+            # zero, the causal future included, as masked)
+            ent, norm, support = entropy_rows(z, z > 0)
             add("entropy", ent)
-            norm = np.clip(ent / np.log(np.maximum(support, 2)), 0.0, 1.0)
             add("norm_entropy", norm, support > 1)
         if "peak" in want:
             add("peak", z.max(-1))
         if "keys90" in want:
-            cum = np.cumsum(-np.sort(-z, axis=-1), axis=-1)
-            need = (cum < 0.9 * z.sum(-1, keepdims=True) - 1e-6).sum(-1) + 1
-            add("keys90", need.astype(np.float32))
+            add("keys90", keys90_rows(z))
         if "distance" in want:
             dist = np.abs(idx[:, None] - keys[None, :]).astype(np.float32)
             add("distance", (z * dist).sum(-1))
