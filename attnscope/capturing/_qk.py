@@ -52,7 +52,7 @@ def record_qk(session: Any, owner: Any, bound: dict[str, Any], samples: list[int
         probs = qk_probabilities(QkInputs(**{**inputs.__dict__, "reduced": None}))
         m = session.record(owner, probs, kind=kind, source=source, selected=True,
                            heads=heads, samples=samples, owned=True,
-                           masked=inputs.mask is not None or inputs.causal)
+                           masked=False)  # qk_probabilities marks masked keys
         if m is not None:
             m.qk = inputs
         return m

@@ -84,12 +84,6 @@ class SdpaCall:
     def lengths(self) -> tuple[int, int]:
         return int(self.query.shape[-2]), int(self.key.shape[-2])
 
-    @property
-    def masked(self) -> bool:
-        """Whether some keys can be masked out (a mask or the causal flag): only then can
-        the probabilities hold masked zeros."""
-        return self.mask is not None or self.causal
-
 
 @dataclass
 class MhaCall:

@@ -47,12 +47,13 @@ def record_sdpa(session: CaptureSession, call: SdpaCall) -> Any:
             query, key, call.mask, call.causal, call.scale,
             value=value if reuse else None, samples=samples, heads=heads,
             out_dtype=sel.dtype if sel.reduce is None else None, module=owner.name,
+            mark=True,
         )
     result = out.reshape(*query.shape[:-1], value.shape[-1]) if reuse else call.run()
     m = session.record(owner, probs, kind=session.dense_kind(owner, call.hint,
                                                              lengths=call.lengths),
                        source=call.source, selected=True, heads=heads, samples=samples,
-                       owned=True, masked=call.masked)
+                       owned=True, masked=False)  # the kernel marked its blocks
     if m is not None and session.value_weighted and value is not None:
         norms = sdpa_value_norms(value, call.num_heads, samples, heads)
         m.value_weighted = sel.finish(weighted(probs, norms), 1)

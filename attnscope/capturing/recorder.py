@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from attnscope.capturing.calls import MhaCall, SdpaCall
+from attnscope.kernels import mark_masked_
 from attnscope.maps import AttentionMap
 
 if TYPE_CHECKING:
@@ -61,8 +62,8 @@ class MapRecorder:
         ``edge_index``, ``(..., edge, head)``; ``selected``: samples and heads were
         already picked by the strategy (``heads``/``samples`` say which); ``owned``: the
         tensors are the strategy's own, not the model's, so they need no defensive copy;
-        ``masked=False``: the call masked no key (no mask, not causal), so its zeros are
-        weights that underflowed, not masked keys, and need no marking pass."""
+        ``masked=False``: no marking pass (:func:`mark_masked`), because the kernel
+        marked the map already or the call masked no key."""
         if owner.name in self.claimed and source not in ("returns", "method", "bigbird"):
             return None
         sel = self.selection
@@ -167,13 +168,11 @@ class MapRecorder:
 
 
 def mark_masked(weights: torch.Tensor, in_place: bool = False) -> torch.Tensor:
-    """Exact zeros of a softmax output (keys the model masked with -inf or a huge negative
-    score) become -0.0, before any cast: they equal 0 for every computation, yet survive
-    float16 storage, unlike a small weight that merely rounds to +0.0 there. Figures hide
-    the signed zeros only (:func:`attnscope.plot.find_mask`). Maps without a zero cost one
-    min-reduction; ``in_place`` for tensors the strategy owns."""
+    """:func:`attnscope.kernels.mark_masked_` (the one marking rule) for maps a
+    strategy took from the model (softmax outputs, MHA weights); the sdpa kernel marks
+    its own blocks. Figures hide the signed zeros only (:func:`attnscope.plot.find_mask`).
+    Maps without a zero cost one min-reduction; ``in_place`` for tensors the strategy
+    owns, else the model's tensor is left alone."""
     if not weights.is_floating_point() or weights.numel() == 0 or bool(weights.amin() > 0):
         return weights
-    if in_place:
-        return weights.masked_fill_(weights == 0, -0.0)
-    return torch.where(weights == 0, torch.tensor(-0.0, dtype=weights.dtype), weights)
+    return mark_masked_(weights if in_place else weights.clone())

@@ -54,13 +54,8 @@ def is_qk(m: object) -> bool:
 
 def causal_probabilities(inp: QkInputs) -> torch.Tensor:
     """``(1, head, L, L)`` float32 of a causal q/k segment, exact zeros (the causal
-    future) as ``-0.0``: masked, as the capture marks them."""
-    return mark_zeros(qk_probabilities(inp))
-
-
-def mark_zeros(w: torch.Tensor) -> torch.Tensor:
-    """Exact zeros of probabilities (keys masked or never held) become ``-0.0``, in place."""
-    return w.masked_fill_(w == 0, -0.0)
+    future) as ``-0.0``: masked, as the capture marks them (the kernel's rule)."""
+    return qk_probabilities(inp)
 
 
 def materialize(maps: dict[str, AttentionMap]) -> None:

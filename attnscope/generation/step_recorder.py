@@ -22,7 +22,7 @@ import torch
 from attnscope.capturing.calls import bind_sdpa
 from attnscope.capturing.layout import unpack_gqa
 from attnscope.entries import entry_name
-from attnscope.generation.qk_steps import Rows, causal_only, causal_probabilities, mark_zeros
+from attnscope.generation.qk_steps import Rows, causal_only, causal_probabilities
 from attnscope.kernels import QkInputs, from_sdpa, sdpa_probabilities
 from attnscope.maps import AttentionMap
 
@@ -78,8 +78,9 @@ class _Layer:
                 return
             self._check_held(k, tokens)
             self.failed_at, self.why = pos, why
-        probs, _ = sdpa_probabilities(q, k, mask, causal, scale, out_dtype=torch.float32)
-        self.probs.append(mark_zeros(probs).cpu())
+        probs, _ = sdpa_probabilities(q, k, mask, causal, scale, out_dtype=torch.float32,
+                                      mark=True)
+        self.probs.append(probs.cpu())
         self.rows += tokens
 
     def _check_held(self, k: torch.Tensor, tokens: int) -> None:

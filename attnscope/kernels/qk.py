@@ -190,7 +190,8 @@ def qk_probabilities(inp: QkInputs, samples: Index = None, heads: Index = None,
                      rows: Index = None) -> torch.Tensor:
     """Probabilities ``(sample, head, query, key)`` float32 of the chosen samples, heads
     (positions among the kept ones) and query rows, computed one sample at a time by
-    :func:`sdpa_probabilities` (which works in blocks of query rows). A reduced entry
+    :func:`sdpa_probabilities` (which works in blocks of query rows), masked keys as
+    ``-0.0`` exactly as a capture in probability form records them. A reduced entry
     ignores ``heads`` and returns the head mean as one head."""
     n, h, q_len, _ = inp.query.shape
     k_len = inp.key.shape[-2]
@@ -215,7 +216,7 @@ def qk_probabilities(inp: QkInputs, samples: Index = None, heads: Index = None,
                 mask = (keys <= torch.tensor(row_list).unsqueeze(1))[None, None]
                 causal = False
         probs, _ = sdpa_probabilities(query, key, mask, causal, inp.scale,
-                                      out_dtype=torch.float32)
+                                      out_dtype=torch.float32, mark=True)
         parts.append(probs.mean(1, keepdim=True) if inp.reduced else probs)
     if len(parts) == 1:  # one sample (a one-head read): no copy
         return parts[0]

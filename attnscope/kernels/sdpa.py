@@ -69,6 +69,15 @@ def _pick(t: torch.Tensor, axis: int, index: slice) -> torch.Tensor:
     return t[(slice(None),) * axis + (index,)]
 
 
+def mark_masked_(probs: torch.Tensor) -> torch.Tensor:
+    """Exact zeros of softmax probabilities become ``-0.0``, in place: they equal 0 for
+    every computation, yet survive float16 storage (unlike a small weight that merely
+    rounds to +0.0 there), so figures and metrics can tell a key the call masked (-inf
+    or a huge negative score, the causal future, a query with no key) from a weight.
+    The one rule for marking; applied only to calls that mask something."""
+    return probs.masked_fill_(probs == 0, -0.0)
+
+
 def _softmax_(scores: torch.Tensor) -> None:
     """Softmax over the last axis, in place: no second score-sized buffer."""
     torch.ops.aten._softmax.out(scores, -1, False, out=scores)
@@ -87,6 +96,7 @@ def sdpa_probabilities(
     out_dtype: torch.dtype | None = None,
     block_elements: int = BLOCK_ELEMENTS,
     module: str = "",
+    mark: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Softmax probabilities of an sdpa call, ``(batch, head, query, key)``.
 
@@ -94,6 +104,8 @@ def sdpa_probabilities(
     key head ``h // (Hq // Hk)``. With ``value``, also returns the attention output in
     the 4-D layout (only meaningful without a sample/head selection). Scores are
     written straight into the result and normalised in place, block by block.
+    ``mark``: a call with a mask or ``is_causal`` gets its exact zeros as ``-0.0``
+    (:func:`mark_masked_`), in the same block pass, before any cast.
     """
     q4, k4 = to_4d(query), to_4d(key)
     q_len, dim = q4.shape[-2:]
@@ -167,6 +179,8 @@ def sdpa_probabilities(
         _softmax_(scores)
         if dead_rows is not None:  # a query with every key masked: zeros, like sdpa
             scores.masked_fill_(_pick(_pick(dead_rows, 0, bs), 1, hs)[:, :, rs], 0.0)
+        if mark and (future is not None or mask4 is not None):
+            mark_masked_(scores)  # while the block is in cache
         if out is not None:
             vb = _pick(_pick(v4, 0, bs), 1, hs)
             torch.matmul(scores.to(vb.dtype), vb, out=out[bs, hs, rs])

@@ -32,22 +32,26 @@ def array_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
-def _fast_layout(meta: dict[str, Any]) -> tuple[list[int], bool] | None:
-    """``(shard shape, chunks carry crc32c)`` when ``meta`` is laid out the way
-    :func:`write_dense` writes it, else None."""
+_LAYOUTS = {("bytes", "blosc"): (False, True), ("bytes", "blosc", "crc32c"): (True, True),
+            ("bytes", "crc32c"): (True, False)}  # inner codecs: (checksummed, compressed)
+
+
+def _fast_layout(meta: dict[str, Any]) -> tuple[list[int], bool, bool] | None:
+    """``(shard shape, chunks carry crc32c, chunks are blosc-compressed)`` when
+    ``meta`` is laid out the way :func:`write_dense` writes it, else None."""
     try:
         (codec,) = meta["codecs"]
         cfg = codec["configuration"]
         shards = [int(n) for n in meta["chunk_grid"]["configuration"]["chunk_shape"]]
-        names = [c["name"] for c in cfg["codecs"]]
+        names = tuple(c["name"] for c in cfg["codecs"])
         ok = (codec["name"] == "sharding_indexed" and cfg.get("index_location") == "end"
               and cfg["chunk_shape"][:2] == [1, 1] and len(meta["shape"]) == 4
               and len(shards) == 4 and min(shards) > 0
               and [c["name"] for c in cfg["index_codecs"]] == ["bytes", "crc32c"]
-              and names in (["bytes", "blosc"], ["bytes", "blosc", "crc32c"]))
+              and names in _LAYOUTS)
     except (KeyError, TypeError, ValueError):
         return None
-    return (shards, names[-1] == "crc32c") if ok else None
+    return (shards, *_LAYOUTS[names]) if ok else None
 
 
 def read_heads(path: Path, rows: np.ndarray, heads: np.ndarray,
@@ -61,7 +65,7 @@ def read_heads(path: Path, rows: np.ndarray, heads: np.ndarray,
     found = _fast_layout(meta)
     if found is None:
         return None
-    shards, checked = found
+    shards, checked, compressed = found
     try:
         dtype = np.dtype(meta["data_type"]).newbyteorder("<")
         q, k = (int(n) for n in meta["shape"][2:])
@@ -102,6 +106,11 @@ def read_heads(path: Path, rows: np.ndarray, heads: np.ndarray,
             blob, stored = blob[:-4], blob[-4:]
             if crc(blob) != stored:
                 raise damaged(s, h, "fails its checksum (the file changed after writing)")
+        if not compressed:
+            if len(blob) != q * k * dtype.itemsize:
+                raise damaged(s, h, f"holds {len(blob)} bytes, not the "
+                              f"{q * k * dtype.itemsize} of its shape")
+            return np.frombuffer(blob, dtype=dtype).reshape(q, k)
         if len(blob) < 16:
             raise damaged(s, h, "has no valid compressed header")
         # blosc header: version, lz version, flags, typesize, then uint32 nbytes,

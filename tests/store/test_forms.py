@@ -120,3 +120,62 @@ def test_the_store_never_imports_the_capture_engine():
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             assert not any(n.startswith("attnscope.capturing") for n in names), path
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_masked_keys_read_as_negative_zero_in_every_dense_form(tmp_path, causal):
+    """A key the call masked is -0.0 whether the map was captured in memory, stored as
+    probabilities or recomputed from a q/k segment: figures and metrics read one mark."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    cls, cfg = ((transformers.GPT2Model, transformers.GPT2Config(
+        n_embd=32, n_layer=1, n_head=2, n_positions=16)) if causal else
+        (transformers.BertModel, transformers.BertConfig(
+            hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+            intermediate_size=64)))
+    cfg._attn_implementation = "sdpa"
+    model = cls(cfg).eval()
+    ids = torch.randint(5, 100, (2, 6))
+    mask = torch.ones_like(ids)
+    mask[1, 4:] = 0  # sample 1: two padded keys
+    marks = {}
+    with torch.no_grad():
+        with attnscope.capture(model) as rec:
+            model(input_ids=ids, attention_mask=mask)
+        for form in ("probs", "qk"):
+            with attnscope.capture(model, store=tmp_path / form, step="s", form=form):
+                model(input_ids=ids, attention_mask=mask)
+    w = rec.maps[0].weights.numpy()
+    marks["memory"] = (w == 0) & np.signbit(w)
+    for form in ("probs", "qk"):
+        store = open_store(tmp_path / form)
+        got = store.read(store.modules[0], "s")
+        marks[form] = (got == 0) & np.signbit(got)
+    want = np.zeros_like(marks["memory"])
+    want[1, :, :, 4:] = True  # every query of sample 1 masks keys 4 and 5
+    if causal:
+        want |= np.triu(np.ones((6, 6), bool), 1)
+    for where, got in marks.items():
+        np.testing.assert_array_equal(got, want, err_msg=where)
+
+
+def test_qk_segments_with_compressed_queries_and_keys_still_read(tmp_path):
+    """Queries and keys are stored raw (they do not compress); segments written when
+    they were blosc-compressed read back the same, through the same fast reader."""
+    from attnscope.store.forms import qk as qk_form
+
+    m = _qk_map(3, 4)
+    with open_writer(tmp_path / "s", step="a", dtype="float32") as w:
+        w.write(m)
+        w.commit()
+    store = open_store(tmp_path / "s")
+    seg = store.segments("blk.attn", "a")[0].path
+    meta = json.loads((seg / "q" / "zarr.json").read_text())
+    assert [c["name"] for c in meta["codecs"][0]["configuration"]["codecs"]] == \
+        ["bytes", "crc32c"]
+    raw = store.read("blk.attn", "a")
+    for part, t in (("q", m.qk.query), ("k", m.qk.key)):
+        qk_form._write_array(seg / part, t, durable=False, compress=True)
+        meta = json.loads((seg / part / "zarr.json").read_text())
+        assert "blosc" in json.dumps(meta["codecs"])
+    np.testing.assert_array_equal(open_store(tmp_path / "s").read("blk.attn", "a"), raw)
