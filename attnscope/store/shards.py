@@ -80,7 +80,7 @@ def read_heads(path: Path, rows: np.ndarray, heads: np.ndarray,
 
     def one(task: tuple[int, int]) -> np.ndarray:
         s, h = task
-        file = path / "c" / str(s // ns) / str(h // nh) / "0" / "0"
+        file = chunk_file(path, (s // ns, h // nh, 0, 0), meta)
         try:
             f = open(file, "rb")  # noqa: SIM115  (closed by the ``with f`` below)
         except FileNotFoundError:
@@ -131,8 +131,16 @@ def read_heads(path: Path, rows: np.ndarray, heads: np.ndarray,
     return out
 
 
-def chunk_file(path: Path, coords: tuple[int, ...]) -> Path:
-    """The file of the chunk (or shard) at grid ``coords`` (zarr v3 default keys)."""
+def chunk_file(path: Path, coords: tuple[int, ...], meta: dict[str, Any]) -> Path:
+    """The file of the chunk (or shard) at grid ``coords``: zarr v3 default keys with
+    the array's separator (``/``: nested folders, as zarr writes by default; ``.``: one
+    file ``c.0.0`` beside ``zarr.json``, as :func:`write_dense` writes)."""
+    try:
+        sep = meta["chunk_key_encoding"]["configuration"]["separator"]
+    except (KeyError, TypeError):
+        sep = "/"
+    if sep == ".":
+        return path / ".".join(["c", *(str(c) for c in coords)])
     return path.joinpath("c", *(str(c) for c in coords))
 
 

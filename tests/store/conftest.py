@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -16,3 +18,10 @@ def dense(batch: int = 4, heads: int = 3, q: int = 8, k: int = 8, seed: int = 0,
 @pytest.fixture
 def make_dense():
     return dense
+
+
+def chunk_files(array: Path) -> list[Path]:
+    """The chunk or shard files of the zarr array at ``array`` (``c.0.0.0.0`` beside
+    ``zarr.json`` as attnscope writes them, or nested ``c/0/...`` as zarr does)."""
+    return sorted(p for p in array.rglob("*") if p.is_file() and p.name != "zarr.json"
+                  and (p.name.startswith("c.") or "c" in p.relative_to(array).parts[:1]))

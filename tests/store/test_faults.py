@@ -33,7 +33,7 @@ from attnscope.store import (
     schema,
 )
 
-from .conftest import dense
+from .conftest import chunk_files, dense
 from .fault_fixtures import TwoAttentions
 
 
@@ -177,7 +177,7 @@ def test_export_names_are_unique_stable_and_short(tmp_path, names):
 
 def _segment_file(path: Path) -> tuple[Path, Path]:
     seg = open_store(path).segments("enc.attn", "a")[0].path
-    return seg, next(p for p in (seg / "c").rglob("*") if p.is_file())
+    return seg, chunk_files(seg)[0]
 
 
 @pytest.mark.parametrize("where", ["chunk", "chunk_crc", "index", "index_crc"])

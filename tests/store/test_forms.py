@@ -179,3 +179,35 @@ def test_qk_segments_with_compressed_queries_and_keys_still_read(tmp_path):
         meta = json.loads((seg / part / "zarr.json").read_text())
         assert "blosc" in json.dumps(meta["codecs"])
     np.testing.assert_array_equal(open_store(tmp_path / "s").read("blk.attn", "a"), raw)
+
+
+@pytest.mark.parametrize("name", ["dense", "qk"])
+def test_segments_with_nested_chunk_folders_still_read(tmp_path, name):
+    """Shard files are ``c.0.0.0.0`` beside ``zarr.json`` now; segments written with
+    zarr's nested keys (``c/0/0/0/0``, before) read the same, by the fast reader too."""
+    m = MAKERS[name](3, 2)
+    with open_writer(tmp_path / "s", step="a", dtype="float32") as w:
+        w.write(m)
+        w.commit()
+    store = open_store(tmp_path / "s")
+    want = store.read("blk.attn", "a")
+    seg = store.segments("blk.attn", "a")[0].path
+    moved = 0
+    for meta_file in seg.rglob("zarr.json"):
+        meta = json.loads(meta_file.read_text())
+        if meta.get("node_type") != "array":
+            continue
+        assert meta["chunk_key_encoding"]["configuration"]["separator"] == "."
+        meta["chunk_key_encoding"]["configuration"]["separator"] = "/"
+        meta_file.write_text(json.dumps(meta))
+        for file in meta_file.parent.glob("c.*"):
+            nested = meta_file.parent.joinpath(*file.name.split("."))
+            nested.parent.mkdir(parents=True)
+            file.rename(nested)
+            moved += 1
+    assert moved >= 1
+    np.testing.assert_array_equal(open_store(tmp_path / "s").read("blk.attn", "a"), want)
+    import zarr  # zarr itself reads both layouts from their metadata
+
+    part = seg / ("q" if name == "qk" else "")
+    assert zarr.open_array(str(part), mode="r").shape[0] == 3

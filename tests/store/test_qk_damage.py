@@ -11,6 +11,7 @@ import torch
 
 import attnscope
 from attnscope.store import StoreError
+from tests.store.conftest import chunk_files
 from tests.store.test_qk import Net
 
 
@@ -28,7 +29,7 @@ def qk_segment(tmp_path):
 
 
 def _shard(seg, part):
-    (file,) = [f for f in (seg / part / "c").rglob("*") if f.is_file()]
+    (file,) = chunk_files(seg / part)
     return file
 
 

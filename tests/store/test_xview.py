@@ -8,7 +8,7 @@ import pytest
 
 from attnscope.store import StoreError, open_store, open_writer
 
-from .conftest import dense
+from .conftest import chunk_files, dense
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def store_path(tmp_path):
 
 def _shard(root, batch: int):
     seg = open_store(root).segments("blk.attn", "a")[batch].path
-    return seg, next(p for p in (seg / "c").rglob("*") if p.is_file())
+    return seg, chunk_files(seg)[0]
 
 
 def test_the_view_equals_read(store_path):

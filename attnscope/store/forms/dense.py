@@ -82,7 +82,7 @@ def _zarr_read(path: Path, meta: dict[str, Any], rows: np.ndarray,
     if len(grid) != 4 or len(shape) != 4 or min(grid) < 1:
         raise damaged(path, f"its zarr.json has the chunk grid {grid} for shape {shape}")
     if all(shape):  # a missing shard or chunk would read back as NaN
-        files = {shards.chunk_file(path, (int(r) // grid[0], int(h) // grid[1], 0, 0))
+        files = {shards.chunk_file(path, (int(r) // grid[0], int(h) // grid[1], 0, 0), meta)
                  for r in rows for h in heads}
         shards.check_chunks(path, sorted(files), False, path)
     return shards.read_zarr(path, path, (rows, heads), DTYPES, ours=False)

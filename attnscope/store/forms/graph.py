@@ -54,7 +54,7 @@ class GraphForm:
         weights = path / "weights"
         ours = _layout_ok(meta, [1, *(max(1, n) for n in shape[1:])])
         if all(shape) and len(rows):  # one chunk per sample: each must be there, intact
-            files = [shards.chunk_file(weights, (int(r),) + (0,) * (len(shape) - 1))
+            files = [shards.chunk_file(weights, (int(r),) + (0,) * (len(shape) - 1), meta)
                      for r in sorted(set(rows.tolist()))]
             shards.check_chunks(weights, files, shards.ends_in_crc(meta), path)
         middle = (slice(None),) * (len(shape) - 2)  # leading axes (node, time step ...)
@@ -69,7 +69,7 @@ class GraphForm:
                              "re-capture this step")
         if all(shape) and _layout_ok(meta, shape):  # one chunk, as written here
             shards.check_chunks(path / "edge_index",
-                                [shards.chunk_file(path / "edge_index", (0, 0))],
+                                [shards.chunk_file(path / "edge_index", (0, 0), meta)],
                                 shards.ends_in_crc(meta), path)
         return shards.read_zarr(path / "edge_index", path, Ellipsis, ("int64",),
                                 _layout_ok(meta, shape))

@@ -6,13 +6,12 @@ A qk segment is a zarr group ``b000012/`` holding ``q`` ``(batch, head, query, d
 the causal flag, scale, grouped-query layout (``kv_index``), array shapes and dtypes and
 the shape of the probabilities it stands for. Arrays use the map layout of
 ``codec.write_dense`` (one inner chunk per head of one sample), so one head reads
-without the others; queries and keys are stored raw (they do not compress), masks
-blosc-compressed. Masks are stored compact
-(:func:`attnscope.kernels.compact_mask`), bool-valued ones (also additive
-masks with two values, such as ``0``/``finfo.min``) as packed bits plus the two values
-(as hex floats), so they read back bit for bit. Every chunk and shard index carries a
-crc32c, as in probability segments: damage (a flipped byte, garbled attributes, arrays
-that do not fit them) is a :class:`StoreError`, never other numbers.
+without the others; queries and keys are stored raw (they do not compress). Masks are
+stored compact (:func:`attnscope.kernels.compact_mask`), two-valued ones as packed bits
+(:mod:`attnscope.store.forms.qk_mask`), blosc-compressed, and read back bit for bit.
+Every chunk and shard index carries a crc32c, as in probability segments: damage (a
+flipped byte, garbled attributes, arrays that do not fit them) is a
+:class:`StoreError`, never other numbers.
 
 The form is registered as ``qk`` (:mod:`attnscope.store.forms`): ``Store.read``, the
 xarray view and merges ask it like any other form, so everything built on them works on
@@ -36,6 +35,7 @@ from attnscope.store import codec, relative_bias, shards
 from attnscope.store.errors import StoreError
 from attnscope.store.forms import WriteContext, register_form
 from attnscope.store.forms.dense import _entry_map
+from attnscope.store.forms.qk_mask import decode_mask, encode_mask
 
 _BITS = {torch.bfloat16: torch.int16}  # dtypes NumPy lacks: stored as raw bits
 
@@ -68,17 +68,7 @@ def _read_array(path: Path, shape: list[int], dtype: str, rows: list[int],
 def write_segment(path: Path, inp: QkInputs, attrs: dict[str, Any],
                   durable: bool = True) -> int:
     """Write one batch of one entry in query/key form; return the bytes written."""
-    mask, kind, values = inp.mask, None, None
-    if mask is not None:
-        kind = "raw"
-        if mask.dtype == torch.bool:
-            kind = "bits"
-        else:
-            lo, hi = mask.min(), mask.max()
-            if bool(((mask == lo) | (mask == hi)).all()):  # exact as hex: no JSON rounding
-                kind, values, mask = "bits", [float(lo).hex(), float(hi).hex()], mask == lo
-        if kind == "bits":  # 1 bit per (query, key): bool, or which of two values
-            mask = torch.from_numpy(np.packbits(mask.numpy(), axis=-1))
+    mask, kind, values = (None, None, None) if inp.mask is None else encode_mask(inp.mask)
     dtype = lambda t: str(t.dtype).replace("torch.", "")  # noqa: E731
     meta = {**attrs, "form": "qk", "shape": list(inp.shape), "causal": inp.causal,
             "scale": inp.scale, "kv_index": inp.kv_index, "reduced": inp.reduced,
@@ -86,13 +76,13 @@ def write_segment(path: Path, inp: QkInputs, attrs: dict[str, Any],
             "q": [list(inp.query.shape), dtype(inp.query)],
             "k": [list(inp.key.shape), dtype(inp.key)],
             "mask": None if mask is None else [list(mask.shape), dtype(inp.mask), kind, values]}
-    codec.write_json(path / "zarr.json", json.dumps(
-        {"attributes": meta, "zarr_format": 3, "node_type": "group"}).encode())
+    group = json.dumps({"attributes": meta, "zarr_format": 3, "node_type": "group"}).encode()
+    codec.write_json(path / "zarr.json", group)
     n = (_write_array(path / "q", inp.query, durable, compress=False)
          + _write_array(path / "k", inp.key, durable, compress=False))
     if mask is not None:  # packed bits, mostly runs: compresses well
         n += _write_array(path / "mask", mask, durable, compress=True)
-    return n + (path / "zarr.json").stat().st_size
+    return n + len(group)
 
 
 def _attrs(path: Path) -> dict[str, Any]:
@@ -126,15 +116,9 @@ def load(path: Path, samples: list[int], heads: list[int]) -> QkInputs:
     mask = None
     if a["mask"] is not None:
         shape, dtype, kind, values = a["mask"]
-        mask = _read_array(path / "mask", shape, "uint8" if kind == "bits" else dtype,
-                           samples, heads)
-        if kind == "bits":
-            bits = np.unpackbits(mask.numpy(), axis=-1, count=a["key_len"]).astype(bool)
-            mask = torch.from_numpy(bits)
-            if values is not None:
-                lo, hi = (torch.tensor(float.fromhex(v), dtype=getattr(torch, dtype))
-                          for v in values)
-                mask = torch.where(mask, lo, hi)
+        mask = decode_mask(_read_array(path / "mask", shape,
+                                       "uint8" if kind == "bits" else dtype, samples, heads),
+                           a["key_len"], dtype, kind, values)
     return QkInputs(q, k, kv, mask, bool(a["causal"]), float(a["scale"]), a["reduced"])
 
 
