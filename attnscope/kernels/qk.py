@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from attnscope.kernels.sdpa import sdpa_probabilities, to_4d
+from attnscope.kernels.sdpa import sdpa_probabilities, to_4d, unbroadcast
 
 Index = list[int] | slice | None
 
@@ -78,10 +78,7 @@ def compact_mask(attn_mask: torch.Tensor, query: torch.Tensor, k_len: int,
     shape = (1,) * (query.ndim - attn_mask.ndim) + tuple(attn_mask.shape)
     m = attn_mask.reshape(shape)
     m = m.expand(*query.shape[:-2], m.shape[-2], k_len)
-    m = to_4d(m)
-    for axis in range(3):  # batch, head, query: drop broadcast (stride 0) axes first
-        if m.shape[axis] > 1 and m.stride(axis) == 0:
-            m = m.narrow(axis, 0, 1)
+    m = unbroadcast(to_4d(m))  # broadcast (stride 0) axes first
     if samples is not None and m.shape[0] > 1:
         m = m[samples]
     if heads is not None and m.shape[1] > 1:
