@@ -55,7 +55,7 @@ def write_cost(maps: list, form: str, tmp: Path, batches: int, repeats: int) -> 
     per_batch, per_batch_wall, setup = [], [], []
     for r in range(repeats + 1):  # the first round warms caches and the codec pool
         root = tmp / f"{form}-{r}"
-        cpu, wall = time.process_time(), time.perf_counter()
+        cpu = time.process_time()
         w = open_writer(root, step="s", form=None if form == "probs" else form)
         setup_cpu = time.process_time() - cpu
         start_cpu, start_wall = time.process_time(), time.perf_counter()
