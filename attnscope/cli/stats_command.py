@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from attnscope.cli._console import console, err_console, fail
+from attnscope.sources.blockwise import BUDGET
 
 TABLE = ("min", "max", "mean", "entropy", "norm_entropy", "peak", "keys90", "distance",
          "first", "prev_token", "nearest_js")
@@ -59,8 +60,8 @@ def stats(
                                                         "worker processes"),
     scheduler: str = typer.Option(None, "--scheduler", help="run on an existing dask "
                                                             "scheduler, e.g. tcp://host:8786"),
-    budget: int = typer.Option(None, "--budget", help="values read at once (default "
-                               "4194304); head similarity needs one sample's heads together"),
+    budget: int = typer.Option(None, "--budget", help=f"values read at once (default "
+                               f"{BUDGET}); head similarity needs one sample's heads together"),
 ) -> None:
     """Per-head metrics (min/max/mean, entropy, distance, sinks, head types, redundancy)
     of a store, streamed: a table, CSV files and diagnostics."""
