@@ -79,7 +79,8 @@ def open_writer(store: str | os.PathLike, *, step: str, model: torch.nn.Module |
         if_exists: an existing step is appended to (default), ``"overwrite"``-n (the new
             data replaces the old only when the writer closes; a failed run keeps the
             old) or an ``"error"``.
-        durable: fsync every committed batch (survives power loss, not only crashes).
+        durable: fsync every committed batch and metadata file (survives power loss,
+            not only crashes); False keeps the atomic renames, not the flushes.
         form: ``"probs"`` (default) stores probabilities; ``"qk"`` stores what each sdpa
             call received (queries, keys, compact mask, causal flag, scale) and computes
             the probabilities on read, exactly and far smaller at long sequences;

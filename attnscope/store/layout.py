@@ -112,16 +112,20 @@ def _syncfs(root: Path) -> bool:
 _libc: Any = None
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Replace ``path`` in one rename, so readers see the old or the new file, never half."""
+def write_json_atomic(path: Path, obj: Any, durable: bool = True) -> None:
+    """Replace ``path`` in one rename, so readers see the old or the new file, never half;
+    ``durable``: also on disk before this returns (a writer opened ``durable=False``
+    keeps the rename, not the flushes)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(obj, f, indent=1, ensure_ascii=False)  # labels as written (UTF-8)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
-        fsync(path.parent)
+        if durable:
+            fsync(path.parent)
     except OSError as err:
         with contextlib.suppress(OSError):
             tmp.unlink()

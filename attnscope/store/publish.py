@@ -28,8 +28,8 @@ from attnscope.store.steps import register_entry
 
 class StepPublisher:
     """Metadata half of a writer; the writer supplies ``root``, ``step``, ``dir``,
-    ``form``, ``keys``, ``labels``, ``model``, ``dtype``, ``keepbits`` and the
-    bookkeeping ``_init_meta`` sets up."""
+    ``form``, ``keys``, ``labels``, ``model``, ``dtype``, ``keepbits``, ``durable`` and
+    the bookkeeping ``_init_meta`` sets up."""
 
     root: Path
     step: str
@@ -40,6 +40,7 @@ class StepPublisher:
     model: str | None
     dtype: Any
     keepbits: int | None
+    durable: bool
     _staged: bool
     _fresh: bool
     _old: Path | None
@@ -126,7 +127,7 @@ class StepPublisher:
     def _register(self, name: str, info: dict[str, Any]) -> str:
         """Give entry ``name`` its key now (see :func:`steps.register_entry`); notes of
         an entry another writer registered first wait for the next commit."""
-        key, ours = register_entry(self.root, name, info)
+        key, ours = register_entry(self.root, name, info, self.durable)
         if not ours and info.get("note"):
             self._later[name] = {"form": info.get("form"), "note": info["note"]}
         return key
@@ -157,7 +158,7 @@ class StepPublisher:
                     changed = True
                 self._fresh = False  # later commits of this run merge into it
             if changed:
-                layout.write_json_atomic(self.root / layout.META, meta)
+                layout.write_json_atomic(self.root / layout.META, meta, self.durable)
 
     def _swap(self) -> None:
         """Point the step at the new directory in one metadata rename, then drop the old."""
@@ -170,7 +171,7 @@ class StepPublisher:
                 meta["steps"][self.step] = entry
             else:  # the run completed with nothing: the step is replaced by nothing
                 meta["steps"].pop(self.step, None)
-            layout.write_json_atomic(self.root / layout.META, meta)
+            layout.write_json_atomic(self.root / layout.META, meta, self.durable)
         self._staged = False
         assert self._old is not None
         shutil.rmtree(self._old, ignore_errors=True)

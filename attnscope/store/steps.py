@@ -20,7 +20,7 @@ from attnscope.store.errors import StoreError, StoreWriteError
 from attnscope.store.schema import jsonable
 
 
-def init_root(root: Path, keepbits: int | None = None) -> None:
+def init_root(root: Path, keepbits: int | None = None, durable: bool = True) -> None:
     """Create an empty store at ``root`` or check that ``root`` already is one."""
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -42,10 +42,11 @@ def init_root(root: Path, keepbits: int | None = None) -> None:
             raise StoreWriteError(describe(err, root, "create the store")) from err
         layout.write_json_atomic(root / layout.META, {
             "format": layout.FORMAT, "version": layout.VERSION, "created": time.time(),
-            "model": None, "keepbits": keepbits, "modules": {}, "steps": {}})
+            "model": None, "keepbits": keepbits, "modules": {}, "steps": {}}, durable)
 
 
-def register_entry(root: Path, name: str, info: dict[str, Any]) -> tuple[str, bool]:
+def register_entry(root: Path, name: str, info: dict[str, Any],
+                   durable: bool = True) -> tuple[str, bool]:
     """The key of entry ``name``, registering it with ``info`` when it is new; whether
     this call registered it. Writers of other steps may register entries at the same
     time: under the lock each name gets one key and each key one name."""
@@ -59,7 +60,7 @@ def register_entry(root: Path, name: str, info: dict[str, Any]) -> tuple[str, bo
         while f"m{n:04d}" in used:
             n += 1
         meta["modules"][name] = {"key": f"m{n:04d}", **info}
-        layout.write_json_atomic(root / layout.META, meta)
+        layout.write_json_atomic(root / layout.META, meta, durable)
     return f"m{n:04d}", True
 
 

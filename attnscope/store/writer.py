@@ -74,7 +74,7 @@ class StoreWriter(BackgroundWrites, StepPublisher):
         cls = type(model)
         self.model = None if model is None else f"{cls.__module__}.{cls.__qualname__}"
         self.closed = True  # until the lock is held
-        init_root(self.root, keepbits)
+        init_root(self.root, keepbits, durable)
         self._lock_cm = layout.locked(
             layout.step_lock(self.root, step), blocking=False,
             busy=f"step {step!r} of '{self.root}' is being written by another process; "

@@ -183,3 +183,27 @@ def test_processes_creating_one_store_at_once_all_succeed(tmp_path):
             p.join(120)
         assert [p.exitcode for p in procs] == [0] * 6
         assert sorted(open_store(root).steps) == [f"part{i}" for i in range(6)]
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_a_writer_flushes_to_disk_only_when_durable(tmp_path, monkeypatch, durable):
+    """``durable=False`` (generation's store, the viewer's page stores) keeps the atomic
+    renames but makes no fsync or syncfs at all; a durable writer makes both."""
+    import torch
+
+    from attnscope.maps import AttentionMap
+    from attnscope.store import layout
+
+    calls = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
+    real_syncfs = layout._syncfs
+    monkeypatch.setattr(layout, "_syncfs", lambda root: (calls.append("syncfs"),
+                                                          real_syncfs(root))[1])
+    weights = torch.softmax(torch.randn(2, 1, 3, 3), -1)
+    with open_writer(tmp_path / "s", step="a", durable=durable) as w:
+        for _ in range(2):
+            w.write(AttentionMap("enc.attn", "self", weights))
+            w.commit()
+    assert (len(calls) > 0) is durable, calls
+    assert open_store(tmp_path / "s").read("enc.attn", "a").shape == (4, 1, 3, 3)
