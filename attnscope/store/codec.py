@@ -47,6 +47,7 @@ _EMPTY = np.iinfo(np.uint64).max
 _pool: ThreadPoolExecutor | None = None
 _TEMPLATES: dict[tuple, dict] = {}
 BLOSC = Blosc(cname="lz4", clevel=5, shuffle=Blosc.BITSHUFFLE)
+SEPARATOR = "."  # zarr's chunk-key separator in arrays written here: c.0.0.0.0
 
 
 def pool() -> ThreadPoolExecutor:
@@ -126,7 +127,7 @@ def array_json(shape: tuple[int, ...], dtype: torch.dtype, shards: tuple[int, ..
                           chunks=(1, 1, *shards[2:]), shards=shards, fill_value=fill,
                           compressors=[compressor, Crc32cCodec()] if compress
                           else [Crc32cCodec()],
-                          chunk_key_encoding={"name": "default", "separator": "."})
+                          chunk_key_encoding={"name": "default", "separator": SEPARATOR})
         meta = json.loads(mem._store_dict["zarr.json"].to_bytes())
         if len(_TEMPLATES) > 256:
             _TEMPLATES.clear()
@@ -200,12 +201,21 @@ def _write_shard(path: Path, part: torch.Tensor, dtype: torch.dtype, keepbits: i
     parts.append(crc(raw))
     body = b"".join(parts)  # one write call, not two per chunk
     del data, parts
-    with open(path / f"c.{s0 // ns}.{h0 // nh}.0.0", "wb") as f:  # write_json made path
+    with open(chunk_key(path, (s0 // ns, h0 // nh, 0, 0)), "wb") as f:  # path exists
         f.write(body)
         if durable:
             f.flush()
             os.fsync(f.fileno())
     return len(body)
+
+
+def chunk_key(path: Path, coords: tuple[int, ...], separator: str = SEPARATOR) -> Path:
+    """The file of the chunk (or shard) at grid ``coords`` of the array at ``path``, by
+    zarr v3's default key encoding: ``c.0.0`` beside ``zarr.json`` with ``.``, nested
+    folders ``c/0/0`` with ``/`` (zarr's own default)."""
+    if separator == ".":
+        return path / ".".join(["c", *(str(c) for c in coords)])
+    return path.joinpath("c", *(str(c) for c in coords))
 
 
 def crc(data: bytes) -> bytes:

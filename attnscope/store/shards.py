@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from attnscope.store.codec import BLOSC, crc, pool
+from attnscope.store.codec import BLOSC, chunk_key, crc, pool
 from attnscope.store.errors import StoreError
 
 
@@ -132,16 +132,14 @@ def read_heads(path: Path, rows: np.ndarray, heads: np.ndarray,
 
 
 def chunk_file(path: Path, coords: tuple[int, ...], meta: dict[str, Any]) -> Path:
-    """The file of the chunk (or shard) at grid ``coords``: zarr v3 default keys with
-    the array's separator (``/``: nested folders, as zarr writes by default; ``.``: one
-    file ``c.0.0`` beside ``zarr.json``, as :func:`write_dense` writes)."""
+    """The file of the chunk (or shard) at grid ``coords``, with the separator the
+    array's metadata names (``/``, zarr's default, when it names none): arrays written
+    by :func:`write_dense` use ``.``, older ones and zarr's own ``/``."""
     try:
         sep = meta["chunk_key_encoding"]["configuration"]["separator"]
     except (KeyError, TypeError):
         sep = "/"
-    if sep == ".":
-        return path / ".".join(["c", *(str(c) for c in coords)])
-    return path.joinpath("c", *(str(c) for c in coords))
+    return chunk_key(path, coords, sep)
 
 
 def check_chunks(path: Path, files: list[Path], checksummed: bool, where: Path) -> None:
