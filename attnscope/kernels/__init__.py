@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from attnscope.kernels.qk import QkInputs, compact_mask, from_sdpa, qk_probabilities
 from attnscope.kernels.sdpa import (
-                                    BLOCK_ELEMENTS,
-                                    mark_masked_,
-                                    query_blocks,
-                                    sdpa_probabilities,
-                                    to_4d,
+    BLOCK_ELEMENTS,
+    mark_masked_,
+    query_blocks,
+    sdpa_probabilities,
+    to_4d,
 )
 
 __all__ = ["BLOCK_ELEMENTS", "QkInputs", "compact_mask", "from_sdpa", "mark_masked_",

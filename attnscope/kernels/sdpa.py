@@ -84,7 +84,9 @@ def mark_masked_(probs: torch.Tensor) -> torch.Tensor:
     every computation, yet survive float16 storage (unlike a small weight that merely
     rounds to +0.0 there), so figures and metrics can tell a key the call masked (-inf
     or a huge negative score, the causal future, a query with no key) from a weight.
-    The one rule for marking; applied only to calls that mask something."""
+    For probabilities whose mask is not known as booleans (additive masks, softmax
+    outputs taken from a model); the kernel marks the keys a bool mask or the causal
+    flag hid by those booleans themselves (:func:`_hide`)."""
     return probs.masked_fill_(probs == 0, -0.0)
 
 
@@ -142,8 +144,9 @@ def sdpa_probabilities(
     key head ``h // (Hq // Hk)``. With ``value``, also returns the attention output in
     the 4-D layout (only meaningful without a sample/head selection). Scores are
     written straight into the result and normalised in place, block by block.
-    ``mark``: a call with a mask or ``is_causal`` gets its exact zeros as ``-0.0``
-    (:func:`mark_masked_`), in the same block pass, before any cast.
+    ``mark``: keys the call masked come out as ``-0.0``, in the same block pass, before
+    any cast: the keys a bool mask or ``is_causal`` hid, and with an additive mask every
+    exact zero (:func:`mark_masked_`).
     """
     q4, k4 = to_4d(query), to_4d(key)
     q_len, dim = q4.shape[-2:]
