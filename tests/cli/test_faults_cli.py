@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from attnscope.cli import main
-from attnscope.store import codec, open_store
+from attnscope.store import open_store
+from tests.store.conftest import fail_shard_writes
 
 REGRESSOR = "tests.evaluate.fixtures:make_regressor"
 DATA = "tests.evaluate.fixtures:make_regression_data"
@@ -62,16 +63,7 @@ def test_data_of_the_wrong_width_or_type(tmp_path, capsys, data, words):
 
 
 def test_disk_full_during_capture_names_the_last_batch(tmp_path, capsys, monkeypatch):
-    real = codec._write_shard
-    calls = []
-
-    def full_after_two(*args, **kwargs):
-        calls.append(1)
-        if len(calls) > 2:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(codec, "_write_shard", full_after_two)
+    fail_shard_writes(monkeypatch, 2, OSError(errno.ENOSPC, "No space left on device"))
     line = one_error(capsys, capture_args(tmp_path / "s", DATA, "--dtype", "float32"))
     assert "No space left" in line and "last complete batch: 1" in line
     assert _read(tmp_path / "s").shape[0] == 8  # the two committed batches read back

@@ -25,3 +25,19 @@ def chunk_files(array: Path) -> list[Path]:
     ``zarr.json`` as attnscope writes them, or nested ``c/0/...`` as zarr does)."""
     return sorted(p for p in array.rglob("*") if p.is_file() and p.name != "zarr.json"
                   and (p.name.startswith("c.") or "c" in p.relative_to(array).parts[:1]))
+
+
+def fail_shard_writes(monkeypatch, after: int, error: OSError) -> None:
+    """The first ``after`` shard files are written, every later one raises ``error``:
+    a disk that fills up or turns read-only in the middle of a capture."""
+    from attnscope.store import codec
+
+    real, calls = codec._write_shard, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > after:
+            raise error
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(codec, "_write_shard", failing)

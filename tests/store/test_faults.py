@@ -33,7 +33,7 @@ from attnscope.store import (
     schema,
 )
 
-from .conftest import chunk_files, dense
+from .conftest import chunk_files, dense, fail_shard_writes
 from .fault_fixtures import TwoAttentions
 
 
@@ -643,16 +643,7 @@ def test_background_journal_failure_leaves_no_line_and_the_writer_continues(tmp_
 
 def test_background_overwrite_failure_keeps_the_old_step(tmp_path, monkeypatch):
     old = np.concatenate(_store(tmp_path / "s"))
-    calls = []
-
-    def fail_second_batch(*args, **kwargs):
-        calls.append(1)
-        if len(calls) > 1:
-            raise OSError(errno.EROFS, "Read-only file system")
-        return real(*args, **kwargs)
-
-    real = codec._write_shard
-    monkeypatch.setattr(codec, "_write_shard", fail_second_batch)
+    fail_shard_writes(monkeypatch, 1, OSError(errno.EROFS, "Read-only file system"))
     with pytest.raises(StoreWriteError, match="previous contents"):
         with _bg(tmp_path / "s", if_exists="overwrite") as w:
             for seed in range(3):
